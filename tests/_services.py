@@ -1,0 +1,61 @@
+"""Start or find the real services the tests run against (emulator, PostgreSQL, Redis, SMTP)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+class EmulatorProcess:
+    """The Stripe emulator as a separate process on a free loopback port."""
+
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1",
+               "--port", str(self.port)]
+        if data_dir is not None:
+            cmd += ["--data", str(data_dir)]
+        self.log_path = Path(os.environ.get("TEST_OUTPUT_DIR", ROOT / "test-results"))
+        self.log_path.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path / f"emulator-{self.port}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+        wait_for_port("127.0.0.1", self.port)
+
+    def reset(self) -> None:
+        """Wipe all emulator data, webhooks and faults between tests."""
+        requests.delete(f"{self.url}/_config/data", timeout=5)
+        requests.delete(f"{self.url}/_config/faults", timeout=5)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
