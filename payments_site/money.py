@@ -1,0 +1,63 @@
+"""Money: integer minor units + ISO currency; exponents, validation and Babel formatting."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from babel.numbers import format_currency
+
+# ISO 4217 exponents that differ from 2, as Stripe treats them
+# (https://docs.stripe.com/currencies#zero-decimal, #three-decimal).
+ZERO_DECIMAL = frozenset({
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
+    "vuv", "xaf", "xof", "xpf",
+})
+THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+
+# Currencies the site accepts, with Stripe's minimum charge in minor units
+# (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+MINIMUM_CHARGE = {
+    "usd": 50, "eur": 50, "gbp": 30, "chf": 50, "cad": 50, "aud": 50, "nzd": 50, "sek": 300,
+    "nok": 300, "dkk": 250, "pln": 200, "czk": 1500, "huf": 17500, "inr": 50, "sgd": 50,
+    "hkd": 400, "jpy": 50, "krw": 700, "bhd": 200, "kwd": 200, "jod": 400, "omr": 200,
+}
+SUPPORTED_CURRENCIES = frozenset(MINIMUM_CHARGE)
+# Stripe's maximum amount for a single charge: 8 digits of minor units.
+MAXIMUM_CHARGE = 99_999_999
+
+
+class InvalidCurrency(ValueError):
+    pass
+
+
+def normalize_currency(code: str) -> str:
+    """Lower-case ISO code as Stripe uses it; raise InvalidCurrency for unsupported ones."""
+    if not isinstance(code, str):
+        raise InvalidCurrency("currency must be a 3-letter ISO code")
+    normalized = code.strip().lower()
+    if normalized not in SUPPORTED_CURRENCIES:
+        raise InvalidCurrency(f"unsupported currency: {code!r}")
+    return normalized
+
+
+def exponent(currency: str) -> int:
+    currency = currency.lower()
+    if currency in ZERO_DECIMAL:
+        return 0
+    if currency in THREE_DECIMAL:
+        return 3
+    return 2
+
+
+def to_decimal(amount: int, currency: str) -> Decimal:
+    """Minor units to a Decimal of major units: 1999 usd → 19.99, 500 jpy → 500."""
+    return Decimal(amount).scaleb(-exponent(currency))
+
+
+def minimum_charge(currency: str) -> int:
+    return MINIMUM_CHARGE.get(currency.lower(), 50)
+
+
+def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
+    """Format for people: $19.99, ¥500, 1.234,56 € (de_DE); CLDR knows each currency's digits."""
+    return format_currency(to_decimal(amount, currency), currency.upper(), locale=locale)

@@ -1,0 +1,48 @@
+"""The catalog: products a customer can buy, and looking them up for a cart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from payments_site.errors import InvalidRequest, NotFound
+from payments_site.extensions import db
+from payments_site.models import Product
+from payments_site.money import MAXIMUM_CHARGE, InvalidCurrency, normalize_currency
+
+
+def active_products() -> list[Product]:
+    return list(db.session.scalars(select(Product).where(Product.active.is_(True))
+                                   .order_by(Product.id)))
+
+
+def get_product(product_id: int) -> Product:
+    product = db.session.get(Product, product_id)
+    if product is None or not product.active:
+        raise NotFound("No such product.")
+    return product
+
+
+def product_to_dict(product: Product) -> dict[str, Any]:
+    return {"id": product.id, "name": product.name, "description": product.description,
+            "unit_amount": product.unit_amount, "currency": product.currency}
+
+
+def create_product(name: str, amount: int, currency: str, description: str = "") -> Product:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidRequest("A product needs a name.", param="name")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0 \
+            or amount > MAXIMUM_CHARGE:
+        raise InvalidRequest("amount must be a positive integer of minor units.",
+                             param="amount")
+    try:
+        currency = normalize_currency(currency)
+    except InvalidCurrency as error:
+        raise InvalidRequest(str(error), param="currency") from error
+    product = Product(name=name[:200], unit_amount=amount, currency=currency,
+                      description=description)
+    db.session.add(product)
+    db.session.commit()
+    return product

@@ -1,0 +1,29 @@
+"""Stripe customers: one per user, created once (idempotently) the first time it is needed."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from payments_site import stripe_gateway
+from payments_site.extensions import db
+from payments_site.models import User
+
+
+def ensure_stripe_customer(user: User) -> str:
+    """The user's Stripe customer id, creating the customer on first use.
+
+    The idempotency key is derived from our user id, so concurrent first uses (two tabs, a
+    retry) get the same customer from Stripe, and the conditional update keeps the first.
+    """
+    if user.stripe_customer_id:
+        return user.stripe_customer_id
+    customer = stripe_gateway.create_customer(
+        {"email": user.email, "name": user.name or user.email,
+         "metadata": {"user_id": str(user.id)}},
+        idempotency_key=f"customer-for-user-{user.id}")
+    db.session.execute(update(User).where(User.id == user.id,
+                                          User.stripe_customer_id.is_(None))
+                       .values(stripe_customer_id=customer.id))
+    db.session.commit()
+    db.session.refresh(user)
+    return str(user.stripe_customer_id)

@@ -1,0 +1,166 @@
+"""Client Idempotency-Keys (API.md): same user + key + body within 24 h replays the response.
+
+The database row is the truth (a unique (user, key) insert decides who runs the request);
+Redis is a fast path for replays. A request still running answers 409; the same key with a
+different body answers 422. Responses of 5xx are not kept, so the client may retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import redis
+from flask import current_app
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from payments_site.errors import (
+    DomainError,
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    InvalidRequest,
+)
+from payments_site.extensions import db
+from payments_site.models import IdempotencyKey, utcnow
+from payments_site.queues import get_redis
+
+log = logging.getLogger(__name__)
+
+Response = tuple[dict[str, Any], int]
+# A request that has held its key this long without finishing is presumed dead (its process
+# crashed); the next request with the same key may take over.
+ABANDONED_AFTER = timedelta(minutes=2)
+
+
+def request_hash(scope: str, payload: Any) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
+
+
+def validate_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable characters.",
+                             param="Idempotency-Key")
+    return key
+
+
+def _cache_key(user_id: int, key: str) -> str:
+    return f"idem:{user_id}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def _from_cache(user_id: int, key: str) -> dict[str, Any] | None:
+    try:
+        raw = get_redis().get(_cache_key(user_id, key))
+    except redis.exceptions.RedisError:
+        return None
+    return json.loads(raw) if raw else None
+
+
+def _to_cache(user_id: int, key: str, digest: str, body: dict[str, Any], status: int) -> None:
+    try:
+        get_redis().set(_cache_key(user_id, key),
+                        json.dumps({"hash": digest, "body": body, "status": status}),
+                        ex=int(current_app.config["IDEMPOTENCY_TTL"]))
+    except redis.exceptions.RedisError:
+        pass  # the database row is the truth; the cache is only a shortcut
+
+
+def _claim(user_id: int, key: str, digest: str) -> IdempotencyKey | Response:
+    """Insert our claim on the key, or return what the existing claim says."""
+    ttl = timedelta(seconds=int(current_app.config["IDEMPOTENCY_TTL"]))
+    for _ in range(3):
+        now = utcnow()
+        row = IdempotencyKey(user_id=user_id, key=key, request_hash=digest,
+                             status="in_progress", created_at=now, expires_at=now + ttl)
+        db.session.add(row)
+        try:
+            db.session.commit()
+            return row
+        except IntegrityError:
+            db.session.rollback()
+        existing = db.session.scalar(select(IdempotencyKey).where(
+            IdempotencyKey.user_id == user_id, IdempotencyKey.key == key))
+        if existing is None:
+            continue
+        if existing.expires_at <= now:
+            db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == existing.id,
+                                                            IdempotencyKey.expires_at <= now))
+            db.session.commit()
+            continue
+        if existing.request_hash != digest:
+            raise IdempotencyKeyReused(param="Idempotency-Key")
+        if existing.status == "done" and existing.response_body is not None:
+            return json.loads(existing.response_body), int(existing.response_status or 200)
+        if existing.created_at <= now - ABANDONED_AFTER:
+            taken = db.session.execute(
+                update(IdempotencyKey)
+                .where(IdempotencyKey.id == existing.id, IdempotencyKey.status == "in_progress",
+                       IdempotencyKey.created_at == existing.created_at)
+                .values(created_at=now)).rowcount
+            db.session.commit()
+            if taken:
+                return db.session.get(IdempotencyKey, existing.id)  # type: ignore[return-value]
+        raise IdempotencyInProgress(param="Idempotency-Key")
+    raise IdempotencyInProgress(param="Idempotency-Key")
+
+
+def run_idempotent(scope: str, user_id: int, key: str | None, payload: Any,
+                   handler: Callable[[], Response]) -> Response:
+    """Run `handler` once per (user, key); replays the stored (body, status) afterwards.
+
+    `scope` names the route so one key cannot replay another route's response.
+    Domain errors below 500 (declines, validation) are stored and replayed like successes.
+    """
+    key = validate_key(key)
+    if key is None:
+        return handler()
+    digest = request_hash(scope, payload)
+    cached = _from_cache(user_id, key)
+    if cached is not None:
+        if cached["hash"] != digest:
+            raise IdempotencyKeyReused(param="Idempotency-Key")
+        return cached["body"], int(cached["status"])
+    claim = _claim(user_id, key, digest)
+    if isinstance(claim, tuple):
+        return claim
+    row_id = claim.id
+    try:
+        body, status = handler()
+    except DomainError as error:
+        if error.status >= 500 or error.status in (409, 429):
+            _release(row_id)
+            raise
+        body, status = error.to_dict(), error.status
+    except BaseException:
+        _release(row_id)
+        raise
+    _store(row_id, body, status)
+    _to_cache(user_id, key, digest, body, status)
+    return body, status
+
+
+def _store(row_id: int, body: dict[str, Any], status: int) -> None:
+    db.session.rollback()  # whatever the handler left open must not ride along
+    db.session.execute(update(IdempotencyKey).where(IdempotencyKey.id == row_id).values(
+        status="done", response_status=status, response_body=json.dumps(body)))
+    db.session.commit()
+
+
+def _release(row_id: int) -> None:
+    db.session.rollback()
+    db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id))
+    db.session.commit()
+
+
+def purge_expired() -> int:
+    """Delete keys past their 24 h; returns how many (the worker's sweeper calls it)."""
+    result = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow()))
+    db.session.commit()
+    return int(result.rowcount or 0)

@@ -1,0 +1,1 @@
+"""RQ jobs: thin, take ids, load fresh rows and call a service; safe to run twice."""

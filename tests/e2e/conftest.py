@@ -1,0 +1,149 @@
+"""Browser-test harness: Playwright driving Debian's Chromium.
+
+Fixtures
+- ``browser`` (session): one headless Chromium from ``/usr/bin/chromium``
+  (``CHROMIUM_PATH`` overrides). ``playwright install`` cannot download here, so the
+  system browser is used; Playwright's ``launch()`` gives it a fresh temporary profile
+  (user-data-dir) every run.
+- ``page`` (function): a new browser context and page per test. It records
+  ``page.console_errors`` (console ``error`` messages and uncaught exceptions, as text)
+  and ``page.csp_violations`` (every ``securitypolicyviolation`` event, from any frame,
+  as dicts with ``blockedURI``, ``violatedDirective``, ``effectiveDirective``,
+  ``sourceFile``, ``lineNumber``, ``sample``, ``documentURI``). The same lists are the
+  ``console_errors`` and ``csp_violations`` fixtures.
+- ``screenshot(page, name)`` (a plain function, import it from here): saves
+  ``<TEST_OUTPUT_DIR or test-results>/screenshots/<name>.png`` and returns the path.
+
+Mark browser tests ``@pytest.mark.browser``. Without Chromium these tests fail with a
+clear message; set ``SKIP_BROWSER_TESTS=1`` to skip them instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DEFAULT_TIMEOUT_MS = 15_000
+
+# Runs in every frame of every page before the page's own scripts, and reports each
+# CSP violation to Python through the exposed binding (so none are lost on navigation).
+CSP_LISTENER = """
+(() => {
+  if (window.__cspListenerInstalled) return;
+  window.__cspListenerInstalled = true;
+  document.addEventListener('securitypolicyviolation', (e) => {
+    const report = {
+      blockedURI: e.blockedURI, violatedDirective: e.violatedDirective,
+      effectiveDirective: e.effectiveDirective, sourceFile: e.sourceFile,
+      lineNumber: e.lineNumber, sample: e.sample, documentURI: e.documentURI,
+      disposition: e.disposition,
+    };
+    try { window.__reportCspViolation(report); } catch (err) { /* binding not ready */ }
+  }, true);
+})();
+"""
+
+
+def output_dir() -> Path:
+    """Where test artefacts go: ``$TEST_OUTPUT_DIR`` or ``<repo>/test-results``."""
+    return Path(os.environ.get("TEST_OUTPUT_DIR", ROOT / "test-results"))
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
+    """Save a PNG of ``page`` as ``screenshots/<name>.png`` under the output dir."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "screenshot"
+    path = output_dir() / "screenshots" / f"{safe}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def _browsers_skipped() -> bool:
+    return os.environ.get("SKIP_BROWSER_TESTS", "") == "1"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if _browsers_skipped():
+        pytest.skip("SKIP_BROWSER_TESTS=1: browser tests skipped")
+    if not Path(CHROMIUM_PATH).exists():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM_PATH}. Install it with "
+            "`apt-get install -y chromium` (or set CHROMIUM_PATH), "
+            "or set SKIP_BROWSER_TESTS=1 to skip the browser tests.",
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1000, "height": 800}, locale="en-US")
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    csp_violations: list[dict[str, Any]] = []
+    console_errors: list[str] = []
+
+    def report_csp(_source: Any, report: dict[str, Any]) -> None:
+        csp_violations.append(report)
+
+    context.expose_binding("__reportCspViolation", report_csp)
+    context.add_init_script(CSP_LISTENER)
+
+    new_page = context.new_page()
+    new_page.on(
+        "console",
+        lambda msg: (
+            console_errors.append(f"{msg.text} ({msg.location.get('url', '')})")
+            if msg.type == "error"
+            else None
+        ),
+    )
+    new_page.on("pageerror", lambda exc: console_errors.append(f"uncaught: {exc}"))
+    new_page.csp_violations = csp_violations
+    new_page.console_errors = console_errors
+    try:
+        yield new_page
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def delete_output_dir() -> None:
+    """Neutralise pytest-playwright's fixture of this name (if that plugin is installed):
+    it would wipe ./test-results, including other tests' logs, at session start."""
+
+
+@pytest.fixture
+def csp_violations(page: Any) -> list[dict[str, Any]]:
+    return page.csp_violations  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def console_errors(page: Any) -> list[str]:
+    return page.console_errors  # type: ignore[no-any-return]

@@ -1,0 +1,126 @@
+"""The app factory, configuration from the environment, health probes and error pages."""
+
+from __future__ import annotations
+
+import pytest
+
+from payments_site import create_app
+from payments_site.config import ConfigError, load_config, normalize_database_url
+
+
+def test_testing_config_is_applied(app):
+    assert app.config["TESTING"] is True
+    assert app.config["STRIPE_API_BASE"].startswith("http://127.0.0.1:")
+
+
+def test_production_refuses_to_start_without_secret_key(monkeypatch, tmp_path):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_config(tmp_path)
+
+
+def test_production_requires_stripe_and_services(monkeypatch, tmp_path):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET",
+                 "DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="STRIPE_SECRET_KEY"):
+        load_config(tmp_path)
+
+
+def test_dev_secret_key_is_generated_once_and_kept(monkeypatch, tmp_path):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("APP_ENV", raising=False)
+    first = load_config(tmp_path)["SECRET_KEY"]
+    second = load_config(tmp_path)["SECRET_KEY"]
+    assert first == second and len(first) >= 32
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_defaults_point_at_instance_folder(monkeypatch, tmp_path):
+    for name in ("DATABASE_URL", "REDIS_URL", "STRIPE_WEBHOOK_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_a, whsec_b")
+    config = load_config(tmp_path)
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'payments_site.db'}"
+    assert config["REDIS_URL"] == f"unix://{tmp_path / 'redis.sock'}"
+    assert config["STRIPE_WEBHOOK_SECRET"] == ["whsec_a", "whsec_b"]
+    assert config["STRIPE_API_BASE"] == "https://api.stripe.com"
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+    ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+    ("sqlite:///x.db", "sqlite:///x.db"),
+])
+def test_database_url_uses_psycopg3(given, expected):
+    assert normalize_database_url(given) == expected
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_checks_database_and_redis(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_readyz_names_the_failed_dependency(app, client):
+    app.extensions.pop("redis", None)
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    try:
+        response = client.get("/readyz")
+    finally:
+        app.extensions.pop("redis", None)
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["redis"].startswith("failed")
+
+
+def test_unknown_api_route_is_json_404(client):
+    response = client.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.get_json() == {"error": {"code": "not_found", "message": "Not found."}}
+
+
+def test_unknown_page_is_html_404(client):
+    response = client.get("/nothing-here")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert "Page not found" in response.get_data(as_text=True)
+
+
+def test_500_rolls_back_and_leaks_nothing(app, client):
+    from sqlalchemy import func, select
+
+    from payments_site.extensions import db
+    from payments_site.models import Product
+
+    @app.get("/api/_boom_for_test")
+    def boom():  # pragma: no cover - exercised through the client
+        db.session.add(Product(name="half-written", unit_amount=100, currency="usd"))
+        db.session.flush()
+        raise RuntimeError("secret internals sk_test_123 at /srv/app.py line 3")
+
+    try:
+        response = client.get("/api/_boom_for_test")
+        assert response.status_code == 500
+        body = response.get_data(as_text=True)
+        assert "secret internals" not in body and "sk_test" not in body and "Traceback" not in body
+        assert response.get_json()["error"]["code"] == "internal_error"
+        assert db.session.scalar(select(func.count()).select_from(Product)) == 0
+    finally:
+        app.view_functions.pop("boom", None)
+
+
+def test_create_app_twice_gives_independent_apps(app):
+    other = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                        "SECRET_KEY": "other"})
+    assert other is not app and other.config["SECRET_KEY"] == "other"
