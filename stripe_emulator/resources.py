@@ -251,10 +251,11 @@ class PaymentMethod(ls.PaymentMethod):
         self.type = "card"
         self.allow_redisplay = allow_redisplay or "unspecified"
         self.billing_details = {
-            "address": {k: address.get(k) for k in ("city", "country", "line1", "line2",
-                                                    "postal_code", "state")},
-            "email": billing.get("email"), "name": billing.get("name"),
-            "phone": billing.get("phone")}
+            # Stripe stores blank form fields as null.
+            "address": {k: address.get(k) or None for k in ("city", "country", "line1",
+                                                            "line2", "postal_code", "state")},
+            "email": billing.get("email") or None, "name": billing.get("name") or None,
+            "phone": billing.get("phone") or None}
         self.card = {
             "brand": details.brand, "display_brand": details.brand,
             "checks": {"address_line1_check": None,
@@ -301,7 +302,7 @@ class PaymentMethod(ls.PaymentMethod):
         return "challenge"
 
     @classmethod
-    def get(cls, pm_id: Any, param: str = "id") -> PaymentMethod:
+    def _get(cls, pm_id: Any, param: str = "id") -> PaymentMethod:
         """Retrieve, turning Stripe's `pm_card_*` test ids into fresh PaymentMethods."""
         if isinstance(pm_id, str) and pm_id in cards.TEST_PAYMENT_METHODS:
             number = cards.TEST_PAYMENT_METHODS[pm_id]
@@ -315,11 +316,11 @@ class PaymentMethod(ls.PaymentMethod):
 
     @classmethod
     def _api_retrieve(cls, id: str) -> PaymentMethod:  # noqa: A002
-        return cls.get(id)
+        return cls._get(id)
 
     @classmethod
     def _api_update(cls, id: str, **data: Any) -> PaymentMethod:  # noqa: A002
-        obj = cls.get(id)
+        obj = cls._get(id)
         metadata = data.pop("metadata", None)
         billing = data.pop("billing_details", None)
         card = as_dict(data.pop("card", None), "card")
@@ -353,7 +354,7 @@ class PaymentMethod(ls.PaymentMethod):
         reject_unknown(kwargs)
         if customer is None:
             raise missing_param("customer")
-        obj = cls.get(id)
+        obj = cls._get(id)
         lookup(ls.Customer, customer, "customer")
         if obj.customer == customer:
             return obj
@@ -376,7 +377,7 @@ class PaymentMethod(ls.PaymentMethod):
     @classmethod
     def _api_detach(cls, id: str, **kwargs: Any) -> PaymentMethod:  # noqa: A002
         reject_unknown(kwargs)
-        obj = cls.get(id)
+        obj = cls._get(id)
         if obj.customer is None:
             raise StripeError(400, f"The payment method {obj.id} is not attached to a customer "
                                    f"so detachment is impossible.",
@@ -630,7 +631,7 @@ class PaymentIntent(ls.PaymentIntent):
             raise invalid_param("receipt_email", f"Invalid email address: {receipt_email}",
                                 "email_invalid")
         auto, types = _payment_method_types(automatic_payment_methods, payment_method_types)
-        pm = PaymentMethod.get(payment_method, "payment_method") if payment_method else None
+        pm = PaymentMethod._get(payment_method, "payment_method") if payment_method else None
         StripeObject.__init__(self, id=new_id("pi_"))
         self.amount = amount
         self.amount_capturable = 0
@@ -737,7 +738,7 @@ class PaymentIntent(ls.PaymentIntent):
                                              "setup_future_usage",
                                              ("on_session", "off_session"))
         if "payment_method" in data:
-            pm = PaymentMethod.get(data.pop("payment_method"), "payment_method")
+            pm = PaymentMethod._get(data.pop("payment_method"), "payment_method")
             obj.payment_method = pm.id
             obj.status = "requires_confirmation"
         if "payment_method_types" in data or "automatic_payment_methods" in data:
@@ -841,7 +842,7 @@ class PaymentIntent(ls.PaymentIntent):
             raise StripeError(400, f"This PaymentIntent has a status of {obj.status}; only "
                                    f"one in requires_action can be authenticated.",
                               code="payment_intent_unexpected_state")
-        pm = PaymentMethod.get(obj.payment_method)
+        pm = PaymentMethod._get(obj.payment_method)
         obj.next_action = None
         if as_bool(success, "success"):
             try:
@@ -881,9 +882,9 @@ class PaymentIntent(ls.PaymentIntent):
         if payment_method_data is not None:
             pm = PaymentMethod(**as_dict(payment_method_data, "payment_method_data"))
         elif payment_method is not None:
-            pm = PaymentMethod.get(payment_method, "payment_method")
+            pm = PaymentMethod._get(payment_method, "payment_method")
         elif self.payment_method is not None:
-            pm = PaymentMethod.get(self.payment_method, "payment_method")
+            pm = PaymentMethod._get(self.payment_method, "payment_method")
         else:
             raise StripeError(
                 400, "You cannot confirm this PaymentIntent because it's missing a payment "
@@ -981,7 +982,7 @@ class SetupIntent(ls.SetupIntent):
         if customer is not None:
             lookup(ls.Customer, customer, "customer")
         auto, types = _payment_method_types(automatic_payment_methods, payment_method_types)
-        pm = PaymentMethod.get(payment_method, "payment_method") if payment_method else None
+        pm = PaymentMethod._get(payment_method, "payment_method") if payment_method else None
         as_dict(payment_method_options, "payment_method_options")
         StripeObject.__init__(self, id=new_id("seti_"))
         self.application = None
@@ -1034,7 +1035,7 @@ class SetupIntent(ls.SetupIntent):
             lookup(ls.Customer, customer, "customer")
             obj.customer = customer
         if "payment_method" in data:
-            obj.payment_method = PaymentMethod.get(data.pop("payment_method"),
+            obj.payment_method = PaymentMethod._get(data.pop("payment_method"),
                                                    "payment_method").id
             obj.status = "requires_confirmation"
         if "payment_method_types" in data:
@@ -1087,7 +1088,7 @@ class SetupIntent(ls.SetupIntent):
             raise StripeError(400, f"This SetupIntent has a status of {obj.status}; only one "
                                    f"in requires_action can be authenticated.",
                               code="setup_intent_unexpected_state")
-        pm = PaymentMethod.get(obj.payment_method)
+        pm = PaymentMethod._get(obj.payment_method)
         obj.next_action = None
         if as_bool(success, "success"):
             obj._succeed(pm)
@@ -1114,9 +1115,9 @@ class SetupIntent(ls.SetupIntent):
         if payment_method_data is not None:
             pm = PaymentMethod(**as_dict(payment_method_data, "payment_method_data"))
         elif payment_method is not None:
-            pm = PaymentMethod.get(payment_method, "payment_method")
+            pm = PaymentMethod._get(payment_method, "payment_method")
         elif self.payment_method is not None:
-            pm = PaymentMethod.get(self.payment_method, "payment_method")
+            pm = PaymentMethod._get(self.payment_method, "payment_method")
         else:
             raise StripeError(
                 400, "You cannot confirm this SetupIntent because it's missing a payment "
@@ -1299,7 +1300,7 @@ class Refund(ls.Refund):
 def customer_create(**data: Any) -> Any:
     """localstripe's Customer, but attaching `payment_method` the Stripe way (with events)."""
     payment_method = data.pop("payment_method", None)
-    pm = PaymentMethod.get(payment_method, "payment_method") if payment_method else None
+    pm = PaymentMethod._get(payment_method, "payment_method") if payment_method else None
     invoice_settings = data.get("invoice_settings")
     obj = ls.Customer._api_create(**data)
     if pm is not None:
@@ -1310,7 +1311,7 @@ def customer_create(**data: Any) -> Any:
 
 
 def _check_default_pm(customer_id: str, pm_id: str) -> None:
-    pm = PaymentMethod.get(pm_id, "invoice_settings[default_payment_method]")
+    pm = PaymentMethod._get(pm_id, "invoice_settings[default_payment_method]")
     if pm.customer != customer_id:
         raise StripeError(400, f"The customer does not have a payment method with the ID "
                                f"{pm_id}. The payment method must be attached to the customer.",
@@ -1347,7 +1348,7 @@ def customer_payment_methods(id: str, type: Any = None, limit: Any = None,  # no
 def customer_payment_method(id: str, payment_method: str, **kwargs: Any) -> PaymentMethod:  # noqa: A002
     reject_unknown(kwargs)
     lookup(ls.Customer, id)
-    pm = PaymentMethod.get(payment_method, "payment_method")
+    pm = PaymentMethod._get(payment_method, "payment_method")
     if pm.customer != id:
         raise no_such("payment_method", payment_method, "payment_method")
     return pm

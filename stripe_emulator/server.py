@@ -316,7 +316,7 @@ def add_api_routes(app: web.Application) -> None:
         # PaymentIntents
         ("POST", "/v1/payment_intents", lambda q, p: pi._api_create(**p), None),
         ("GET", "/v1/payment_intents", _list(pi, "/v1/payment_intents"), None),
-        ("GET", "/v1/payment_intents/{id}", _retrieve(pi, "payment_intent"), None),
+        ("GET", "/v1/payment_intents/{id}", _retrieve(pi, "payment_intent"), "payment_intent"),
         ("POST", "/v1/payment_intents/{id}", lambda q, p: pi._api_update(_id(q), **p), None),
         ("POST", "/v1/payment_intents/{id}/confirm",
          lambda q, p: pi._api_confirm(_id(q), **p), "payment_intent"),
@@ -329,7 +329,7 @@ def add_api_routes(app: web.Application) -> None:
         # SetupIntents
         ("POST", "/v1/setup_intents", lambda q, p: si._api_create(**p), None),
         ("GET", "/v1/setup_intents", _list(si, "/v1/setup_intents"), None),
-        ("GET", "/v1/setup_intents/{id}", _retrieve(si, "setup_intent"), None),
+        ("GET", "/v1/setup_intents/{id}", _retrieve(si, "setup_intent"), "setup_intent"),
         ("POST", "/v1/setup_intents/{id}", lambda q, p: si._api_update(_id(q), **p), None),
         ("POST", "/v1/setup_intents/{id}/confirm",
          lambda q, p: si._api_confirm(_id(q), **p), "setup_intent"),
@@ -340,7 +340,7 @@ def add_api_routes(app: web.Application) -> None:
         # PaymentMethods
         ("POST", "/v1/payment_methods", lambda q, p: pm(**p), None),
         ("GET", "/v1/payment_methods", _list(pm, "/v1/payment_methods"), None),
-        ("GET", "/v1/payment_methods/{id}", lambda q, p: _plain(pm.get(_id(q)), p), None),
+        ("GET", "/v1/payment_methods/{id}", lambda q, p: _plain(pm._get(_id(q)), p), None),
         ("POST", "/v1/payment_methods/{id}", lambda q, p: pm._api_update(_id(q), **p), None),
         ("POST", "/v1/payment_methods/{id}/attach",
          lambda q, p: pm._api_attach(_id(q), **p), None),
@@ -506,8 +506,9 @@ def create_app() -> web.Application:
     res.install()
     res.on_background_change.append(persistence.save)
     app = web.Application(middlewares=[
-        error_middleware, request_id_middleware, fault_middleware, auth_middleware,
-        idempotency_middleware, persist_middleware])
+        # persist sits outside idempotency so the saved key is written with the object.
+        error_middleware, request_id_middleware, persist_middleware, fault_middleware,
+        auth_middleware, idempotency_middleware])
     app.on_response_prepare.append(add_cors_headers)
     app.on_cleanup.append(_close_webhooks)
     add_api_routes(app)

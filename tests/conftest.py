@@ -335,6 +335,10 @@ def run_jobs(app: Flask) -> Callable[..., int]:
             worker = SimpleWorker(queues, connection=get_redis())
             worker.work(burst=True, with_scheduler=False)
             total += pending
+        # The jobs committed through the same scoped session; see their writes.
+        from payments_site.extensions import db
+
+        db.session.expire_all()
         return total
 
     return run

@@ -260,6 +260,8 @@ def upgrade():
     sa.Column('receipt_id', sa.Integer(), nullable=True),
     sa.Column('payment_id', sa.Integer(), nullable=True),
     sa.Column('body_text', sa.Text(), nullable=False),
+    sa.Column('body_html', sa.Text(), nullable=True),
+    sa.Column('sender', sa.String(length=320), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.String(length=1000), nullable=True),

@@ -25,6 +25,10 @@ class OutboundEmail(Base):
     receipt_id: Mapped[int | None] = mapped_column(ForeignKey("receipts.id"), index=True)
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
     body_text: Mapped[str] = mapped_column(Text, default="")
+    # Stored with the row (not re-rendered or re-read from config) so every attempt sends
+    # byte-identical content.
+    body_html: Mapped[str | None] = mapped_column(Text)
+    sender: Mapped[str] = mapped_column(String(320), default="")
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(1000))

@@ -58,7 +58,8 @@
     postal: document.getElementById('postal-error'),
   };
   const brandBadge = document.getElementById('brand');
-  const FIELD_ORDER = ['number', 'expiry', 'cvc', 'postal'];
+  const ALL_FIELDS = ['number', 'expiry', 'cvc', 'postal'];
+  let activeFields = ALL_FIELDS.slice();
   const touched = {number: false, expiry: false, cvc: false, postal: false};
 
   function post(message) {
@@ -236,7 +237,7 @@
   // Stripe shows a field's error once the customer leaves it (or as soon
   // as a full-length number fails the checksum), never while typing.
   function refreshErrors(card) {
-    FIELD_ORDER.forEach((field) => {
+    activeFields.forEach((field) => {
       const error = fieldError(field, card);
       const value = inputs[field].value.trim();
       const fullNumber = field === 'number' && error && error.code === 'invalid_number';
@@ -254,8 +255,8 @@
 
   function notifyChange() {
     const card = readCard();
-    const complete = FIELD_ORDER.every((field) => !fieldError(field, card));
-    const empty = FIELD_ORDER.every((field) => inputs[field].value.trim() === '');
+    const complete = activeFields.every((field) => !fieldError(field, card));
+    const empty = activeFields.every((field) => inputs[field].value.trim() === '');
     const change = {complete: complete, empty: empty, brand: card.brand.brand};
     const key = JSON.stringify(change);
     if (key !== lastChange) {
@@ -292,7 +293,7 @@
     notifyChange();
   }
 
-  FIELD_ORDER.forEach((field) => {
+  ALL_FIELDS.forEach((field) => {
     inputs[field].addEventListener('input', () => onInput(field));
     inputs[field].addEventListener('blur', () => {
       touched[field] = true;
@@ -321,7 +322,7 @@
     event.preventDefault();
     post({type: 'submit'});
   });
-  FIELD_ORDER.forEach((field) => {
+  ALL_FIELDS.forEach((field) => {
     inputs[field].addEventListener('keydown', (event) => {
       if (event.key === 'Enter') {
         event.preventDefault();
@@ -351,12 +352,12 @@
 
   // Show every field's error and return the first as a validation_error.
   function validateAll() {
-    FIELD_ORDER.forEach((field) => {
+    activeFields.forEach((field) => {
       touched[field] = true;
     });
     const card = readCard();
     let first = null;
-    FIELD_ORDER.forEach((field) => {
+    activeFields.forEach((field) => {
       const error = fieldError(field, card);
       showError(field, error);
       if (error && !first) {
@@ -370,7 +371,7 @@
   }
 
   function setDisabled(disabled) {
-    FIELD_ORDER.forEach((field) => {
+    activeFields.forEach((field) => {
       inputs[field].disabled = disabled;
     });
   }
@@ -401,7 +402,9 @@
     body.append('card[cvc]', card.cvc);
     const billing = Object.assign({}, billingDetails || {});
     billing.address = Object.assign({}, billing.address || {});
-    billing.address.postal_code = billing.address.postal_code || card.postal;
+    if (!billing.address.postal_code && activeFields.indexOf('postal') !== -1) {
+      billing.address.postal_code = card.postal;
+    }
     appendParams(body, billing, 'billing_details');
 
     setDisabled(true);
@@ -438,12 +441,25 @@
   }
 
   function clearFields() {
-    FIELD_ORDER.forEach((field) => {
+    ALL_FIELDS.forEach((field) => {
       inputs[field].value = '';
       touched[field] = false;
       showError(field, null);
     });
     brandBadge.textContent = '';
+    notifyChange();
+  }
+
+  // Payment Element options: fields.billingDetails (or .address, or
+  // .address.postalCode) = 'never' hides the postal code, as in Stripe; the
+  // page then passes billing_details.address.postal_code when confirming.
+  function applyOptions(options) {
+    const billing = options && options.fields && options.fields.billingDetails;
+    const address = billing && typeof billing === 'object' ? billing.address : billing;
+    const postal = address && typeof address === 'object' ? address.postalCode : address;
+    const hidePostal = postal === 'never';
+    inputs.postal.closest('.field').hidden = hidePostal;
+    activeFields = ALL_FIELDS.filter((field) => !(hidePostal && field === 'postal'));
     notifyChange();
   }
 
@@ -476,6 +492,7 @@
     switch (data.type) {
       case 'init':
         applyAppearance(data.appearance);
+        applyOptions(data.options);
         post({type: 'ready'});
         lastHeight = 0;
         reportSize();
@@ -484,6 +501,9 @@
       case 'update':
         if (data.appearance) {
           applyAppearance(data.appearance);
+        }
+        if (data.options) {
+          applyOptions(data.options);
         }
         break;
       case 'focus':

@@ -59,6 +59,7 @@
   const FRAME_ORIGIN = new URL(API_BASE).origin;
   const FRAME_URL = API_BASE + '/js.stripe.com/v3/elements-inner.html';
   const MESSAGE_SOURCE = 'stripe-emulator';
+  const LOAD_TIMEOUT_MS = 10000;
 
   // -------------------------------------------------------------------------
   // Small helpers
@@ -339,11 +340,27 @@
       this._resetReady();
     }
 
+    // Resolves true once the frame is ready, or false if it never loads (the
+    // element then emits 'loaderror', as Stripe's does).
     _resetReady() {
       this._connected = false;
+      clearTimeout(this._loadTimer);
       this._ready = new Promise((resolve) => {
         this._resolveReady = resolve;
       });
+    }
+
+    _startLoadTimer() {
+      clearTimeout(this._loadTimer);
+      this._loadTimer = setTimeout(() => {
+        this._resolveReady(false);
+        this._emit('loaderror', {
+          elementType: this._type,
+          error: Object.assign(connectionError(), {
+            message: 'The Payment Element could not load from ' + FRAME_URL + '.',
+          }),
+        });
+      }, LOAD_TIMEOUT_MS);
     }
 
     // mount('#selector' | domElement)
@@ -399,6 +416,7 @@
 
       container.appendChild(iframe);
       node.appendChild(container);
+      this._startLoadTimer();
       this._container = container;
       this._iframe = iframe;
       mountedElements[this._frameId] = this;
@@ -467,6 +485,7 @@
     update(options) {
       Object.assign(this._options, options || {});
       this._post({type: 'update', options: this._options});
+      return this;
     }
 
     collapse() {
@@ -506,7 +525,9 @@
         throw new IntegrationError('The Payment Element is not mounted. ' +
                                    'Call element.mount() first.');
       }
-      await this._ready;
+      if (!(await this._ready)) {
+        return {error: connectionError()};
+      }
       this._requestCounter += 1;
       const requestId = 'r' + this._requestCounter;
       return new Promise((resolve) => {
@@ -527,7 +548,9 @@
           });
           break;
         case 'ready':
-          this._resolveReady();
+          clearTimeout(this._loadTimer);
+          this._ready = Promise.resolve(true);
+          this._resolveReady(true);
           this._emit('ready', {elementType: this._type});
           break;
         case 'resize':

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import pytest
 import requests
 import stripe
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
 
@@ -55,6 +56,7 @@ frame-src {emulator}; img-src 'self' data:; form-action 'self'; base-uri 'none'"
       <div id="payment-element"></div>
       <button id="submit" type="submit">Pay</button>
       <button id="next-action" type="button">Authenticate saved card</button>
+      <button id="saved-card" type="button">Pay with saved card</button>
     </form>
     <p>complete: <output id="complete">false</output></p>
     <pre id="result" aria-live="polite"></pre>
@@ -97,7 +99,9 @@ APP_JS = """
   let elements = null;
   if (mode === 'payment' || mode === 'setup') {
     elements = stripe.elements({clientSecret, appearance: {variables: {colorPrimary: '#0570de'}}});
-    const paymentElement = elements.create('payment');
+    const options = params.get('postal') === 'never'
+      ? {fields: {billingDetails: {address: {postalCode: 'never'}}}} : {};
+    const paymentElement = elements.create('payment', options);
     paymentElement.on('ready', () => { document.body.dataset.ready = '1'; });
     paymentElement.on('change', (event) => {
       window.changeEvents.push(event);
@@ -113,6 +117,9 @@ APP_JS = """
     event.preventDefault();
     window.__result = undefined;
     const confirmParams = {return_url: location.origin + '/complete'};
+    if (params.get('postal') === 'never') {
+      confirmParams.payment_method_data = {billing_details: {address: {postal_code: '75001'}}};
+    }
     const result = mode === 'setup'
       ? await stripe.confirmSetup({elements, confirmParams, redirect})
       : await stripe.confirmPayment({elements, confirmParams, redirect});
@@ -121,6 +128,11 @@ APP_JS = """
   document.getElementById('next-action').addEventListener('click', async () => {
     window.__result = undefined;
     show(await stripe.handleNextAction({clientSecret}));
+  });
+  document.getElementById('saved-card').addEventListener('click', async () => {
+    window.__result = undefined;
+    show(await stripe.confirmCardPayment(clientSecret,
+                                         {payment_method: params.get('payment_method')}));
   });
 })();
 """
@@ -225,6 +237,17 @@ def create_payment_intent(client: stripe.StripeClient, **extra: Any) -> Any:
     return client.v1.payment_intents.create(params=params)  # type: ignore[arg-type]
 
 
+def save_card(client: stripe.StripeClient, customer_id: str, number: str) -> Any:
+    """A card saved on a customer (server-side, as the emulator allows raw test cards)."""
+    method = client.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        }  # type: ignore[typeddict-item]
+    )
+    return client.v1.payment_methods.attach(method.id, params={"customer": customer_id})
+
+
 def open_page(page: Any, site: HostSite, client_secret: str, **query: str) -> None:
     page.goto(f"{site.url}/checkout.html?" + urlencode({"client_secret": client_secret, **query}))
     page.wait_for_selector('body[data-ready="1"]')
@@ -246,7 +269,7 @@ def fill_card(
 
 def submit(page: Any) -> None:
     page.evaluate("() => { window.__result = undefined; }")
-    page.get_by_role("button", name="Pay").click()
+    page.get_by_role("button", name="Pay", exact=True).click()
 
 
 def wait_result(page: Any) -> dict[str, Any]:
@@ -409,13 +432,7 @@ def test_handle_next_action_with_saved_3ds_card(
     3-D Secure on every charge (4000 0027 6000 3184) -> requires_action; the page calls
     handleNextAction({clientSecret}), the customer completes the challenge, succeeded."""
     customer = client.v1.customers.create(params={"email": "buyer@example.com"})
-    method = client.v1.payment_methods.create(
-        params={
-            "type": "card",
-            "card": {"number": CARD_3DS_ALWAYS, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
-        }  # type: ignore[typeddict-item]
-    )
-    client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    method = save_card(client, customer.id, CARD_3DS_ALWAYS)
     intent = create_payment_intent(
         client,
         customer=customer.id,
@@ -435,6 +452,52 @@ def test_handle_next_action_with_saved_3ds_card(
     assert result["paymentIntent"]["status"] == "succeeded"
     assert client.v1.payment_intents.retrieve(intent.id).status == "succeeded"
     finish(page, "handle-next-action-saved-3ds-card")
+
+
+@pytest.mark.browser
+def test_confirm_card_payment_with_saved_3ds_card(
+    page: Any, site: HostSite, client: stripe.StripeClient
+) -> None:
+    """Stripe: confirmCardPayment(clientSecret, {payment_method: 'pm_...'}) pays with a
+    saved card, running 3-D Secure when the card asks for it."""
+    customer = client.v1.customers.create(params={"email": "buyer@example.com"})
+    method = save_card(client, customer.id, CARD_3DS_ALWAYS)
+    intent = create_payment_intent(client, customer=customer.id)
+
+    open_page(page, site, intent.client_secret, mode="saved_card", payment_method=method.id)
+    page.get_by_role("button", name="Pay with saved card").click()
+    three_d_secure(page, "Complete")
+    result = wait_result(page)
+
+    assert "error" not in result, result
+    assert result["paymentIntent"]["status"] == "succeeded"
+    assert result["paymentIntent"]["payment_method"] == method.id
+    finish(page, "confirm-card-payment-saved-card")
+
+
+@pytest.mark.browser
+def test_payment_element_without_postal_code_field(
+    page: Any, site: HostSite, client: stripe.StripeClient
+) -> None:
+    """Stripe: elements.create('payment', {fields: {billingDetails: {address:
+    {postalCode: 'never'}}}}) hides the field; the page passes the postal code in
+    confirmParams.payment_method_data.billing_details."""
+    intent = create_payment_intent(client)
+    open_page(page, site, intent.client_secret, postal="never")
+    frame = card_frame(page)
+    expect(frame.get_by_label("Postal code")).to_be_hidden()
+    frame.get_by_label("Card number").fill(CARD_SUCCESS)
+    frame.get_by_label("Expiration date").fill("12 / 34")
+    frame.get_by_label("Security code").fill("123")
+    page.wait_for_function("() => window.changeEvents.at(-1).complete === true")
+    submit(page)
+    result = wait_result(page)
+
+    assert result["paymentIntent"]["status"] == "succeeded", result
+    method = client.v1.payment_methods.retrieve(result["paymentIntent"]["payment_method"])
+    assert method.billing_details.address is not None
+    assert method.billing_details.address.postal_code == "75001"
+    finish(page, "no-postal-field")
 
 
 @pytest.mark.browser
@@ -539,7 +602,7 @@ def test_redirect_always_goes_to_return_url(
     open_page(page, site, intent.client_secret, redirect="always")
     fill_card(page, CARD_SUCCESS)
     with page.expect_navigation(url=f"{site.url}/complete?**"):
-        page.get_by_role("button", name="Pay").click()
+        page.get_by_role("button", name="Pay", exact=True).click()
 
     query = parse_qs(urlparse(page.url).query)
     assert query == {

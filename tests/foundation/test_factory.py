@@ -97,27 +97,31 @@ def test_unknown_page_is_html_404(client):
     assert "Page not found" in response.get_data(as_text=True)
 
 
-def test_500_rolls_back_and_leaks_nothing(app, client):
+def test_500_rolls_back_and_leaks_nothing(app):
     from sqlalchemy import func, select
 
     from payments_site.extensions import db
     from payments_site.models import Product
 
-    @app.get("/api/_boom_for_test")
+    # A fresh app on the same database, so a failing route can be added before any request.
+    broken = create_app({k: v for k, v in app.config.items()
+                         if k.isupper() and k not in ("SERVER_NAME",)})
+
+    @broken.get("/api/_boom_for_test")
     def boom():  # pragma: no cover - exercised through the client
         db.session.add(Product(name="half-written", unit_amount=100, currency="usd"))
         db.session.flush()
         raise RuntimeError("secret internals sk_test_123 at /srv/app.py line 3")
 
-    try:
-        response = client.get("/api/_boom_for_test")
-        assert response.status_code == 500
-        body = response.get_data(as_text=True)
-        assert "secret internals" not in body and "sk_test" not in body and "Traceback" not in body
-        assert response.get_json()["error"]["code"] == "internal_error"
+    broken.config["PROPAGATE_EXCEPTIONS"] = False
+    broken.testing = False
+    response = broken.test_client().get("/api/_boom_for_test")
+    assert response.status_code == 500
+    body = response.get_data(as_text=True)
+    assert "secret internals" not in body and "sk_test" not in body and "Traceback" not in body
+    assert response.get_json()["error"]["code"] == "internal_error"
+    with broken.app_context():
         assert db.session.scalar(select(func.count()).select_from(Product)) == 0
-    finally:
-        app.view_functions.pop("boom", None)
 
 
 def test_create_app_twice_gives_independent_apps(app):

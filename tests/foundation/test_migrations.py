@@ -30,7 +30,8 @@ def test_every_foreign_key_is_indexed(app):
     missing = []
     for table in db.metadata.sorted_tables:
         indexed = {tuple(ix["column_names"]) for ix in inspector.get_indexes(table.name)}
-        indexed |= {tuple(uq["column_names"]) for uq in inspector.get_unique_constraints(table.name)}
+        indexed |= {tuple(uq["column_names"])
+                    for uq in inspector.get_unique_constraints(table.name)}
         indexed |= {tuple(inspector.get_pk_constraint(table.name)["constrained_columns"])}
         for fk in table.foreign_keys:
             column = fk.parent.name
@@ -47,4 +48,4 @@ def test_all_design_tables_exist(app):
 
 def test_migrate_is_configured_for_batch_mode(app):
     migrate: Migrate = app.extensions["migrate"].migrate
-    assert migrate.configure_args.get("render_as_batch") is True
+    assert migrate.alembic_ctx_kwargs.get("render_as_batch") is True

@@ -1,0 +1,54 @@
+# payments_site — the two commands a newcomer needs are `make dev` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install dev test test-fast typecheck lint reliability bench bench-cluster browser-deps clean
+
+install: $(STAMP)  ## create .venv with the app and everything its tests need
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+dev: install  ## run the whole site offline and print the URL and demo logins
+	$(BIN)/python -m payments_site.devtools.devstack
+
+browser-deps:  ## Debian's Chromium for the browser tests (Playwright cannot download one here)
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
+	  else \
+	    echo "Chromium is missing: run 'sudo apt-get install -y chromium'"; exit 1; \
+	  fi; \
+	fi
+
+typecheck: install  ## mypy on the gateway, services and the rest of the package
+	$(BIN)/mypy payments_site
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install browser-deps typecheck  ## every test, browser tests included
+	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: install  ## the suite without browser tests
+	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+reliability: install browser-deps  ## the long fault and abuse suite
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+bench: install  ## benchmarks against the floor; writes bench/results/
+	$(BIN)/python -m bench.run
+
+bench-cluster: install  ## two web nodes, two workers, PostgreSQL + Redis
+	$(BIN)/python -m bench.cluster
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-results

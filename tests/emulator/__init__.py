@@ -1,0 +1,1 @@
+"""Tests of the Stripe emulator through the official stripe SDK over HTTP."""

@@ -1,0 +1,175 @@
+"""Webhooks: signed deliveries, event types, retries, duplicates, shuffling, events API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import stripe
+
+from tests.emulator.helpers import WEBHOOK_SECRET, WebhookReceiver, card, client
+
+
+def _verify(delivery: dict) -> stripe.Event:
+    return stripe.Webhook.construct_event(delivery["body"].decode(), delivery["signature"],
+                                          WEBHOOK_SECRET)
+
+
+def test_signed_delivery_verifies_with_sdk(emulator, sc: stripe.StripeClient,
+                                           receiver: WebhookReceiver) -> None:
+    """Deliveries carry a Stripe-Signature the SDK verifies; a wrong secret fails.
+
+    https://docs.stripe.com/webhooks#verify-events
+    """
+    receiver.register(emulator.url)
+    pi = sc.v1.payment_intents.create(params={
+        "amount": 1000, "currency": "usd", "confirm": True,
+        "payment_method": card(sc, "4242424242424242").id})
+    receiver.wait_for(lambda evs: "payment_intent.succeeded" in [e["type"] for e in evs])
+    delivery = next(d for d in receiver.deliveries
+                    if json.loads(d["body"])["type"] == "payment_intent.succeeded")
+    event = _verify(delivery)
+    assert event.type == "payment_intent.succeeded"
+    assert event.data.object.id == pi.id and event.data.object.status == "succeeded"
+    assert event.id.startswith("evt_") and event.object == "event"
+    assert event.livemode is False and event.api_version and event.created
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(delivery["body"].decode(), delivery["signature"],
+                                       "whsec_wrong")
+
+
+def test_event_types_for_payment_flow(emulator, sc: stripe.StripeClient,
+                                      receiver: WebhookReceiver) -> None:
+    """A payment, a decline, a refund, a dispute and a saved card emit Stripe's event types.
+
+    https://docs.stripe.com/api/events/types
+    """
+    receiver.register(emulator.url)
+    cus = sc.v1.customers.create()
+    paid = sc.v1.payment_intents.create(params={
+        "amount": 1000, "currency": "usd", "confirm": True, "customer": cus.id,
+        "setup_future_usage": "off_session", "payment_method": card(sc, "4242424242424242").id})
+    with pytest.raises(stripe.CardError):
+        sc.v1.payment_intents.create(params={
+            "amount": 1000, "currency": "usd", "confirm": True,
+            "payment_method": card(sc, "4000000000000002").id})
+    sc.v1.refunds.create(params={"payment_intent": paid.id, "amount": 100})
+    sc.v1.payment_intents.create(params={
+        "amount": 1000, "currency": "usd", "confirm": True,
+        "payment_method": card(sc, "4000000000000259").id})
+    sc.v1.payment_intents.create(params={
+        "amount": 1000, "currency": "usd", "confirm": True,
+        "payment_method": card(sc, "4000002500003155").id})
+    cancel_me = sc.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"})
+    sc.v1.payment_intents.cancel(cancel_me.id)
+    si = sc.v1.setup_intents.create(params={"customer": cus.id, "confirm": True,
+                                            "payment_method": "pm_card_visa"})
+    sc.v1.payment_methods.detach(si.payment_method)
+    expected = {"payment_intent.created", "payment_intent.succeeded",
+                "payment_intent.payment_failed", "payment_intent.requires_action",
+                "payment_intent.canceled", "charge.succeeded", "charge.failed",
+                "charge.refunded", "refund.created", "charge.dispute.created",
+                "setup_intent.succeeded", "payment_method.attached",
+                "payment_method.detached"}
+    events = receiver.wait_for(lambda evs: expected <= {e["type"] for e in evs})
+    dispute = next(e for e in events if e["type"] == "charge.dispute.created")["data"]["object"]
+    assert dispute["object"] == "dispute" and dispute["reason"] == "fraudulent"
+    assert dispute["evidence_details"]["due_by"] > dispute["created"]
+    assert dispute["charge"].startswith("ch_") and dispute["payment_intent"].startswith("pi_")
+    assert dispute["amount"] == 1000
+    failed = next(e for e in events if e["type"] == "payment_intent.payment_failed")
+    assert failed["data"]["object"]["last_payment_error"]["decline_code"] == "generic_decline"
+
+
+def test_setup_failed_event(emulator, sc: stripe.StripeClient,
+                            receiver: WebhookReceiver) -> None:
+    """A declined setup emits setup_intent.setup_failed with last_setup_error.
+
+    https://docs.stripe.com/api/events/types#event_types-setup_intent.setup_failed
+    """
+    receiver.register(emulator.url, events=["setup_intent.setup_failed"])
+    with pytest.raises(stripe.CardError):
+        sc.v1.setup_intents.create(params={"confirm": True,
+                                           "payment_method": "pm_card_visa_chargeDeclined"})
+    events = receiver.wait_for(lambda evs: len(evs) >= 1)
+    assert [e["type"] for e in events] == ["setup_intent.setup_failed"]  # filtered
+    assert events[0]["data"]["object"]["last_setup_error"]["code"] == "card_declined"
+
+
+def test_failed_delivery_is_retried(emulator, sc: stripe.StripeClient) -> None:
+    """A non-2xx answer is retried until the endpoint accepts it.
+
+    https://docs.stripe.com/webhooks#retries
+    """
+    receiver = WebhookReceiver(fail_first=2)
+    try:
+        receiver.register(emulator.url, events=["customer.created"])
+        cus = sc.v1.customers.create()
+        events = receiver.wait_for(lambda evs: len(evs) == 1, timeout=5)
+        assert events[0]["data"]["object"]["id"] == cus.id
+        assert len(receiver.deliveries) == 3  # two failures, then success
+        assert len({json.loads(d["body"])["id"] for d in receiver.deliveries}) == 1
+    finally:
+        receiver.close()
+
+
+def test_duplicate_delivery(emulator, sc: stripe.StripeClient,
+                            receiver: WebhookReceiver) -> None:
+    """`duplicate: 3` delivers each event three times with the same event id (Stripe may
+    deliver an event more than once).
+
+    https://docs.stripe.com/webhooks#handle-duplicate-events
+    """
+    receiver.register(emulator.url, events=["customer.created"], duplicate=3)
+    sc.v1.customers.create()
+    events = receiver.wait_for(lambda evs: len(evs) >= 3)
+    assert len(events) == 3 and len({e["id"] for e in events}) == 1
+
+
+def test_shuffled_delivery(emulator, sc: stripe.StripeClient,
+                           receiver: WebhookReceiver) -> None:
+    """`shuffle: true` delivers the events of a short window in a random order (Stripe does
+    not guarantee ordering).
+
+    https://docs.stripe.com/webhooks#event-ordering
+    """
+    receiver.register(emulator.url, events=["customer.created"], shuffle=True,
+                      shuffle_window_s=0.3)
+    orders = []
+    for _ in range(3):
+        receiver.deliveries.clear()
+        created = [sc.v1.customers.create().id for _ in range(8)]
+        events = receiver.wait_for(lambda evs: len(evs) >= 8)
+        delivered = [e["data"]["object"]["id"] for e in events]
+        assert sorted(delivered) == sorted(created)
+        orders.append(delivered != created)
+    assert any(orders)  # 3 × 8! orders: in order every time is ~1e-14 likely
+
+
+def test_events_api(emulator, sc: stripe.StripeClient) -> None:
+    """GET /v1/events lists newest first and filters by type; GET /v1/events/{id} retrieves.
+
+    https://docs.stripe.com/api/events/list
+    """
+    pi = sc.v1.payment_intents.create(params={
+        "amount": 1000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa"})
+    events = sc.v1.events.list(params={"type": "payment_intent.succeeded"}).data
+    assert len(events) == 1 and events[0].data.object.id == pi.id
+    assert sc.v1.events.retrieve(events[0].id).type == "payment_intent.succeeded"
+    all_types = [e.type for e in sc.v1.events.list(params={"limit": 100}).data]
+    assert all_types[0] == "payment_intent.succeeded"
+    assert all_types[-1] == "payment_intent.created"
+    with pytest.raises(stripe.InvalidRequestError):
+        client(emulator.url).v1.events.retrieve("evt_missing")
+
+
+def test_bad_webhook_config(emulator) -> None:
+    """The control route rejects a missing url/secret.
+
+    https://docs.stripe.com/webhooks
+    """
+    import requests
+
+    resp = requests.post(f"{emulator.url}/_config/webhooks/x", json={"url": "nope"},
+                         timeout=5)
+    assert resp.status_code == 400
