@@ -90,6 +90,11 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
         "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER",
                                               "Demo Shop <receipts@shop.example>"),
+        # Flask-Mail would otherwise stop sending whenever TESTING is on; the tests send to
+        # a real SMTP sink.
+        "MAIL_SUPPRESS_SEND": _bool(os.environ.get("MAIL_SUPPRESS_SEND")),
+        "MAIL_TIMEOUT": float(os.environ.get("MAIL_TIMEOUT", "30")),
+        "MAIL_MAX_ATTEMPTS": _int("MAIL_MAX_ATTEMPTS", 6),
         "MERCHANT_NAME": os.environ.get("MERCHANT_NAME", "Demo Shop Ltd."),
         "MERCHANT_ADDRESS": os.environ.get("MERCHANT_ADDRESS",
                                            "1 Example Street, 10115 Berlin, Germany"),

@@ -24,6 +24,7 @@ from stripe.params import (
     PaymentIntentCreateParams,
     PaymentIntentListParams,
     PaymentIntentRetrieveParams,
+    PaymentIntentUpdateParams,
     PaymentMethodAttachParams,
     RefundCreateParams,
     RefundListParams,
@@ -212,6 +213,19 @@ def list_payment_intents(params: PaymentIntentListParams) -> list[stripe.Payment
 def cancel_payment_intent(intent_id: str, *, idempotency_key: str) -> stripe.PaymentIntent:
     return _call("payment_intents.cancel", _client().v1.payment_intents.cancel, intent_id, {},
                  {"idempotency_key": idempotency_key})
+
+
+# --- Checkout additions (payments service) ---------------------------------------------------
+
+def update_payment_intent(intent_id: str,
+                          params: PaymentIntentUpdateParams) -> stripe.PaymentIntent:
+    """Change an unconfirmed intent (e.g. `setup_future_usage` when the customer ticks "save").
+
+    No idempotency key: an update sets absolute values, so repeating it is harmless, and a
+    cached earlier response must not mask a later change of mind.
+    """
+    return _call("payment_intents.update", _client().v1.payment_intents.update, intent_id,
+                 params)
 
 
 # --- SetupIntents and PaymentMethods -------------------------------------------------------

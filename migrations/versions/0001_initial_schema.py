@@ -132,6 +132,7 @@ def upgrade():
     sa.Column('failure_decline_code', sa.String(length=64), nullable=True),
     sa.Column('failure_message', sa.String(length=500), nullable=True),
     sa.Column('needs_reconcile', sa.Boolean(), nullable=False),
+    sa.Column('confirm_attempts', sa.Integer(), server_default='0', nullable=False),
     sa.Column('stripe_dispute_id', sa.String(length=255), nullable=True),
     sa.Column('dispute_status', sa.String(length=64), nullable=True),
     sa.Column('dispute_reason', sa.String(length=64), nullable=True),

@@ -63,6 +63,9 @@ class Payment(Base):
     failure_message: Mapped[str | None] = mapped_column(String(500))
     # Set when a Stripe call's outcome is unknown (retries exhausted): re-fetch before reuse.
     needs_reconcile: Mapped[bool] = mapped_column(default=False, index=True)
+    # Server-side confirmations so far; names the Stripe idempotency key of the next one and,
+    # bumped by a conditional UPDATE, lets exactly one concurrent request confirm.
+    confirm_attempts: Mapped[int] = mapped_column(default=0)
     stripe_dispute_id: Mapped[str | None] = mapped_column(String(255), index=True)
     dispute_status: Mapped[str | None] = mapped_column(String(64))
     dispute_reason: Mapped[str | None] = mapped_column(String(64))

@@ -77,6 +77,7 @@ def test_event_types_for_payment_flow(emulator, sc: stripe.StripeClient,
     assert dispute["evidence_details"]["due_by"] > dispute["created"]
     assert dispute["charge"].startswith("ch_") and dispute["payment_intent"].startswith("pi_")
     assert dispute["amount"] == 1000
+    assert sc.v1.charges.retrieve(dispute["charge"]).disputed is True
     failed = next(e for e in events if e["type"] == "payment_intent.payment_failed")
     assert failed["data"]["object"]["last_payment_error"]["decline_code"] == "generic_decline"
 
