@@ -45,9 +45,11 @@ reliability: install browser-deps  ## the long fault and abuse suite
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 bench: install  ## benchmarks against the floor; writes bench/results/
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.run
 
 bench-cluster: install  ## two web nodes, two workers, PostgreSQL + Redis
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.cluster
 
 clean:

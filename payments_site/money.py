@@ -61,3 +61,33 @@ def minimum_charge(currency: str) -> int:
 def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
     """Format for people: $19.99, ¥500, 1.234,56 € (de_DE); CLDR knows each currency's digits."""
     return format_currency(to_decimal(amount, currency), currency.upper(), locale=locale)
+
+
+# --- Major-unit text for forms (refund amounts) ----------------------------------------------
+
+class InvalidAmount(ValueError):
+    pass
+
+
+def to_major_string(amount: int, currency: str) -> str:
+    """Minor units as plain major-unit text for a form field: 1999 usd → "19.99", 500 jpy → "500",
+    1234 bhd → "1.234" (no grouping, no symbol, so it parses back exactly)."""
+    return f"{to_decimal(amount, currency):.{exponent(currency)}f}"
+
+
+def parse_major_amount(text: str, currency: str) -> int:
+    """Major-unit text typed by a person → exact minor units, with Decimal (never float).
+
+    Accepts "19.99", "19.9", "19", "1,019.99"; refuses more decimals than the currency has
+    ("500.5" jpy, "1.2345" bhd), signs, exponents ("1e3"), NaN and empty text.
+    """
+    cleaned = (text or "").strip().replace(",", "").replace(" ", "")
+    integer, dot, fraction = cleaned.partition(".")
+    if not integer.isascii() or not integer.isdigit() or \
+            (dot and (not fraction.isascii() or not fraction.isdigit())):
+        raise InvalidAmount("Enter an amount such as 12.50.")
+    digits = exponent(currency)
+    if len(fraction.rstrip("0")) > digits:
+        raise InvalidAmount(f"{currency.upper()} amounts have at most {digits} decimal places."
+                            if digits else f"{currency.upper()} amounts have no decimal places.")
+    return int(Decimal(cleaned).scaleb(digits))

@@ -285,6 +285,12 @@ def retrieve_charge(charge_id: str) -> stripe.Charge:
     return _call("charges.retrieve", _client().v1.charges.retrieve, charge_id)
 
 
+# --- Disputes (webhook handlers) -------------------------------------------------------------
+
+def retrieve_dispute(dispute_id: str) -> stripe.Dispute:
+    return _call("disputes.retrieve", _client().v1.disputes.retrieve, dispute_id)
+
+
 # --- Webhooks ------------------------------------------------------------------------------
 
 def verify_webhook(payload: bytes, signature_header: str | None) -> stripe.Event:
@@ -326,3 +332,17 @@ def to_dict(obj: Any) -> dict[str, Any]:
     if isinstance(obj, stripe.StripeObject):
         return obj.to_dict()
     return dict(obj)
+
+
+# --- Refunds of a payment (refunds engineer) -------------------------------------------------
+
+def refund_payment_intent(payment_intent_id: str, amount: int, reason: str | None, *,
+                          metadata: dict[str, str], idempotency_key: str) -> stripe.Refund:
+    """Refund `amount` of a PaymentIntent's charge; `reason`: Stripe's reason or None."""
+    params: RefundCreateParams = {"payment_intent": payment_intent_id, "amount": amount,
+                                  "metadata": metadata}
+    if reason == "duplicate" or reason == "fraudulent" or reason == "requested_by_customer":
+        params["reason"] = reason
+    elif reason is not None:
+        raise ValueError(f"unknown refund reason {reason!r}")
+    return create_refund(params, idempotency_key=idempotency_key)

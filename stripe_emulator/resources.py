@@ -428,7 +428,7 @@ class Charge(ls.Charge):
         self.disputed = False
         self.failure_code = decline.code if decline else None
         self.failure_message = decline.message if decline else None
-        self.fraud_details = {}
+        self.fraud_details: dict[str, Any] = {}
         self.invoice = None
         self.metadata = dict(intent.metadata)
         if decline is None:
@@ -446,8 +446,8 @@ class Charge(ls.Charge):
                 "type": "blocked" if blocked else "issuer_declined"}
         self.payment_intent = intent.id
         self.payment_method = pm.id
-        card = pm.card
-        self.payment_method_details = {"type": "card", "card": {
+        card: dict[str, Any] = pm.card
+        self.payment_method_details: dict[str, Any] = {"type": "card", "card": {
             "amount_authorization": intent.amount if decline is None else None,
             "brand": card["brand"], "checks": dict(card["checks"]), "country": card["country"],
             "exp_month": card["exp_month"], "exp_year": card["exp_year"],
@@ -537,7 +537,7 @@ class Dispute(StripeObject):
         self.is_charge_refundable = False
         self.metadata: dict[str, str] = {}
         self.payment_intent = charge.payment_intent
-        self.payment_method_details = {"type": "card", "card": {
+        self.payment_method_details: dict[str, Any] = {"type": "card", "card": {
             "brand": charge.payment_method_details["card"]["brand"],
             "network_reason_code": "10.4" if reason == "fraudulent" else "13.1"}}
         self.reason = reason
@@ -561,7 +561,7 @@ class Dispute(StripeObject):
 
 # --------------------------------------------------------------------------- payment intents
 
-THREE_DS_ACTION = {"type": "use_stripe_sdk",
+THREE_DS_ACTION: dict[str, Any] = {"type": "use_stripe_sdk",
                    "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": ""}}
 
 
@@ -635,14 +635,14 @@ class PaymentIntent(ls.PaymentIntent):
         StripeObject.__init__(self, id=new_id("pi_"))
         self.amount = amount
         self.amount_capturable = 0
-        self.amount_details = {"tip": {}}
+        self.amount_details: dict[str, Any] = {"tip": {}}
         self.amount_received = 0
         self.application = None
         self.application_fee_amount = None
         self.automatic_payment_methods = auto
         self.canceled_at: int | None = None
         self.cancellation_reason: str | None = None
-        self.capture_method = as_enum(capture_method, "capture_method",
+        self.capture_method: str | None = as_enum(capture_method, "capture_method",
                                       ("automatic", "automatic_async", "manual")) \
             or "automatic_async"
         self.client_secret = f"{self.id}_secret_{new_id('', 25)}"

@@ -5,6 +5,7 @@ from payments_site.blueprints import (
     admin,
     admin_webhooks,
     api_auth,
+    api_docs,
     api_catalog,
     api_methods,
     api_payments,
@@ -20,6 +21,6 @@ from payments_site.blueprints import (
 
 BLUEPRINTS = [
     health.bp, auth.bp, shop.bp, account.bp, cards.bp, receipts.bp, admin.bp,
-    admin_webhooks.bp, api_auth.bp, api_catalog.bp, api_payments.bp, api_methods.bp,
+    admin_webhooks.bp, api_auth.bp, api_docs.bp, api_catalog.bp, api_payments.bp, api_methods.bp,
     api_refunds.bp, api_receipts.bp, webhooks.bp,
 ]

@@ -336,8 +336,12 @@
   // -------------------------------------------------------------------------
   let lastHeight = 0;
   function reportSize() {
-    const height = Math.ceil(document.documentElement.getBoundingClientRect().height);
-    if (height && height !== lastHeight) {
+    // The form's own box (plus the body's padding), not the viewport-sized root.
+    const style = window.getComputedStyle(document.body);
+    const height = Math.ceil(form.getBoundingClientRect().height +
+                             parseFloat(style.paddingTop) + parseFloat(style.paddingBottom));
+    // Skip transient zero-width layouts (the parent is being re-laid out).
+    if (height && height !== lastHeight && window.innerWidth > 40) {
       lastHeight = height;
       post({type: 'resize', height: height});
     }

@@ -403,7 +403,7 @@
       iframe.setAttribute('scrolling', 'no');
       iframe.setAttribute('allow', 'payment *');
       Object.assign(iframe.style, {
-        border: '0', margin: '0', padding: '0', width: '1px', minWidth: '100%',
+        border: '0', margin: '0', padding: '0', width: '100%',
         overflow: 'hidden', display: 'block', userSelect: 'none',
         colorScheme: 'light only', height: '236px',
       });

@@ -425,6 +425,36 @@ def test_confirm_setup_attaches_card_to_customer(
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("outcome", ["Complete", "Fail"])
+def test_confirm_setup_with_3ds_card(
+    page: Any, site: HostSite, client: stripe.StripeClient, outcome: str
+) -> None:
+    """Stripe: saving 4000 0025 0000 3155 asks for 3-D Secure; "Complete" saves it
+    (setupIntent succeeded), "Fail" resolves {error} with
+    setup_intent_authentication_failure and error.setup_intent."""
+    customer = client.v1.customers.create(params={"email": "buyer@example.com"})
+    setup = client.v1.setup_intents.create(
+        params={"customer": customer.id, "payment_method_types": ["card"]}
+    )
+    open_page(page, site, setup.client_secret, mode="setup")
+    fill_card(page, CARD_3DS)
+    submit(page)
+    three_d_secure(page, outcome)
+    result = wait_result(page)
+
+    if outcome == "Complete":
+        assert "error" not in result, result
+        assert result["setupIntent"]["status"] == "succeeded"
+        method = client.v1.payment_methods.retrieve(result["setupIntent"]["payment_method"])
+        assert method.customer == customer.id
+    else:
+        assert result["error"]["code"] == "setup_intent_authentication_failure"
+        assert result["error"]["setup_intent"]["id"] == setup.id
+        assert result["error"]["setup_intent"]["status"] == "requires_payment_method"
+    finish(page, f"confirm-setup-3ds-{outcome.lower()}")
+
+
+@pytest.mark.browser
 def test_handle_next_action_with_saved_3ds_card(
     page: Any, site: HostSite, client: stripe.StripeClient
 ) -> None:

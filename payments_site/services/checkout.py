@@ -1,0 +1,435 @@
+"""Checkout: the session cart, pricing from the catalog, and one PaymentIntent per attempt.
+
+The rules (DESIGN.md, "one checkout attempt = one PaymentIntent"): the local payment row is
+committed before Stripe is called and every Stripe idempotency key is derived from it, so our
+retries, the SDK's and the customer's double clicks reach the same intent. Without a client
+Idempotency-Key, a repeated submit of the same cart reuses the open payment (a per-user row
+lock serialises the lookup on PostgreSQL and SQLite alike), and a same-cart payment that
+succeeded moments ago is returned instead of charging again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from stripe.params import PaymentIntentCreateParams
+
+from payments_site import stripe_gateway
+from payments_site.errors import (
+    CardDeclined,
+    DomainError,
+    InvalidRequest,
+    NotFound,
+    ProviderError,
+    ProviderUnavailable,
+)
+from payments_site.extensions import db
+from payments_site.models import Payment, PaymentItem, PaymentMethod, Product, User, utcnow
+from payments_site.money import MAXIMUM_CHARGE, format_money, minimum_charge
+from payments_site.serializers import payment_to_dict
+from payments_site.services import payments as payments_service
+from payments_site.services.customers import ensure_stripe_customer
+
+log = logging.getLogger(__name__)
+
+MAX_QUANTITY = 99
+MAX_LINES = 50
+# An unfinished payment for the same cart is reused for this long (one attempt, one intent).
+OPEN_PAYMENT_REUSE = timedelta(hours=1)
+# A same-cart payment that succeeded this recently is a double submit, not a new purchase.
+RECENT_SUCCESS_WINDOW = timedelta(seconds=60)
+REUSABLE_STATUSES = ("requires_payment_method", "requires_action", "processing", "failed")
+CART_SESSION_KEY = "cart"
+
+
+# --- Pricing ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CartLine:
+    product: Product
+    quantity: int
+
+    @property
+    def total(self) -> int:
+        return self.product.unit_amount * self.quantity
+
+
+@dataclass(frozen=True)
+class PricedCart:
+    lines: list[CartLine]
+    currency: str
+    amount: int
+
+    def as_items(self) -> list[tuple[int, int]]:
+        return [(line.product.id, line.quantity) for line in self.lines]
+
+
+def _quantity(value: Any, param: str) -> int:
+    # JSON integers only: 1.5, "1e3", true and 10**9 are all refused, never coerced.
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not 1 <= value <= MAX_QUANTITY:
+        raise InvalidRequest(f"quantity must be a whole number from 1 to {MAX_QUANTITY}.",
+                             param=param)
+    return value
+
+
+def parse_items(raw: Any) -> list[tuple[int, int]]:
+    """[(product_id, quantity)] from the request's `items` (400 with the param when wrong)."""
+    if not isinstance(raw, list) or not raw:
+        raise InvalidRequest("items must be a non-empty list.", param="items")
+    if len(raw) > MAX_LINES:
+        raise InvalidRequest(f"A cart holds at most {MAX_LINES} different products.",
+                             param="items")
+    items: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise InvalidRequest("Each item must be an object.", param=f"items[{index}]")
+        product_id = entry.get("product_id")
+        if isinstance(product_id, bool) or not isinstance(product_id, int) or product_id < 1:
+            raise InvalidRequest("product_id must be a product id.",
+                                 param=f"items[{index}].product_id")
+        if product_id in seen:
+            raise InvalidRequest("Each product may appear once; set its quantity instead.",
+                                 param=f"items[{index}].product_id")
+        seen.add(product_id)
+        items.append((product_id, _quantity(entry.get("quantity"),
+                                            f"items[{index}].quantity")))
+    return items
+
+
+def price_items(items: list[tuple[int, int]]) -> PricedCart:
+    """The cart priced from the catalog (the only source of amounts), in one currency."""
+    lines: list[CartLine] = []
+    for index, (product_id, quantity) in enumerate(items):
+        product = db.session.get(Product, product_id)
+        if product is None or not product.active:
+            raise InvalidRequest("This product is not available.",
+                                 param=f"items[{index}].product_id")
+        lines.append(CartLine(product, quantity))
+    currencies = {line.product.currency for line in lines}
+    if len(currencies) != 1:
+        raise InvalidRequest("All items in one payment must share one currency.",
+                             param="items")
+    currency = currencies.pop()
+    amount = sum(line.total for line in lines)
+    if amount < minimum_charge(currency):
+        raise InvalidRequest("The total is below the minimum charge of "
+                             f"{format_money(minimum_charge(currency), currency)}.",
+                             param="items")
+    if amount > MAXIMUM_CHARGE:
+        raise InvalidRequest("The total is above the maximum for one payment.", param="items")
+    return PricedCart(lines, currency, amount)
+
+
+def cart_hash(user: User, items: list[tuple[int, int]], payment_method_id: str | None) -> str:
+    canonical = json.dumps({"user": user.id, "items": sorted(items),
+                            "payment_method": payment_method_id or ""}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- The session cart ------------------------------------------------------------------------
+
+def session_cart(session: MutableMapping[str, Any]) -> dict[int, int]:
+    raw = session.get(CART_SESSION_KEY) or {}
+    cart: dict[int, int] = {}
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            if str(key).isdigit() and isinstance(value, int) and 1 <= value <= MAX_QUANTITY:
+                cart[int(key)] = value
+    return cart
+
+
+def _store_cart(session: MutableMapping[str, Any], cart: dict[int, int]) -> None:
+    session[CART_SESSION_KEY] = {str(k): v for k, v in cart.items()}
+
+
+def parse_form_quantity(raw: str | None, *, allow_zero: bool = False) -> int:
+    text = (raw or "1").strip()
+    if not text.isdigit() or not (0 if allow_zero else 1) <= int(text) <= MAX_QUANTITY:
+        raise InvalidRequest(f"Choose a quantity from 1 to {MAX_QUANTITY}.", param="quantity")
+    return int(text)
+
+
+def add_to_cart(session: MutableMapping[str, Any], product_id: int, quantity: int) -> Product:
+    """Add a product; the cart stays in one currency and each line at most 99."""
+    product = db.session.get(Product, product_id)
+    if product is None or not product.active:
+        raise NotFound("No such product.")
+    cart = session_cart(session)
+    for other_id in cart:
+        other = db.session.get(Product, other_id)
+        if other is not None and other.currency != product.currency:
+            raise InvalidRequest("Your cart is in another currency. Check out first, or "
+                                 "remove those items.", param="product_id")
+    cart[product.id] = min(cart.get(product.id, 0) + quantity, MAX_QUANTITY)
+    _store_cart(session, cart)
+    return product
+
+
+def set_cart_quantity(session: MutableMapping[str, Any], product_id: int,
+                      quantity: int) -> None:
+    """Set a line's quantity; 0 removes it."""
+    cart = session_cart(session)
+    if quantity <= 0:
+        cart.pop(product_id, None)
+    elif product_id in cart:
+        cart[product_id] = min(quantity, MAX_QUANTITY)
+    _store_cart(session, cart)
+
+
+def clear_cart(session: MutableMapping[str, Any]) -> None:
+    session.pop(CART_SESSION_KEY, None)
+
+
+def priced_session_cart(session: MutableMapping[str, Any]) -> tuple[list[CartLine], str | None]:
+    """The cart's lines with catalog prices (unavailable products dropped) and its currency."""
+    cart = session_cart(session)
+    lines = []
+    for product_id, quantity in cart.items():
+        product = db.session.get(Product, product_id)
+        if product is not None and product.active:
+            lines.append(CartLine(product, quantity))
+    if len(lines) != len(cart):
+        _store_cart(session, {line.product.id: line.quantity for line in lines})
+    currency = lines[0].product.currency if lines else None
+    return lines, currency
+
+
+def checkout_summary(session: MutableMapping[str, Any]) -> dict[str, Any]:
+    lines, currency = priced_session_cart(session)
+    total = sum(line.total for line in lines)
+    problem = None
+    if lines and len({line.product.currency for line in lines}) > 1:
+        problem = "All items in one payment must share one currency."
+    elif lines and currency and total < minimum_charge(currency):
+        problem = ("The total is below the minimum charge of "
+                   f"{format_money(minimum_charge(currency), currency)}.")
+    return {"lines": lines, "currency": currency, "total": total, "problem": problem}
+
+
+def saved_cards(user: User) -> list[PaymentMethod]:
+    return list(db.session.scalars(select(PaymentMethod).where(PaymentMethod.user_id == user.id)
+                                   .order_by(PaymentMethod.is_default.desc(),
+                                             PaymentMethod.id)))
+
+
+# --- Processing a payment --------------------------------------------------------------------
+
+@dataclass
+class ProcessResult:
+    payment: Payment
+    client_secret: str | None
+    requires_action: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"payment": payment_to_dict(self.payment), "client_secret": self.client_secret,
+                "requires_action": self.requires_action}
+
+
+def _saved_method(user: User, stripe_pm_id: Any) -> PaymentMethod | None:
+    if stripe_pm_id is None:
+        return None
+    if not isinstance(stripe_pm_id, str) or not stripe_pm_id:
+        raise InvalidRequest("payment_method_id must be a saved card's id.",
+                             param="payment_method_id")
+    method = db.session.scalar(select(PaymentMethod).where(
+        PaymentMethod.user_id == user.id,
+        PaymentMethod.stripe_payment_method_id == stripe_pm_id))
+    if method is None:
+        raise NotFound("No such payment method.", param="payment_method_id")
+    return method
+
+
+def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMethod | None,
+                   save: bool) -> Payment:
+    """The open payment for this cart, or a new one, decided under a per-user row lock.
+
+    The lock is a no-op UPDATE of the user's row: on PostgreSQL a row lock, on SQLite the
+    database write lock; either way concurrent submits take turns here, and each sees the
+    row the previous one committed.
+    """
+    db.session.commit()  # start a fresh transaction whose first statement takes the lock
+    db.session.execute(update(User).where(User.id == user.id).values(id=User.id))
+    now = utcnow()
+    recent = db.session.scalar(
+        select(Payment).where(Payment.user_id == user.id, Payment.cart_hash == digest,
+                              ((Payment.status.in_(REUSABLE_STATUSES))
+                               & (Payment.created_at >= now - OPEN_PAYMENT_REUSE))
+                              | ((Payment.status == "succeeded")
+                                 & (Payment.succeeded_at >= now - RECENT_SUCCESS_WINDOW)))
+        .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(1))
+    if recent is not None:
+        db.session.commit()
+        return recent
+    description = ", ".join(f"{line.quantity} × {line.product.name}" for line in cart.lines)
+    payment = Payment(user_id=user.id, status="requires_payment_method", amount=cart.amount,
+                      currency=cart.currency, cart_hash=digest, description=description[:500],
+                      payment_method_id=method.id if method else None,
+                      save_payment_method=save and method is None)
+    payment.items = [PaymentItem(product_id=line.product.id, name=line.product.name,
+                                 quantity=line.quantity, unit_amount=line.product.unit_amount)
+                     for line in cart.lines]
+    db.session.add(payment)
+    db.session.commit()  # recorded before Stripe hears of it
+    log.info("payment %s created for user %s: %s %s", payment.public_id, user.id,
+             payment.amount, payment.currency)
+    return payment
+
+
+def _mark_unknown(payment: Payment) -> None:
+    """A Stripe call's outcome is unknown: re-fetch before this payment is used again."""
+    db.session.rollback()
+    db.session.execute(update(Payment).where(Payment.id == payment.id)
+                       .values(needs_reconcile=True, updated_at=utcnow()))
+    db.session.commit()
+
+
+def _ensure_intent(payment: Payment, customer_id: str) -> Any:
+    """The payment's PaymentIntent, created once (the key is derived from our row)."""
+    params: PaymentIntentCreateParams = {
+        "amount": payment.amount, "currency": payment.currency, "customer": customer_id,
+        "payment_method_types": ["card"], "description": payment.description,
+        "metadata": {"payment_id": payment.public_id, "user_id": str(payment.user_id)},
+    }
+    if payment.save_payment_method:
+        params["setup_future_usage"] = "off_session"
+    try:
+        intent = stripe_gateway.create_payment_intent(
+            params, idempotency_key=f"pi-create-{payment.public_id}")
+    except (ProviderUnavailable, ProviderError):
+        _mark_unknown(payment)
+        raise
+    db.session.execute(update(Payment).where(Payment.id == payment.id,
+                                             Payment.stripe_payment_intent_id.is_(None))
+                       .values(stripe_payment_intent_id=intent.id, needs_reconcile=False))
+    db.session.commit()
+    db.session.refresh(payment)
+    if payment.stripe_payment_intent_id != intent.id:  # pragma: no cover - same key, same PI
+        raise ProviderError()
+    return intent
+
+
+def _apply_save_choice(payment: Payment, intent: Any, save: bool) -> Any:
+    """A new-card payment whose "save this card" box changed before the card was confirmed."""
+    if payment.payment_method_id is not None or payment.save_payment_method == save or \
+            intent.status not in ("requires_payment_method", "requires_confirmation"):
+        return intent
+    intent = stripe_gateway.update_payment_intent(
+        intent.id, {"setup_future_usage": "off_session" if save else ""})
+    db.session.execute(update(Payment).where(Payment.id == payment.id)
+                       .values(save_payment_method=save))
+    db.session.commit()
+    db.session.refresh(payment)
+    return intent
+
+
+def _confirm_saved_card(payment: Payment, method: PaymentMethod) -> Payment:
+    """Confirm with the saved card, once: a conditional UPDATE elects the one request that
+    may confirm (it marks the row processing); the others report the current state."""
+    attempt = payment.confirm_attempts + 1
+    claimed = db.session.execute(update(Payment).where(
+        Payment.id == payment.id, Payment.confirm_attempts == payment.confirm_attempts,
+        Payment.status.in_(("requires_payment_method", "failed")))
+        .values(confirm_attempts=attempt, status="processing", updated_at=utcnow())).rowcount
+    db.session.commit()
+    if not claimed:
+        db.session.refresh(payment)
+        return payment
+    intent_id = str(payment.stripe_payment_intent_id)
+    try:
+        intent = stripe_gateway.confirm_payment_intent(
+            intent_id, {"payment_method": method.stripe_payment_method_id},
+            idempotency_key=f"pi-confirm-{payment.public_id}-{attempt}")
+    except CardDeclined:
+        # Stripe recorded the decline on the intent: re-read it so the row says why.
+        intent = stripe_gateway.retrieve_payment_intent(intent_id)
+    except (ProviderUnavailable, ProviderError):
+        _mark_unknown(payment)
+        raise
+    except DomainError:
+        _release_claim(payment)
+        raise
+    else:
+        # The confirm answer lacks expanded card details; re-read them once.
+        intent = stripe_gateway.retrieve_payment_intent(intent.id)
+    applied = payments_service.apply_intent_state(intent, own_confirm=True)
+    return applied or payment
+
+
+def _release_claim(payment: Payment) -> None:
+    db.session.rollback()
+    db.session.execute(update(Payment).where(Payment.id == payment.id,
+                                             Payment.status == "processing")
+                       .values(status="requires_payment_method", updated_at=utcnow()))
+    db.session.commit()
+
+
+def process_payment(user: User, raw_items: Any, payment_method_id: Any = None,
+                    save_payment_method: Any = False) -> ProcessResult:
+    """POST /api/payments/process: the payment for this cart, charged at most once.
+
+    With a saved card the server confirms now: `succeeded`, `requires_action` (the page runs
+    Stripe.js handleNextAction) or CardDeclined (402) carrying the payment. Without one, the
+    page confirms in the browser with the returned client secret.
+    """
+    if not isinstance(save_payment_method, bool):
+        raise InvalidRequest("save_payment_method must be true or false.",
+                             param="save_payment_method")
+    items = parse_items(raw_items)
+    cart = price_items(items)
+    method = _saved_method(user, payment_method_id)
+    digest = cart_hash(user, items, method.stripe_payment_method_id if method else None)
+    customer_id = ensure_stripe_customer(user)
+    payment = _claim_payment(user, cart, digest, method, save_payment_method)
+
+    if payment.status == "succeeded":
+        return ProcessResult(payment, None, False)  # a double submit of a finished checkout
+    if payment.stripe_payment_intent_id is None:
+        intent = _ensure_intent(payment, customer_id)
+    else:
+        # Re-read before any new attempt: Stripe is the truth (webhooks may lag, an earlier
+        # call's outcome may be unknown).
+        intent = stripe_gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)
+        payment = payments_service.apply_payment_intent(intent) or payment
+        if payment.status in ("succeeded", "canceled"):
+            return ProcessResult(payment, None, False)
+    if method is None:
+        intent = _apply_save_choice(payment, intent, save_payment_method)
+        return ProcessResult(payment, intent.client_secret, False)
+
+    if payment.status in ("requires_payment_method", "failed"):
+        payment = _confirm_saved_card(payment, method)
+    if payment.status == "failed":
+        raise CardDeclined(payment.failure_message or "Your card was declined.",
+                           decline_code=payment.failure_decline_code or payment.failure_code,
+                           payload={"payment": payment_to_dict(payment)})
+    return ProcessResult(payment, intent.client_secret, payment.status == "requires_action")
+
+
+# --- The page Stripe returns to --------------------------------------------------------------
+
+def complete_checkout(user: User, payment_public_id: str | None,
+                      intent_id: str | None) -> Payment:
+    """The payment named by ?payment= or ?payment_intent=, as Stripe sees it now.
+
+    Works whether or not the webhook has arrived: the intent is re-read and applied.
+    """
+    payment = None
+    if payment_public_id:
+        payment = payments_service.get_own_payment(user, payment_public_id)
+    elif intent_id:
+        payment = db.session.scalar(select(Payment).where(
+            Payment.stripe_payment_intent_id == intent_id, Payment.user_id == user.id))
+    if payment is None:
+        raise NotFound("No such payment.")
+    if intent_id and payment.stripe_payment_intent_id != intent_id:
+        raise NotFound("No such payment.")
+    return payments_service.sync_payment(payment)

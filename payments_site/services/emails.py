@@ -1,0 +1,289 @@
+"""Outbound email: queue a message once (by dedupe key), send it with Flask-Mail, record it.
+
+The guarantee: at-least-once delivery with at most one distinct message per row. The row is
+written (with its Message-ID, Date, sender and bodies) before anything is sent, and every
+attempt builds the message from the row alone, so a worker killed after the SMTP server
+accepted a message but before `sent_at` was recorded can only repeat the very same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import smtplib
+from datetime import datetime, timedelta
+from email.message import Message as MimeMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from typing import Any
+
+from flask import current_app
+from flask_mail import Attachment, Connection, Message
+from redis.exceptions import LockError
+from rq import Retry
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import undefer
+
+from payments_site.extensions import db
+from payments_site.models import OutboundEmail, Receipt, utcnow
+from payments_site.queues import enqueue, get_redis
+
+log = logging.getLogger(__name__)
+
+# Delays between RQ retries of one delivery job (seconds).
+RETRY_INTERVALS = [10, 60, 300, 900, 3600]
+# A sender holds this lock while it talks to SMTP, so two copies of one job never send
+# concurrently; it expires on its own if the worker dies.
+SEND_LEASE_SECONDS = 300
+
+
+class EmailNotSent(RuntimeError):
+    """The SMTP server did not take the message; the job fails so RQ retries it later."""
+
+
+class EmailBusy(RuntimeError):
+    """Another worker is sending this message right now; the job retries later."""
+
+
+# --- queueing ---------------------------------------------------------------------------------
+
+def send_later(*, dedupe_key: str, kind: str, to: str, subject: str, text_body: str,
+               html_body: str | None = None, payment_id: int | None = None,
+               receipt_id: int | None = None) -> OutboundEmail:
+    """Record an email once per `dedupe_key` (commits) and queue its delivery.
+
+    Calling it again with the same key returns the existing row and changes nothing about
+    the message (a pending one is queued again, which is harmless). For receipt emails
+    (`receipt_id`), the stored PDF is attached when it is sent.
+    """
+    email = _by_dedupe_key(dedupe_key)
+    if email is None:
+        email = OutboundEmail(
+            message_id=make_msgid(domain=_message_id_domain()), dedupe_key=dedupe_key,
+            kind=kind, to_address=to, subject=subject, body_text=text_body,
+            body_html=html_body, sender=str(current_app.config["MAIL_DEFAULT_SENDER"]),
+            payment_id=payment_id, receipt_id=receipt_id, status="pending",
+            # Whole seconds: the Date header is built from it on every attempt.
+            created_at=utcnow().replace(microsecond=0))
+        db.session.add(email)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            # Another worker recorded the same email first: use its row.
+            db.session.rollback()
+            email = _by_dedupe_key(dedupe_key)
+            if email is None:
+                raise
+    if email.status == "pending":
+        queue_delivery(email)
+    return email
+
+
+def queue_delivery(email: OutboundEmail) -> bool:
+    """Enqueue the delivery job; False when Redis is down (the sweeper re-queues it)."""
+    from payments_site.tasks.emails import send_email
+
+    max_attempts = int(current_app.config["MAIL_MAX_ATTEMPTS"])
+    return enqueue("emails", send_email, email.id, job_id=f"email-{email.id}",
+                   retry=Retry(max=max(max_attempts - 1, 1), interval=RETRY_INTERVALS))
+
+
+def requeue_pending_emails(older_than: timedelta = timedelta(minutes=5)) -> int:
+    """Queue again every pending email older than `older_than` (lost enqueue, Redis down).
+
+    Safe to run on a schedule: a message already sent is never sent again.
+    """
+    cutoff = utcnow() - older_than
+    emails = db.session.scalars(select(OutboundEmail).where(
+        OutboundEmail.status == "pending", OutboundEmail.created_at < cutoff)).all()
+    return sum(1 for email in emails if queue_delivery(email))
+
+
+def failed_emails(limit: int = 100) -> list[OutboundEmail]:
+    """Emails that gave up (for the admin list), newest first."""
+    return list(db.session.scalars(
+        select(OutboundEmail).where(OutboundEmail.status == "failed")
+        .order_by(OutboundEmail.created_at.desc(), OutboundEmail.id.desc()).limit(limit)))
+
+
+def retry_failed_email(email_id: int) -> bool:
+    """Put a failed email back in the queue with a fresh set of attempts (admin action)."""
+    result = db.session.execute(
+        update(OutboundEmail)
+        .where(OutboundEmail.id == email_id, OutboundEmail.status == "failed")
+        .values(status="pending", attempts=0))
+    db.session.commit()
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    email = db.session.get(OutboundEmail, email_id)
+    return email is not None and queue_delivery(email)
+
+
+# --- delivery ---------------------------------------------------------------------------------
+
+def deliver(email_id: int) -> str:
+    """Send one stored email unless it was already sent; returns the row's status after.
+
+    Raises EmailNotSent (transient SMTP failure, recorded on the row) or EmailBusy so RQ
+    retries the job with backoff.
+    """
+    lock = get_redis().lock(f"payments_site:email-send:{email_id}",
+                            timeout=SEND_LEASE_SECONDS, blocking=False)
+    if not lock.acquire(blocking=False):
+        raise EmailBusy(f"email {email_id} is being sent by another worker")
+    try:
+        return _deliver_locked(email_id)
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            pass  # the lease ran out; nothing of ours left to release
+
+
+def _deliver_locked(email_id: int) -> str:
+    email = db.session.get(OutboundEmail, email_id, populate_existing=True)
+    if email is None:
+        log.warning("outbound email %s does not exist", email_id)
+        return "missing"
+    if email.status != "pending":
+        return email.status
+
+    # Count the attempt before talking to SMTP, so even a killed worker leaves a trace.
+    db.session.execute(update(OutboundEmail)
+                       .where(OutboundEmail.id == email_id, OutboundEmail.status == "pending")
+                       .values(attempts=OutboundEmail.attempts + 1))
+    db.session.commit()
+
+    message = build_message(email)
+    accepted = False
+    try:
+        with _SmtpConnection(current_app.extensions["mail"]) as connection:
+            connection.send(message)
+            accepted = True
+    except (smtplib.SMTPException, OSError) as error:
+        if not accepted:
+            return _record_failure(email_id, error)
+        # Only QUIT failed: the server already took the message.
+        log.info("email %s accepted; closing the SMTP session failed: %s", email_id,
+                 error.__class__.__name__)
+    _record_sent(email_id)
+    log.info("sent email %s (%s) %s", email_id, email.kind, email.message_id)
+    return "sent"
+
+
+def _record_sent(email_id: int) -> None:
+    now = utcnow()
+    db.session.execute(update(OutboundEmail)
+                       .where(OutboundEmail.id == email_id, OutboundEmail.status == "pending")
+                       .values(status="sent", sent_at=now, last_error=None))
+    receipt_id = db.session.scalar(select(OutboundEmail.receipt_id)
+                                   .where(OutboundEmail.id == email_id))
+    if receipt_id is not None:
+        db.session.execute(update(Receipt)
+                           .where(Receipt.id == receipt_id, Receipt.emailed_at.is_(None))
+                           .values(emailed_at=now))
+    db.session.commit()
+
+
+def _record_failure(email_id: int, error: Exception) -> str:
+    db.session.rollback()
+    email = db.session.get(OutboundEmail, email_id, populate_existing=True)
+    assert email is not None
+    permanent = _is_permanent(error)
+    gave_up = permanent or email.attempts >= int(current_app.config["MAIL_MAX_ATTEMPTS"])
+    status = "failed" if gave_up else "pending"
+    db.session.execute(update(OutboundEmail)
+                       .where(OutboundEmail.id == email_id, OutboundEmail.status == "pending")
+                       .values(status=status, last_error=_describe(error)))
+    db.session.commit()
+    log.warning("email %s not sent (attempt %s, %s): %s", email_id, email.attempts, status,
+                error.__class__.__name__)
+    if gave_up:
+        return status
+    raise EmailNotSent(_describe(error)) from error
+
+
+def _is_permanent(error: Exception) -> bool:
+    """A 5xx answer (recipient or sender refused) will not change on a retry."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 500 <= error.smtp_code < 600
+    return False
+
+
+def _describe(error: Exception) -> str:
+    return f"{error.__class__.__name__}: {error}"[:1000]
+
+
+# --- building the message ---------------------------------------------------------------------
+
+def build_message(email: OutboundEmail) -> Message:
+    """The Flask-Mail message for a row; the same row always gives the same bytes."""
+    attachments: list[Attachment] = []
+    if email.receipt_id is not None:
+        receipt = db.session.scalar(select(Receipt).options(undefer(Receipt.pdf))
+                                    .where(Receipt.id == email.receipt_id))
+        if receipt is not None:
+            attachments.append(Attachment(filename=receipt.filename,
+                                          content_type="application/pdf", data=receipt.pdf))
+    return _StoredMessage(
+        subject=email.subject, recipients=[email.to_address], body=email.body_text,
+        html=email.body_html, sender=email.sender or None, attachments=attachments,
+        date=_timestamp(email.created_at), message_id=email.message_id)
+
+
+def _timestamp(value: datetime) -> float:
+    return float(int(value.timestamp()))
+
+
+class _StoredMessage(Message):
+    """A Flask-Mail message whose every byte depends only on what the row stores.
+
+    Flask-Mail would pick a fresh Message-ID, the worker's local time zone for the Date header
+    and random MIME boundaries; here all three come from the row.
+    """
+
+    def __init__(self, *, message_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.msgId = message_id
+        self._boundary_seed = hashlib.sha256(message_id.encode()).hexdigest()[:32]
+
+    def _message(self) -> Any:
+        msg = super()._message()
+        del msg["Date"]
+        msg["Date"] = formatdate(self.date, usegmt=True)
+        part: MimeMessage
+        for index, part in enumerate(msg.walk()):
+            if part.is_multipart():
+                part.set_boundary(f"===={self._boundary_seed}.{index}====")
+        return msg
+
+
+class _SmtpConnection(Connection):
+    """Flask-Mail's connection with a socket timeout, so a silent server cannot hang a job."""
+
+    def configure_host(self) -> smtplib.SMTP | smtplib.SMTP_SSL:
+        timeout = float(current_app.config.get("MAIL_TIMEOUT", 30))
+        host: smtplib.SMTP | smtplib.SMTP_SSL
+        if self.mail.use_ssl:
+            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=timeout)
+        else:
+            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=timeout)
+        host.set_debuglevel(int(self.mail.debug))
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+
+def _by_dedupe_key(dedupe_key: str) -> OutboundEmail | None:
+    return db.session.scalar(select(OutboundEmail)
+                             .where(OutboundEmail.dedupe_key == dedupe_key))
+
+
+def _message_id_domain() -> str:
+    _, address = parseaddr(str(current_app.config.get("MAIL_DEFAULT_SENDER") or ""))
+    domain = address.rpartition("@")[2]
+    return domain or "localhost"
