@@ -24,6 +24,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
 
     register_logging(app)
+    register_server_timing(app)
     register_extensions(app)
     register_security(app)
     register_blueprints(app)
@@ -42,6 +43,34 @@ def register_logging(app: Flask) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_redaction()
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def register_server_timing(app: Flask) -> None:
+    """`Server-Timing: stripe;dur=…, app;dur=…` on every response when SERVER_TIMING is on.
+
+    Splits a request's time into waiting for Stripe and our own work (the benchmarks read
+    it; browsers show it in their network panel). Off by default: it reveals timings.
+    """
+    if not app.config.get("SERVER_TIMING"):
+        return
+    import time
+
+    from flask import Response, g
+
+    @app.before_request
+    def start_server_timing() -> None:
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def add_server_timing(response: Response) -> Response:
+        started = g.get("request_started")
+        if started is not None:
+            total = (time.perf_counter() - started) * 1000
+            stripe_ms = g.get("stripe_seconds", 0.0) * 1000
+            response.headers["Server-Timing"] = (
+                f'stripe;dur={stripe_ms:.2f};desc="{g.get("stripe_calls", 0)} calls", '
+                f"app;dur={max(total - stripe_ms, 0.0):.2f}")
+        return response
 
 
 def register_extensions(app: Flask) -> None:

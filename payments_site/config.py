@@ -44,6 +44,20 @@ def _dev_secret_key(instance_path: Path) -> str:
     return key
 
 
+def engine_options(database_url: str) -> dict[str, Any]:
+    """Connection pool settings; sized per process (a gunicorn worker, a `flask worker`).
+
+    A gthread worker needs at most one connection per thread; the overflow absorbs bursts.
+    Keep workers x (DB_POOL_SIZE + DB_MAX_OVERFLOW) under PostgreSQL's max_connections.
+    """
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if not database_url.startswith("sqlite"):
+        options.update(pool_size=_int("DB_POOL_SIZE", 5), max_overflow=_int("DB_MAX_OVERFLOW", 5),
+                       pool_timeout=_int("DB_POOL_TIMEOUT", 10),
+                       pool_recycle=_int("DB_POOL_RECYCLE", 1800))
+    return options
+
+
 def load_config(instance_path: Path) -> dict[str, Any]:
     """Build the app's config from the environment; production refuses to start without secrets."""
     env = os.environ.get("APP_ENV", "development").strip().lower()
@@ -71,7 +85,7 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "PRODUCTION": production,
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
         "REDIS_URL": redis_url,
         "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", ""),
         "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY", ""),
@@ -123,4 +137,5 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "RQ_QUEUES": ["webhooks", "payments", "receipts", "emails"],
         "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "SERVER_TIMING": _bool(os.environ.get("SERVER_TIMING")),
     }

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import stripe
-from flask import current_app
+from flask import current_app, g, has_app_context
 from stripe.params import (
     CustomerCreateParams,
     CustomerUpdateParams,
@@ -105,7 +105,7 @@ def _call(operation: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> 
     attempts = int(current_app.config["STRIPE_MAX_RETRIES"]) + 1
     for attempt in range(attempts):
         try:
-            return func(*args, **kwargs)
+            return _timed(func, *args, **kwargs)
         except stripe.CardError as error:
             raise _card_declined(error) from error
         except stripe.StripeError as error:
@@ -117,6 +117,17 @@ def _call(operation: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> 
                 continue
             raise _map_error(operation, error) from error
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _timed(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """One Stripe request; its wait is added to `g` for the Server-Timing header."""
+    started = time.perf_counter()
+    try:
+        return func(*args, **kwargs)
+    finally:
+        if has_app_context():
+            g.stripe_seconds = g.get("stripe_seconds", 0.0) + time.perf_counter() - started
+            g.stripe_calls = g.get("stripe_calls", 0) + 1
 
 
 def _card_declined(error: stripe.CardError) -> CardDeclined:

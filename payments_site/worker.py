@@ -9,6 +9,7 @@ from rq import SimpleWorker
 
 from payments_site.extensions import db
 from payments_site.queues import QUEUE_NAMES, get_queue, get_redis
+from payments_site.services.sweeper import run_sweep, start_periodic_sweeper
 
 
 class AppWorker(SimpleWorker):
@@ -28,4 +29,13 @@ def run_worker(queue_names: list[str] | None = None, *, burst: bool = False) -> 
     queues = [get_queue(name) for name in names]
     worker = AppWorker(queues, connection=get_redis())
     current_app.logger.info("worker listening on %s", ", ".join(names))
-    return bool(worker.work(burst=burst, with_scheduler=True))
+    # The sweeper re-queues work whose job was lost (Redis down, a worker killed mid-job).
+    if burst:
+        run_sweep()
+        return bool(worker.work(burst=True, with_scheduler=True))
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    sweeper = start_periodic_sweeper(app, int(app.config["SWEEP_INTERVAL"]))
+    try:
+        return bool(worker.work(burst=False, with_scheduler=True))
+    finally:
+        sweeper.stop()

@@ -239,7 +239,8 @@ async def idempotency_middleware(request: web.Request,
         if isinstance(response, web.Response) and (response.status < 400
                                                    or response.status == 402):
             idempotency.entries[scope] = idempotency.Saved(
-                fingerprint=fp, status=response.status, body=bytes(response.body) if isinstance(response.body, (bytes, bytearray)) else b"",
+                fingerprint=fp, status=response.status,
+                body=bytes(response.body) if isinstance(response.body, bytes | bytearray) else b"",
                 request_id=str(request.get("request_id")), created=time.time())
         response.headers["Idempotency-Key"] = key
     if len(idempotency.entries) % 1000 == 0:

@@ -1,5 +1,35 @@
 """Customer account pages: payment history and a payment's detail."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+from flask_login import current_user, login_required
+
+from payments_site.models import PAYMENT_STATUSES
+from payments_site.services import payments
 
 bp = Blueprint("account", __name__, url_prefix="/account")
+
+PAGE_SIZE = 20
+
+
+@bp.get("/payments", endpoint="payments")
+@login_required
+def payments_page():  # type: ignore[no-untyped-def]
+    """The customer's payments, newest first, filterable by status, paged by cursor."""
+    status = request.args.get("status") or None
+    cursor = request.args.get("cursor") or None
+    _, cursor, status = payments.parse_history_query(None, cursor, status)
+    page = payments.payment_history(current_user, limit=PAGE_SIZE, cursor=cursor,
+                                    status=status)
+    return render_template("account/payments.html", page=page, status=status,
+                           statuses=PAYMENT_STATUSES, first_page=cursor is None)
+
+
+@bp.get("/payments/<payment_id>")
+@login_required
+def payment_detail(payment_id: str):  # type: ignore[no-untyped-def]
+    """One of the customer's payments; someone else's is a 404."""
+    payment = payments.get_own_payment(current_user, payment_id)
+    return render_template("account/payment_detail.html", payment=payment,
+                           timeline=payments.payment_timeline(payment))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -433,3 +434,20 @@ def complete_checkout(user: User, payment_public_id: str | None,
     if intent_id and payment.stripe_payment_intent_id != intent_id:
         raise NotFound("No such payment.")
     return payments_service.sync_payment(payment)
+
+
+def checkout_token(session: MutableMapping[str, Any]) -> str:
+    """Names this checkout attempt in the page's stored Idempotency-Keys; a new one after a
+    purchase, so buying the same cart again later is a new attempt, not a replay."""
+    token = session.get("checkout_token")
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(12)
+        session["checkout_token"] = token
+    return token
+
+
+def finish_checkout(session: MutableMapping[str, Any], payment: Payment) -> None:
+    """After a successful payment: empty the cart and start a new attempt."""
+    if payment.status in ("succeeded", "processing"):
+        clear_cart(session)
+        session.pop("checkout_token", None)

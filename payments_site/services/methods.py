@@ -87,7 +87,9 @@ def create_setup_intent(user: User) -> str:
     """A SetupIntent for the user's Stripe customer; returns its client_secret for Stripe.js."""
     customer_id = ensure_stripe_customer(user)
     intent = stripe_gateway.create_setup_intent(
-        {"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"],
+        # Redirect-based methods are excluded: cards (with in-page 3-D Secure) are what we save.
+        {"customer": customer_id, "usage": "off_session",
+         "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
          "metadata": {"user_id": str(user.id)}},
         # A fresh intent per request; the key only makes OUR retries of this call safe.
         idempotency_key=f"setup-intent-{user.id}-{uuid.uuid4().hex}")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, Result, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from payments_site import stripe_gateway
@@ -115,13 +115,13 @@ def create_refund(ask: RefundRequest, *, actor: User) -> Refund:
         amount = int(fresh.amount - fresh.refund_reserved)
         if amount <= 0:
             raise RefundTooLarge("Nothing remains to refund on this payment.", param="amount")
-    reserved = db.session.execute(
+    reserved = _rowcount(db.session.execute(
         update(Payment)
         .where(Payment.id == payment.id, Payment.status == "succeeded",
                Payment.refund_reserved + amount <= Payment.amount)
         .values(refund_reserved=Payment.refund_reserved + amount)
-        .execution_options(synchronize_session=False))
-    if reserved.rowcount != 1:
+        .execution_options(synchronize_session=False)))
+    if reserved != 1:
         db.session.rollback()
         db.session.refresh(payment)
         if payment.status != "succeeded":
@@ -326,10 +326,9 @@ def _transition(refund: Refund, new_status: str, *, failure_reason: str | None =
     values: dict[str, Any] = {"status": new_status, "updated_at": utcnow()}
     if new_status == "failed":
         values["failure_reason"] = failure_reason or "failed"
-    moved = db.session.execute(update(Refund)
-                               .where(Refund.id == refund.id, Refund.status == old_status)
-                               .values(**values)
-                               .execution_options(synchronize_session=False)).rowcount
+    moved = _rowcount(db.session.execute(
+        update(Refund).where(Refund.id == refund.id, Refund.status == old_status)
+        .values(**values).execution_options(synchronize_session=False)))
     if moved != 1:
         db.session.rollback()
         return False  # someone else applied it first
@@ -371,3 +370,8 @@ def _recompute_totals(payment_id: int) -> None:
                        .values(amount_refunded=min(refunded, captured),
                                refund_reserved=min(reserved, captured))
                        .execution_options(synchronize_session=False))
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE (the typed Result hides the cursor's count)."""
+    return int(cast(CursorResult[Any], result).rowcount)

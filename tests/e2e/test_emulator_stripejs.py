@@ -237,6 +237,11 @@ def create_payment_intent(client: stripe.StripeClient, **extra: Any) -> Any:
     return client.v1.payment_intents.create(params=params)  # type: ignore[arg-type]
 
 
+def create_setup_intent(client: stripe.StripeClient, customer_id: str) -> Any:
+    params: dict[str, Any] = {"customer": customer_id, "payment_method_types": ["card"]}
+    return client.v1.setup_intents.create(params=params)  # type: ignore[arg-type]
+
+
 def save_card(client: stripe.StripeClient, customer_id: str, number: str) -> Any:
     """A card saved on a customer (server-side, as the emulator allows raw test cards)."""
     method = client.v1.payment_methods.create(
@@ -248,7 +253,8 @@ def save_card(client: stripe.StripeClient, customer_id: str, number: str) -> Any
     return client.v1.payment_methods.attach(method.id, params={"customer": customer_id})
 
 
-def open_page(page: Any, site: HostSite, client_secret: str, **query: str) -> None:
+def open_page(page: Any, site: HostSite, client_secret: str | None, **query: str) -> None:
+    assert client_secret
     page.goto(f"{site.url}/checkout.html?" + urlencode({"client_secret": client_secret, **query}))
     page.wait_for_selector('body[data-ready="1"]')
 
@@ -403,9 +409,7 @@ def test_confirm_setup_attaches_card_to_customer(
     """Stripe: confirmSetup with a SetupIntent for a customer saves the card: the
     SetupIntent succeeds and the PaymentMethod is attached to that customer."""
     customer = client.v1.customers.create(params={"email": "buyer@example.com"})
-    setup = client.v1.setup_intents.create(
-        params={"customer": customer.id, "payment_method_types": ["card"]}
-    )
+    setup = create_setup_intent(client, customer.id)
     open_page(page, site, setup.client_secret, mode="setup")
     fill_card(page, CARD_SUCCESS, expiry="0130")
     submit(page)
@@ -433,9 +437,7 @@ def test_confirm_setup_with_3ds_card(
     (setupIntent succeeded), "Fail" resolves {error} with
     setup_intent_authentication_failure and error.setup_intent."""
     customer = client.v1.customers.create(params={"email": "buyer@example.com"})
-    setup = client.v1.setup_intents.create(
-        params={"customer": customer.id, "payment_method_types": ["card"]}
-    )
+    setup = create_setup_intent(client, customer.id)
     open_page(page, site, setup.client_secret, mode="setup")
     fill_card(page, CARD_3DS)
     submit(page)

@@ -1,0 +1,342 @@
+"""Receipts and refund notes: a gap-free number per series and year, a PDF rendered once, emailed.
+
+Numbering: the sequence row is incremented (`UPDATE … RETURNING`) in the same transaction as the
+receipt INSERT, so the row lock serialises concurrent workers and a rolled-back attempt (for
+instance a duplicate job hitting the unique `source_key`) gives its number back. The PDF is
+rendered inside that transaction because it prints the number; it is stored and never rendered
+again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from flask import current_app, render_template
+from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import undefer
+
+from payments_site.errors import NotFound
+from payments_site.extensions import db
+from payments_site.models import OutboundEmail, Payment, Receipt, Refund, User, utcnow
+from payments_site.money import format_money
+from payments_site.services import emails
+
+log = logging.getLogger(__name__)
+
+FONTS_DIR = Path(__file__).resolve().parent.parent / "fonts"
+PDF_FONT = FONTS_DIR / "DejaVuSans.ttf"
+NUMBER_PREFIX = {"receipt": "", "refund_note": "CN-"}
+PDF_TEMPLATE = {"receipt": "pdf/receipt.html", "refund_note": "pdf/refund_note.html"}
+EMAIL_TEMPLATE = {"receipt": "email/receipt", "refund_note": "email/refund_note"}
+DOCUMENT_TITLE = {"receipt": "Receipt", "refund_note": "Refund note"}
+CARD_BRANDS = {
+    "amex": "American Express", "cartes_bancaires": "Cartes Bancaires",
+    "diners": "Diners Club", "discover": "Discover", "eftpos_au": "eftpos", "jcb": "JCB",
+    "mastercard": "Mastercard", "unionpay": "UnionPay", "visa": "Visa",
+}
+
+
+class ReceiptNotReady(RuntimeError):
+    """The payment or refund has not succeeded (yet): the job fails and RQ retries it."""
+
+
+class ReceiptRenderError(RuntimeError):
+    """xhtml2pdf could not render the document."""
+
+
+# --- issuing ----------------------------------------------------------------------------------
+
+def issue_payment_receipt(payment_id: int) -> Receipt:
+    """The receipt of a succeeded payment: created once, then emailed once."""
+    payment = db.session.get(Payment, payment_id)
+    if payment is None or payment.status != "succeeded":
+        raise ReceiptNotReady(f"payment {payment_id} has not succeeded")
+    receipt = _issue("receipt", f"payment:{payment.id}", payment, None)
+    queue_receipt_email(receipt)
+    return receipt
+
+
+def issue_refund_note(refund_id: int) -> Receipt:
+    """The refund note of a succeeded refund: its own series, created once, emailed once."""
+    refund = db.session.get(Refund, refund_id)
+    if refund is None or refund.status != "succeeded":
+        raise ReceiptNotReady(f"refund {refund_id} has not succeeded")
+    receipt = _issue("refund_note", f"refund:{refund.id}", refund.payment, refund)
+    queue_receipt_email(receipt)
+    return receipt
+
+
+def format_number(series: str, year: int, sequence: int) -> str:
+    """`2026-000042` for receipts, `CN-2026-000007` for refund notes."""
+    return f"{NUMBER_PREFIX[series]}{year}-{sequence:06d}"
+
+
+def _issue(series: str, source_key: str, payment: Payment, refund: Refund | None) -> Receipt:
+    existing = _by_source_key(source_key)
+    if existing is not None:
+        return existing
+    payment_id, refund_id = payment.id, refund.id if refund else None
+    context = _document_context(payment, refund)
+    # End the read transaction: on SQLite the numbering transaction must begin with its write
+    # (a WAL reader that later writes fails instead of waiting for the lock).
+    db.session.commit()
+
+    issued_at = utcnow()
+    try:
+        sequence = _next_sequence(series, issued_at.year)
+        # Holding the sequence lock now: a duplicate job that committed meanwhile is visible,
+        # so give the number back instead of rendering for nothing.
+        existing = _by_source_key(source_key)
+        if existing is not None:
+            db.session.rollback()
+            return _by_source_key(source_key) or existing
+        number = format_number(series, issued_at.year, sequence)
+        pdf = render_pdf(PDF_TEMPLATE[series], number=number,
+                         issued_on=_pdf_text(lambda loc: format_date(issued_at, "long",
+                                                                     locale=loc),
+                                             context["locale"]),
+                         **context)
+        receipt = Receipt(number=number, series=series, year=issued_at.year,
+                          sequence=sequence, source_key=source_key, payment_id=payment_id,
+                          refund_id=refund_id, pdf=pdf, sha256=hashlib.sha256(pdf).hexdigest(),
+                          size=len(pdf), created_at=issued_at)
+        db.session.add(receipt)
+        db.session.commit()
+    except IntegrityError:
+        # Another worker issued this receipt first; rolling back returns our number.
+        db.session.rollback()
+        existing = _by_source_key(source_key)
+        if existing is None:
+            raise
+        return existing
+    except BaseException:
+        db.session.rollback()
+        raise
+    log.info("issued %s %s for %s", series, number, source_key)
+    return receipt
+
+
+def _next_sequence(series: str, year: int) -> int:
+    """Take the next number of (series, year); the row stays locked until commit/rollback."""
+    params = {"series": series, "year": year}
+    db.session.execute(text(
+        "INSERT INTO receipt_sequences (series, year, last_value) VALUES (:series, :year, 0) "
+        "ON CONFLICT (series, year) DO NOTHING"), params)
+    return int(db.session.execute(text(
+        "UPDATE receipt_sequences SET last_value = last_value + 1 "
+        "WHERE series = :series AND year = :year RETURNING last_value"), params).scalar_one())
+
+
+def _by_source_key(source_key: str) -> Receipt | None:
+    return db.session.scalar(select(Receipt).where(Receipt.source_key == source_key)
+                             .execution_options(populate_existing=True))
+
+
+# --- the PDF ----------------------------------------------------------------------------------
+
+def render_pdf(template: str, **context: Any) -> bytes:
+    """Render an HTML template to PDF with the embedded Unicode font; nothing fetched remotely."""
+    from xhtml2pdf import pisa
+    from xhtml2pdf.config.resources import ResourceAccessPolicy
+
+    html = render_template(template, fonts_dir=FONTS_DIR.as_posix(), **context)
+    output = io.BytesIO()
+    # The document may only read our fonts: customer-supplied text can never make the
+    # renderer fetch a URL or read another file.
+    policy = ResourceAccessPolicy(base_dir=FONTS_DIR, allow_remote=False)
+    result = pisa.CreatePDF(html, dest=output, encoding="utf-8", resource_policy=policy)
+    if result.err:
+        raise ReceiptRenderError(f"rendering {template} failed ({result.err} errors)")
+    return output.getvalue()
+
+
+def _document_context(payment: Payment, refund: Refund | None) -> dict[str, Any]:
+    """Everything the PDF prints, formatted for the customer's locale, as plain values."""
+    config = current_app.config
+    user = payment.user
+    locale = _locale(user.locale)
+    currency = payment.currency
+
+    def money(amount: int) -> str:
+        return _pdf_text(lambda loc: format_money(amount, currency, loc), locale)
+
+    def day(value: datetime | None) -> str:
+        if value is None:
+            return ""
+        return _pdf_text(lambda loc: format_date(value, "long", locale=loc), locale)
+
+    context: dict[str, Any] = {
+        "locale": locale,
+        "merchant": {"name": config["MERCHANT_NAME"], "address": config["MERCHANT_ADDRESS"],
+                     "tax_id": config["MERCHANT_TAX_ID"]},
+        "customer": {"name": user.name, "email": user.email},
+        "payment": {"public_id": payment.public_id,
+                    "reference": payment.stripe_payment_intent_id or "",
+                    "paid_on": day(payment.succeeded_at or payment.created_at),
+                    "card_brand": card_brand_name(payment.card_brand),
+                    "card_last4": payment.card_last4 or "",
+                    "total": money(payment.amount)},
+        "items": [{"name": item.name, "quantity": item.quantity,
+                   "unit_price": money(item.unit_amount), "total": money(item.total)}
+                  for item in payment.items],
+        "currency": currency.upper(),
+        "receipt_number": payment.receipt.number if payment.receipt else None,
+    }
+    if refund is not None:
+        # Refunds up to and including this one, so a note issued late still shows what
+        # remained right after this refund.
+        refunded = sum(r.amount for r in payment.refunds
+                       if r.status == "succeeded" and r.id <= refund.id)
+        context["refund"] = {"public_id": refund.public_id,
+                             "reference": refund.stripe_refund_id or "",
+                             "reason": (refund.reason or "").replace("_", " ").capitalize(),
+                             "amount": money(refund.amount),
+                             "refunded_to_date": money(refunded),
+                             "remaining": money(max(payment.amount - refunded, 0)),
+                             "refunded_on": day(refund.updated_at)}
+    return context
+
+
+def card_brand_name(brand: str | None) -> str:
+    if not brand:
+        return "Card"
+    return CARD_BRANDS.get(brand.lower(), brand.replace("_", " ").title())
+
+
+def _locale(value: str | None) -> str:
+    try:
+        return str(Locale.parse(value or "en_US"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return "en_US"
+
+
+@cache
+def _font_codepoints() -> frozenset[int]:
+    from reportlab.pdfbase.ttfonts import TTFontFile
+
+    return frozenset(TTFontFile(str(PDF_FONT)).charToGlyph)
+
+
+def pdf_can_print(value: str) -> bool:
+    """Whether the embedded font has a glyph for every character of `value`."""
+    codepoints = _font_codepoints()
+    return all(ord(ch) in codepoints for ch in value if not ch.isspace())
+
+
+def _pdf_text(format_for: Callable[[str], str], locale: str) -> str:
+    """A value formatted for the customer's locale, unless the font cannot print it.
+
+    DejaVu Sans has no CJK glyphs, so a ja_JP date (2026年3月5日) or the full-width ￥ would
+    print as empty boxes; those fall back to the English format rather than lose information.
+    """
+    value = format_for(locale)
+    if pdf_can_print(value):
+        return value
+    value = value.replace("\uffe5", "\u00a5")
+    return value if pdf_can_print(value) else format_for("en_US")
+
+
+# --- email ------------------------------------------------------------------------------------
+
+def queue_receipt_email(receipt: Receipt, *, dedupe_key: str | None = None,
+                        kind: str | None = None) -> OutboundEmail:
+    """Email the stored PDF to the payment's owner, once per dedupe key."""
+    payment = receipt.payment
+    user = payment.user
+    locale = _locale(user.locale)
+    refund = db.session.get(Refund, receipt.refund_id) if receipt.refund_id else None
+    amount = refund.amount if refund is not None else payment.amount
+    context = {
+        "merchant_name": current_app.config["MERCHANT_NAME"],
+        "customer_name": user.name or user.email,
+        "number": receipt.number,
+        "amount": format_money(amount, payment.currency, locale),
+        "total": format_money(payment.amount, payment.currency, locale),
+        "card": (f"{card_brand_name(payment.card_brand)} ending in {payment.card_last4}"
+                 if payment.card_last4 else ""),
+        "issued_on": format_date(receipt.created_at, "long", locale=locale),
+        "receipt_number": payment.receipt.number if payment.receipt else None,
+    }
+    base = EMAIL_TEMPLATE[receipt.series]
+    title = DOCUMENT_TITLE[receipt.series]
+    return emails.send_later(
+        dedupe_key=dedupe_key or f"receipt:{receipt.id}", kind=kind or receipt.series,
+        to=user.email, subject=f"{title} {receipt.number} from {context['merchant_name']}",
+        text_body=render_template(f"{base}.txt", **context),
+        html_body=render_template(f"{base}.html", **context),
+        payment_id=payment.id, receipt_id=receipt.id)
+
+
+def resend_payment_receipt(payment_public_id: str, viewer: User) -> OutboundEmail:
+    """Email the stored receipt of a payment again (owner or admin); a new message each time."""
+    payment = db.session.scalar(select(Payment).where(Payment.public_id == payment_public_id))
+    if payment is None or not _may_view(payment, viewer):
+        raise NotFound("No such payment.")
+    receipt = payment.receipt
+    if receipt is None:
+        raise NotFound("This payment has no receipt yet. It is issued a moment after the "
+                       "payment succeeds.")
+    return queue_receipt_email(receipt, dedupe_key=f"receipt:{receipt.id}:resend:"
+                                                   f"{uuid.uuid4().hex}", kind="receipt_resend")
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+def receipt_for_download(number: str, viewer: User) -> Receipt:
+    """The receipt with its PDF, for its owner or an admin; NotFound for anyone else."""
+    receipt = db.session.scalar(select(Receipt).options(undefer(Receipt.pdf))
+                                .where(Receipt.number == number))
+    if receipt is None or not _may_view(receipt.payment, viewer):
+        raise NotFound("No such receipt.")
+    return receipt
+
+
+@dataclass(frozen=True)
+class ReceiptListing:
+    number: str
+    series: str
+    title: str
+    issued_at: datetime
+    amount: int
+    currency: str
+    payment_public_id: str
+
+
+def receipts_for_user(user: User, page: int = 1, per_page: int = 25) -> Pagination:
+    """The user's receipts and refund notes, newest first, one page of ReceiptListing rows."""
+    query = (select(Receipt)
+             .join(Payment, Receipt.payment_id == Payment.id)
+             .where(Payment.user_id == user.id)
+             .order_by(Receipt.created_at.desc(), Receipt.id.desc()))
+    pagination = db.paginate(query, page=page, per_page=per_page, error_out=False,
+                             count=True)
+    # Refund notes show the refunded amount; look those refunds up for this page only.
+    receipts: list[Receipt] = list(pagination.items)
+    refund_ids = [r.refund_id for r in receipts if r.refund_id]
+    refunds = {r.id: r for r in db.session.scalars(
+        select(Refund).where(Refund.id.in_(refund_ids)))} if refund_ids else {}
+    pagination.items = [
+        ReceiptListing(
+            number=r.number, series=r.series, title=DOCUMENT_TITLE[r.series],
+            issued_at=r.created_at,
+            amount=refunds[r.refund_id].amount if r.refund_id in refunds else r.payment.amount,
+            currency=r.payment.currency, payment_public_id=r.payment.public_id)
+        for r in receipts]
+    return pagination
+
+
+def _may_view(payment: Payment, viewer: User) -> bool:
+    return bool(viewer.is_authenticated and (viewer.is_admin or payment.user_id == viewer.id))

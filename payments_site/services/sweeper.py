@@ -1,0 +1,288 @@
+"""The sweeper: finds work whose job was lost (Redis down, worker killed) and queues it again.
+
+Every worker process runs `run_sweep` every SWEEP_INTERVAL seconds from a small background
+thread (`start_periodic_sweeper`); a Redis lock makes it one sweep per interval across all
+workers. A thread rather than a self-rescheduling RQ job: a scheduled job is stored in the very
+Redis whose loss the sweeper exists to survive, and one lost or failed run would end the chain;
+a loop in the worker's job loop would wait behind long jobs and RQ's 400 s idle dequeue.
+Everything the sweeper queues is safe to run twice, so an extra sweep costs only a lookup.
+
+Also here: `reconcile_payments`, the operator's "re-read recent payments from Stripe".
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from flask import Flask
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import and_, exists, or_, select
+
+from payments_site.errors import DomainError
+from payments_site.extensions import db
+from payments_site.models import Payment, Receipt, Refund, WebhookEvent, utcnow
+from payments_site.queues import get_redis
+
+log = logging.getLogger(__name__)
+
+# A fresh event's own job normally runs within milliseconds; only older ones are the sweeper's.
+WEBHOOK_GRACE = timedelta(seconds=10)
+# Fulfilment jobs get a little longer before a missing receipt counts as lost; after a week
+# a payment with no receipt needs a person, not another automatic attempt every sweep.
+RECEIPT_GRACE = timedelta(minutes=2)
+RECEIPT_WINDOW = timedelta(days=7)
+BATCH = 500
+LOCK_KEY = "payments_site:sweeper-lock"
+
+
+# --- webhook events ----------------------------------------------------------------------------
+
+def due_webhook_events(now: datetime | None = None, *, everything: bool = False,
+                       limit: int = BATCH) -> list[int]:
+    """Ids of stored events that should be (re)processed now, oldest first.
+
+    Due: pending past the grace period (Redis was down, or the job was lost), failed with
+    its next attempt time passed, and claims whose worker died (lease expired).
+    `everything` (operators: `flask webhooks retry-failed`) also takes failed events
+    whose retry is not due yet or that ran out of attempts, and fresh pending ones.
+    """
+    now = now or utcnow()
+    if everything:
+        due = or_(WebhookEvent.status.in_(("pending", "failed")),
+                  and_(WebhookEvent.status == "processing",
+                       WebhookEvent.next_attempt_at <= now))
+    else:
+        due = or_(
+            and_(WebhookEvent.status == "pending", WebhookEvent.received_at <= now - WEBHOOK_GRACE),
+            and_(WebhookEvent.status.in_(("failed", "processing")),
+                 WebhookEvent.next_attempt_at.is_not(None), WebhookEvent.next_attempt_at <= now))
+    query = select(WebhookEvent.id).where(due).order_by(WebhookEvent.id).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def _job_waiting(job_id: str) -> bool:
+    """True when RQ still holds this job to run (queued, or a retry scheduled)."""
+    try:
+        job = Job.fetch(job_id, connection=get_redis())
+        status = job.get_status(refresh=False)
+    except (NoSuchJobError, redis.exceptions.RedisError):
+        return False
+    return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+def sweep_webhook_events(now: datetime | None = None, *, everything: bool = False) -> int:
+    """Queue every due webhook event again; returns how many were queued."""
+    from payments_site.services.webhooks import enqueue_event
+
+    queued = 0
+    for event_id in due_webhook_events(now, everything=everything):
+        if _job_waiting(f"webhook-{event_id}"):
+            continue
+        if not enqueue_event(event_id):
+            break  # Redis is down: the next sweep tries again
+        queued += 1
+    if queued:
+        log.info("sweeper queued %d webhook event(s)", queued)
+    return queued
+
+
+# --- the other kinds of work -------------------------------------------------------------------
+
+def _optional(module: str, name: str) -> Callable[..., Any] | None:
+    """A service function that may not exist in this build (guarded, logged once per sweep)."""
+    try:
+        func = getattr(importlib.import_module(f"payments_site.services.{module}"), name, None)
+    except ImportError:
+        func = None
+    if func is None:
+        log.debug("sweeper: services.%s.%s is not available; skipped", module, name)
+    return func
+
+
+def sweep_pending_emails() -> int:
+    requeue = _optional("emails", "requeue_pending_emails")
+    return int(requeue()) if requeue else 0
+
+
+def sweep_pending_refunds() -> int:
+    resubmit = _optional("refunds", "resubmit_stale_refunds")
+    return int(resubmit()) if resubmit else 0
+
+
+def sweep_missing_receipts(now: datetime | None = None) -> int:
+    """Queue fulfilment again for succeeded payments and refunds that have no receipt yet."""
+    from payments_site.services import fulfilment
+
+    now = now or utcnow()
+    window = and_(Payment.succeeded_at >= now - RECEIPT_WINDOW,
+                  Payment.succeeded_at <= now - RECEIPT_GRACE)
+    payments = db.session.scalars(
+        select(Payment).where(
+            Payment.status == "succeeded", window,
+            ~exists().where(Receipt.payment_id == Payment.id, Receipt.series == "receipt"))
+        .order_by(Payment.id).limit(BATCH)).all()
+    refunds = db.session.scalars(
+        select(Refund).where(
+            Refund.status == "succeeded",
+            Refund.updated_at >= now - RECEIPT_WINDOW, Refund.updated_at <= now - RECEIPT_GRACE,
+            ~exists().where(Receipt.refund_id == Refund.id, Receipt.series == "refund_note"))
+        .order_by(Refund.id).limit(BATCH)).all()
+    for payment in payments:
+        fulfilment.payment_succeeded(payment)
+    for refund in refunds:
+        fulfilment.refund_succeeded(refund)
+    return len(payments) + len(refunds)
+
+
+def purge_idempotency_keys() -> int:
+    from payments_site.services.idempotency import purge_expired
+
+    return purge_expired()
+
+
+SWEEPS: dict[str, Callable[[], int]] = {
+    "webhook_events": sweep_webhook_events,
+    "emails": sweep_pending_emails,
+    "receipts": sweep_missing_receipts,
+    "refunds": sweep_pending_refunds,
+    "idempotency_keys_purged": purge_idempotency_keys,
+}
+
+
+def run_sweep() -> dict[str, int]:
+    """One pass over every kind; one kind failing does not stop the others."""
+    counts: dict[str, int] = {}
+    for name, sweep in SWEEPS.items():
+        try:
+            counts[name] = sweep()
+        except Exception:  # noqa: BLE001 (logged; the next sweep tries again)
+            db.session.rollback()
+            log.exception("sweeper: %s failed", name)
+            counts[name] = -1
+    return counts
+
+
+def run_sweep_if_due(interval: int) -> dict[str, int] | None:
+    """Sweep unless another worker swept within `interval` seconds (a Redis lock)."""
+    try:
+        if not get_redis().set(LOCK_KEY, "1", nx=True, ex=max(1, interval - 1)):
+            return None
+    except redis.exceptions.RedisError:
+        pass  # without Redis, sweep anyway: the database work (purging) still helps
+    return run_sweep()
+
+
+class PeriodicSweeper(threading.Thread):
+    """A daemon thread of the worker process: `run_sweep_if_due` every `interval` seconds."""
+
+    def __init__(self, app: Flask, interval: int) -> None:
+        super().__init__(name="sweeper", daemon=True)
+        self.app = app
+        self.interval = max(1, interval)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        delay = 0.0  # sweep at start-up: that is when work lost by a dead worker is found
+        while not self.stopping.wait(delay):
+            delay = float(self.interval)
+            with self.app.app_context():
+                try:
+                    run_sweep_if_due(self.interval)
+                except Exception:  # noqa: BLE001 (never let the thread die)
+                    log.exception("sweeper: sweep failed")
+                finally:
+                    db.session.remove()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def start_periodic_sweeper(app: Flask, interval: int) -> PeriodicSweeper:
+    sweeper = PeriodicSweeper(app, interval)
+    sweeper.start()
+    return sweeper
+
+
+# --- reconcile -------------------------------------------------------------------------------
+
+@dataclass
+class ReconcileReport:
+    checked: int = 0
+    changed: int = 0
+    errors: int = 0
+    changes: list[str] = field(default_factory=list)
+
+
+def _snapshot(payment: Payment) -> dict[str, Any]:
+    refunds = db.session.scalars(select(Refund).where(Refund.payment_id == payment.id)).all()
+    return {"status": payment.status, "amount_refunded": payment.amount_refunded,
+            "card": (payment.card_brand, payment.card_last4),
+            "charge": payment.stripe_charge_id,
+            "dispute": payment.dispute_status,
+            "refunds": {r.public_id: (r.status, r.amount) for r in refunds}}
+
+
+def _differences(public_id: str, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    lines = []
+    for key in ("status", "amount_refunded", "charge", "card"):
+        if before[key] != after[key]:
+            lines.append(f"{public_id}: {key} {before[key]} -> {after[key]}")
+    for refund_id, (status, amount) in after["refunds"].items():
+        old = before["refunds"].get(refund_id)
+        if old is None:
+            lines.append(f"{public_id}: new refund {refund_id} {amount} {status}")
+        elif old[0] != status:
+            lines.append(f"{public_id}: refund {refund_id} {old[0]} -> {status}")
+    return lines
+
+
+def reconcile_payments(since: datetime, *,
+                       on_change: Callable[[str], None] | None = None) -> ReconcileReport:
+    """Re-read from Stripe every payment created since `since` (and any flagged as unknown),
+    with its refunds, and apply what differs; reports one line per change."""
+    from payments_site.services.payments import sync_payment_intent
+    from payments_site.services.refunds import sync_charge_refunds
+
+    report = ReconcileReport()
+    ids = list(db.session.scalars(
+        select(Payment.id)
+        .where(Payment.stripe_payment_intent_id.is_not(None),
+               or_(Payment.created_at >= since, Payment.needs_reconcile.is_(True)))
+        .order_by(Payment.id)))
+    for payment_id in ids:
+        payment = db.session.get_one(Payment, payment_id)
+        public_id, intent_id = payment.public_id, payment.stripe_payment_intent_id
+        before = _snapshot(payment)
+        report.checked += 1
+        try:
+            synced = sync_payment_intent(str(intent_id))
+            payment = db.session.get_one(Payment, payment_id)
+            db.session.refresh(payment)
+            if synced is not None and payment.stripe_charge_id:
+                sync_charge_refunds(payment.stripe_charge_id)
+            db.session.commit()
+            db.session.refresh(payment)
+        except DomainError as error:
+            db.session.rollback()
+            report.errors += 1
+            line = f"{public_id}: could not re-read from Stripe ({error.code}: {error.message})"
+            report.changes.append(line)
+            if on_change:
+                on_change(line)
+            continue
+        lines = _differences(public_id, before, _snapshot(payment))
+        if lines:
+            report.changed += 1
+            report.changes.extend(lines)
+            for line in lines:
+                if on_change:
+                    on_change(line)
+    return report
