@@ -1,4 +1,4 @@
-"""A small concurrent load generator: threads with their own HTTP session, bounded in count and time."""
+"""A small concurrent load generator: threads with their own HTTP session, bounded in count/time."""
 
 from __future__ import annotations
 

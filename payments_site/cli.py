@@ -89,6 +89,68 @@ def worker_command(burst: bool, queues: str) -> None:
     run_worker(names, burst=burst)
 
 
+@webhooks_cli.command("retry-failed")
+@click.option("--inline", is_flag=True,
+              help="Process the events in this process instead of queueing them (no worker "
+                   "or Redis needed).")
+def webhooks_retry_failed_command(inline: bool) -> None:
+    """Re-process now every pending or failed webhook event (even past its last attempt)."""
+    from payments_site.services import sweeper, webhooks
+
+    if not inline:
+        click.echo(f"queued {sweeper.sweep_webhook_events(everything=True)} event(s)")
+        return
+    outcomes: dict[str, int] = {}
+    for event_id in sweeper.due_webhook_events(everything=True):
+        outcome = webhooks.process_event(event_id)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    click.echo(", ".join(f"{n} {status}" for status, n in sorted(outcomes.items()))
+               or "nothing to retry")
+
+
+@webhooks_cli.command("replay")
+@click.argument("event_id")
+def webhooks_replay_command(event_id: str) -> None:
+    """Re-process one stored event (by Stripe event id, evt_…) now and print the outcome."""
+    from payments_site.errors import NotFound
+    from payments_site.services.webhooks import replay_event
+
+    try:
+        event = replay_event(event_id, actor=None)
+    except NotFound as error:
+        raise click.ClickException(f"no stored webhook event {event_id}") from error
+    click.echo(f"{event.stripe_event_id} {event.type}: {event.status} "
+               f"(attempts: {event.attempts})")
+    if event.last_error:
+        click.echo(f"error: {event.last_error}")
+    if event.status == "failed":
+        raise SystemExit(1)
+
+
+@payments_cli.command("reconcile")
+@click.option("--since", default=None, help="ISO date or datetime (UTC); default: 7 days ago.")
+def payments_reconcile_command(since: str | None) -> None:
+    """Re-read recent payments and their refunds from Stripe and fix what differs."""
+    from datetime import UTC, datetime, timedelta
+
+    from payments_site.services.sweeper import reconcile_payments
+
+    if since is None:
+        start = datetime.now(UTC) - timedelta(days=7)
+    else:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError as error:
+            raise click.BadParameter("use an ISO date such as 2026-01-31",
+                                     param_hint="--since") from error
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    report = reconcile_payments(start, on_change=click.echo)
+    click.echo(f"checked {report.checked} payment(s) since {start.isoformat()}: "
+               f"{report.changed} changed, {report.errors} error(s)")
+    if report.errors:
+        raise SystemExit(1)
+
+
 def register_commands(app: Flask) -> None:
     for command in (users_cli, products_cli, payments_cli, webhooks_cli, seed_command,
                     worker_command):

@@ -1,9 +1,12 @@
-"""A logging filter that masks card numbers, secrets and tokens before anything is written."""
+"""Masks card numbers, CVCs, secrets and tokens in every log record before anything writes it."""
 
 from __future__ import annotations
 
 import logging
 import re
+import traceback
+from collections.abc import Callable
+from typing import Any
 
 # 13–19 digits, optionally grouped by spaces or dashes; secrets and bearer tokens.
 _PATTERNS = [
@@ -11,8 +14,11 @@ _PATTERNS = [
     (re.compile(r"\b(sk|rk)_(test|live)_[A-Za-z0-9]+"), r"\1_\2_[redacted]"),
     (re.compile(r"\bwhsec_[A-Za-z0-9]+"), "whsec_[redacted]"),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer [redacted]"),
+    # A JWT anywhere (a token pasted into a URL or a message), not only after "Bearer".
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+"), "[token]"),
     (re.compile(r"\b(pi|seti)_([A-Za-z0-9]+)_secret_[A-Za-z0-9]+"), r"\1_\2_secret_[redacted]"),
-    (re.compile(r"(?i)(cvc|cvv)(\W{1,3})\d{3,4}"), r"\1\2[redacted]"),
+    # cvc=123, "cvc": "123", card[cvc]=123, cvv 1234 (form, JSON and log spellings).
+    (re.compile(r"(?i)(cvc|cvv|cvc2|cvv2)(\W{1,6})\d{3,4}\b"), r"\1\2[redacted]"),
 ]
 
 
@@ -22,17 +28,43 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Replace the record's message (and formatted traceback) with a redacted copy."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 (a bad format string must not lose the record)
+        message = str(record.msg)
+    cleaned = redact(message)
+    if cleaned != message or record.args:
+        record.msg, record.args = cleaned, None
+    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+        record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip())
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    return record
+
+
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
+        redact_record(record)
         return True
 
 
+_factory_installed = False
+
+
 def install_redaction() -> None:
-    """Attach the filter to every handler of the root logger (and future ones via the root)."""
+    """Redact every record when it is created (so handlers added later — pytest's, gunicorn's,
+    a deployment's logging config — never see the raw text), and filter the root's handlers."""
+    global _factory_installed
+    if not _factory_installed:
+        previous: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            return redact_record(previous(*args, **kwargs))
+
+        logging.setLogRecordFactory(factory)
+        _factory_installed = True
     root = logging.getLogger()
     for handler in root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):

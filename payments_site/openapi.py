@@ -168,13 +168,13 @@ PATHS: dict[str, Any] = {
         "summary": "E-mail the stored receipt again", "parameters": [_PAYMENT_ID],
         "responses": {"202": {"description": "Queued", **_json({
             "type": "object", "properties": {"queued": {"type": "boolean"}}})},
-            **_errors(401, 403, 404)}}},
+            **_errors(401, 403, 404, 429)}}},
     "/api/payments/methods/setup-intent": {"post": {
         "summary": "A SetupIntent to save a card with Stripe.js",
         "responses": {"201": {"description": "Client secret", **_json({
             "type": "object", "required": ["client_secret"],
             "properties": {"client_secret": {"type": "string"}}})},
-            **_errors(401, 403, 502, 503)}}},
+            **_errors(401, 403, 429, 502, 503)}}},
     "/api/payments/methods/save": {"post": {
         "summary": "Save a card to the caller's account",
         "requestBody": {"required": True, **_json({
@@ -185,7 +185,7 @@ PATHS: dict[str, Any] = {
         "responses": {"201": {"description": "Saved", **_json({
             "type": "object", "required": ["payment_method"],
             "properties": {"payment_method": {"$ref": "#/components/schemas/PaymentMethod"}}})},
-            **_errors(400, 401, 402, 403, 404, 502, 503)}}},
+            **_errors(400, 401, 402, 403, 404, 429, 502, 503)}}},
     "/api/payments/methods/list": {"get": {
         "summary": "The caller's saved cards, default first",
         "responses": {"200": {"description": "Cards", **_json({

@@ -23,6 +23,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import SimpleWorker
+from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
@@ -151,6 +152,22 @@ def _limiter_uri(url: str) -> str:
     return "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
 
 
+class FreshGlobalsClient(FlaskClient):
+    """A test client whose every request starts with an empty `flask.g`, as in production.
+
+    The `app` fixture keeps one app context pushed for the whole test, and Flask reuses it
+    for each test request, so `g` (Flask-Login's cached user, Flask-WTF's CSRF token) would
+    otherwise leak from one client's request into another's (two users in one test).
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        from flask import g, has_app_context
+
+        if has_app_context():
+            g.__dict__.clear()
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def _app(database_url: str, redis_url: str, emulator_process: EmulatorProcess,
          mail_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Flask:
@@ -162,6 +179,7 @@ def _app(database_url: str, redis_url: str, emulator_process: EmulatorProcess,
 
     app = create_app(app_config(database_url, redis_url, emulator_process.url,
                                 mail_server.host, mail_server.port, str(instance)))
+    app.test_client_class = FreshGlobalsClient
     with app.app_context():
         upgrade()  # the real migrations, on the real backend
     return app
@@ -240,7 +258,8 @@ class BrowserSession:
     def __init__(self, client: FlaskClient, user: Any) -> None:
         self.client = client
         self.user = user
-        self.csrf_token = csrf_token_from(client.get("/").get_data(as_text=True))
+        page = client.get("/", follow_redirects=True)
+        self.csrf_token = csrf_token_from(page.get_data(as_text=True))
 
     def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
         return {"X-CSRFToken": self.csrf_token, **(headers or {})}
@@ -346,6 +365,9 @@ def run_jobs(app: Flask) -> Callable[..., int]:
 
 class ThreadWorker(SimpleWorker):
     """A SimpleWorker that can run off the main thread (signal handlers are main-thread only)."""
+
+    # RQ's default job timeout uses SIGALRM, which only the main thread may install.
+    death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
         pass

@@ -100,6 +100,7 @@ def refund(public_id: str):  # type: ignore[no-untyped-def]
     if form.confirm.data != "yes":
         form.amount.data = to_major_string(amount, payment.currency)
         form.form_key.data = secrets.token_urlsafe(24)
+        form.confirm.data = "yes"
         return _render_detail(payment, form, confirm_amount=amount)
 
     reason = form.reason.data

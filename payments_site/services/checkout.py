@@ -37,6 +37,7 @@ from payments_site.money import MAXIMUM_CHARGE, format_money, minimum_charge
 from payments_site.serializers import payment_to_dict
 from payments_site.services import payments as payments_service
 from payments_site.services.customers import ensure_stripe_customer
+from payments_site.services.payments import rowcount
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +298,10 @@ def _ensure_intent(payment: Payment, customer_id: str) -> Any:
     """The payment's PaymentIntent, created once (the key is derived from our row)."""
     params: PaymentIntentCreateParams = {
         "amount": payment.amount, "currency": payment.currency, "customer": customer_id,
-        "payment_method_types": ["card"], "description": payment.description,
+        # Cards only, and no redirect-based methods, so a server-side confirm with a saved
+        # card needs no return_url (3-D Secure still runs through Stripe.js).
+        "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+        "description": payment.description,
         "metadata": {"payment_id": payment.public_id, "user_id": str(payment.user_id)},
     }
     if payment.save_payment_method:
@@ -336,10 +340,10 @@ def _confirm_saved_card(payment: Payment, method: PaymentMethod) -> Payment:
     """Confirm with the saved card, once: a conditional UPDATE elects the one request that
     may confirm (it marks the row processing); the others report the current state."""
     attempt = payment.confirm_attempts + 1
-    claimed = db.session.execute(update(Payment).where(
+    claimed = rowcount(db.session.execute(update(Payment).where(
         Payment.id == payment.id, Payment.confirm_attempts == payment.confirm_attempts,
         Payment.status.in_(("requires_payment_method", "failed")))
-        .values(confirm_attempts=attempt, status="processing", updated_at=utcnow())).rowcount
+        .values(confirm_attempts=attempt, status="processing", updated_at=utcnow())))
     db.session.commit()
     if not claimed:
         db.session.refresh(payment)

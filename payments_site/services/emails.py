@@ -17,9 +17,11 @@ from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
 from flask import current_app
-from flask_mail import Attachment, Connection, Message
-from redis.exceptions import LockError
+from flask_mail import Attachment, BadHeaderError, Connection, Message
+from redis.exceptions import LockError, RedisError
 from rq import Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
@@ -88,15 +90,36 @@ def queue_delivery(email: OutboundEmail) -> bool:
                    retry=Retry(max=max(max_attempts - 1, 1), interval=RETRY_INTERVALS))
 
 
-def requeue_pending_emails(older_than: timedelta = timedelta(minutes=5)) -> int:
-    """Queue again every pending email older than `older_than` (lost enqueue, Redis down).
+def requeue_pending_emails(older_than: timedelta = timedelta(minutes=5),
+                           limit: int = 500) -> int:
+    """Queue again pending emails whose job is gone (Redis was down, or RQ gave up on it).
 
-    Safe to run on a schedule: a message already sent is never sent again.
+    Run by the sweeper. Emails whose job RQ still holds (queued, running, or a retry waiting
+    out its backoff) are left alone; a message already sent is never sent again.
     """
     cutoff = utcnow() - older_than
-    emails = db.session.scalars(select(OutboundEmail).where(
-        OutboundEmail.status == "pending", OutboundEmail.created_at < cutoff)).all()
-    return sum(1 for email in emails if queue_delivery(email))
+    emails = db.session.scalars(
+        select(OutboundEmail).where(OutboundEmail.status == "pending",
+                                    OutboundEmail.created_at < cutoff)
+        .order_by(OutboundEmail.id).limit(limit)).all()
+    queued = 0
+    for email in emails:
+        if _delivery_waiting(email.id):
+            continue
+        if not queue_delivery(email):
+            break  # Redis is down: the next sweep tries again
+        queued += 1
+    return queued
+
+
+def _delivery_waiting(email_id: int) -> bool:
+    try:
+        job = Job.fetch(f"email-{email_id}", connection=get_redis())
+        status = job.get_status(refresh=False)
+    except (NoSuchJobError, RedisError):
+        return False
+    return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
+                      JobStatus.STARTED)
 
 
 def failed_emails(limit: int = 100) -> list[OutboundEmail]:
@@ -160,7 +183,7 @@ def _deliver_locked(email_id: int) -> str:
         with _SmtpConnection(current_app.extensions["mail"]) as connection:
             connection.send(message)
             accepted = True
-    except (smtplib.SMTPException, OSError) as error:
+    except (smtplib.SMTPException, OSError, BadHeaderError) as error:
         if not accepted:
             return _record_failure(email_id, error)
         # Only QUIT failed: the server already took the message.
@@ -204,7 +227,10 @@ def _record_failure(email_id: int, error: Exception) -> str:
 
 
 def _is_permanent(error: Exception) -> bool:
-    """A 5xx answer (recipient or sender refused) will not change on a retry."""
+    """A 5xx answer (recipient or sender refused) or a malformed header will not change on a
+    retry."""
+    if isinstance(error, BadHeaderError):
+        return True
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return all(code >= 500 for code, _ in error.recipients.values())
     if isinstance(error, smtplib.SMTPResponseException):
@@ -261,20 +287,25 @@ class _StoredMessage(Message):
 
 
 class _SmtpConnection(Connection):
-    """Flask-Mail's connection with a socket timeout, so a silent server cannot hang a job."""
+    """Flask-Mail's connection, configured from the current config and with a socket timeout,
+    so a silent server cannot hang a job."""
 
     def configure_host(self) -> smtplib.SMTP | smtplib.SMTP_SSL:
-        timeout = float(current_app.config.get("MAIL_TIMEOUT", 30))
+        config = current_app.config
+        server = str(config.get("MAIL_SERVER") or self.mail.server)
+        port = int(config.get("MAIL_PORT") or self.mail.port)
+        timeout = float(config.get("MAIL_TIMEOUT", 30))
         host: smtplib.SMTP | smtplib.SMTP_SSL
-        if self.mail.use_ssl:
-            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=timeout)
+        if config.get("MAIL_USE_SSL", self.mail.use_ssl):
+            host = smtplib.SMTP_SSL(server, port, timeout=timeout)
         else:
-            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=timeout)
-        host.set_debuglevel(int(self.mail.debug))
-        if self.mail.use_tls:
+            host = smtplib.SMTP(server, port, timeout=timeout)
+        if config.get("MAIL_USE_TLS", self.mail.use_tls):
             host.starttls()
-        if self.mail.username and self.mail.password:
-            host.login(self.mail.username, self.mail.password)
+        username = config.get("MAIL_USERNAME", self.mail.username)
+        password = config.get("MAIL_PASSWORD", self.mail.password)
+        if username and password:
+            host.login(username, password)
         return host
 
 

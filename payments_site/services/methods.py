@@ -119,6 +119,16 @@ def save_from_setup_intent(user: User, setup_intent_id: str,
         pm = stripe_gateway.to_dict(stripe_gateway.retrieve_payment_method(pm))
     if not isinstance(pm, Mapping):
         raise InvalidRequest("This setup intent has no card.", param="setup_intent_id")
+    if pm.get("customer") is None:
+        # The SetupIntent attached it to this customer, so it was detached since: as a
+        # duplicate of a card already saved (a webhook got here first), or removed.
+        fingerprint = (pm.get("card") or {}).get("fingerprint")
+        kept = db.session.scalar(select(PaymentMethod).where(
+            PaymentMethod.user_id == user.id, PaymentMethod.fingerprint == fingerprint))
+        if kept is None:
+            raise InvalidRequest("This card was removed. Please add it again.",
+                                 param="setup_intent_id")
+        return set_default(user, kept.stripe_payment_method_id) if make_default else kept
     pm = _ensure_attached(dict(pm), customer_id, param="setup_intent_id")
     return upsert_payment_method(user, pm, make_default=make_default)
 
@@ -191,6 +201,9 @@ def upsert_payment_method(user: User, stripe_pm: Any, *,
             db.session.rollback()
             if attempt:
                 raise
+        except DomainError:
+            db.session.rollback()
+            raise
     if loser is not None:
         _detach_quietly(loser)
     if default_changed or loser is not None:
@@ -250,12 +263,16 @@ def set_default(user: User, pm_id: str) -> PaymentMethod:
     Stripe is updated first, inside the locked transaction, so a failure changes nothing.
     """
     customer_id = ensure_stripe_customer(user)
-    _lock_user(user)
-    method = get_owned_method(user, pm_id)
-    if not method.is_default:
-        stripe_gateway.update_customer(
-            customer_id, {"invoice_settings": {"default_payment_method": pm_id}})
-        _make_default_locked(user, method)
+    try:
+        _lock_user(user)
+        method = get_owned_method(user, pm_id)
+        if not method.is_default:
+            stripe_gateway.update_customer(
+                customer_id, {"invoice_settings": {"default_payment_method": pm_id}})
+            _make_default_locked(user, method)
+    except DomainError:
+        db.session.rollback()  # releases the lock; nothing changed
+        raise
     db.session.commit()
     return method
 
@@ -267,17 +284,18 @@ def remove_method(user: User, pm_id: str) -> None:
     If Stripe cannot be reached the card stays saved and the error is raised.
     """
     ensure_stripe_customer(user)
-    _lock_user(user)
-    method = get_owned_method(user, pm_id)
     try:
-        stripe_gateway.detach_payment_method(pm_id)
-    except GatewayInvalidRequest as error:
-        if not isinstance(error, ResourceMissing) and error.stripe_code not in _ALREADY_DETACHED:
-            db.session.rollback()
-            raise
-        log.info("payment method was already detached at Stripe; removing the local row")
+        _lock_user(user)
+        method = get_owned_method(user, pm_id)
+        try:
+            stripe_gateway.detach_payment_method(pm_id)
+        except GatewayInvalidRequest as error:
+            if not isinstance(error, ResourceMissing) and \
+                    error.stripe_code not in _ALREADY_DETACHED:
+                raise
+            log.info("payment method was already detached at Stripe; removing the local row")
     except DomainError:
-        db.session.rollback()
+        db.session.rollback()  # releases the lock; the card stays saved
         raise
     promoted = _delete_locked(user, method)
     db.session.commit()

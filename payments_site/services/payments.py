@@ -7,9 +7,10 @@ import binascii
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, Result, and_, or_, select, update
+from sqlalchemy.orm import selectinload
 
 from payments_site import stripe_gateway
 from payments_site.errors import InvalidRequest, NotFound
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 CONFIRM_LEASE = timedelta(minutes=2)
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE matched (how a conditional UPDATE says who won)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def _field(obj: Any, key: str) -> Any:
@@ -139,9 +145,9 @@ def apply_intent_state(intent: Any, *, own_confirm: bool) -> Payment | None:
     won_success = False
     if new_status == "succeeded":
         values.update(status="succeeded", succeeded_at=utcnow())
-        won_success = bool(db.session.execute(update(Payment).where(
+        won_success = bool(rowcount(db.session.execute(update(Payment).where(
             Payment.id == payment.id, Payment.status.not_in(TERMINAL_STATUSES))
-            .values(**values)).rowcount)
+            .values(**values))))
     else:
         guard = [Payment.id == payment.id, Payment.status.not_in(TERMINAL_STATUSES)]
         if not own_confirm and new_status in ("requires_payment_method", "failed"):
@@ -276,8 +282,9 @@ def payment_history(user: User, *, limit: int = HISTORY_DEFAULT_LIMIT,
         created, row_id = decode_cursor(cursor)
         query = query.where(or_(Payment.created_at < created,
                                 and_(Payment.created_at == created, Payment.id < row_id)))
+    # Receipts in one query for the page (the serialized payment names its receipt): no N+1.
     rows = list(db.session.scalars(query.order_by(Payment.created_at.desc(), Payment.id.desc())
-                                   .limit(limit + 1)))
+                                   .limit(limit + 1).options(selectinload(Payment.receipts))))
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return HistoryPage(rows[:limit], next_cursor)
 

@@ -205,6 +205,8 @@ def _document_context(payment: Payment, refund: Refund | None) -> dict[str, Any]
                              "reason": (refund.reason or "").replace("_", " ").capitalize(),
                              "amount": money(refund.amount),
                              "refunded_to_date": money(refunded),
+                             "refunded_before": (money(refunded - refund.amount)
+                                                 if refunded > refund.amount else ""),
                              "remaining": money(max(payment.amount - refunded, 0)),
                              "refunded_on": day(refund.updated_at)}
     return context

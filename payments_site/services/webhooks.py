@@ -1,4 +1,4 @@
-"""The Stripe webhook inbox: receive (verify, store once, enqueue) and process (one handler per type).
+"""The Stripe webhook inbox: receive (verify, store once, enqueue), process (a handler per type).
 
 Receiving does no work beyond that, so Stripe gets its 200 in milliseconds. Processing runs in
 the worker: each event is claimed with a conditional UPDATE (so two copies of a job never run
@@ -14,10 +14,10 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from payments_site import stripe_gateway
@@ -73,7 +73,7 @@ def receive_event(payload: bytes, signature_header: str | None) -> WebhookEvent 
     propagates (5xx), so Stripe delivers the event again later.
     """
     try:
-        event = stripe_gateway.verify_webhook(payload, signature_header)
+        event = stripe_gateway.to_dict(stripe_gateway.verify_webhook(payload, signature_header))
     except stripe_gateway.SignatureInvalid as error:
         log.warning("webhook rejected: %s", error)
         raise InvalidRequest("The Stripe-Signature header is missing or invalid.",
@@ -136,11 +136,11 @@ def process_event(event_row_id: int, *, replay: bool = False) -> str:
     `replay` also re-runs an event already processed or ignored (handlers are idempotent).
     """
     now = utcnow()
-    claimed = db.session.execute(
+    claimed = cast("CursorResult[Any]", db.session.execute(
         update(WebhookEvent)
         .where(WebhookEvent.id == event_row_id, _claimable(now, replay=replay))
         .values(status="processing", attempts=WebhookEvent.attempts + 1,
-                next_attempt_at=now + PROCESSING_LEASE)).rowcount
+                next_attempt_at=now + PROCESSING_LEASE))).rowcount
     db.session.commit()
     row = db.session.get(WebhookEvent, event_row_id)
     if row is None:

@@ -448,3 +448,35 @@ def test_malformed_json_is_400(login_as, customer, path):
     response = session.post(f"{BASE}/{path}", json=["pm_abc"])
     assert response.status_code == 400
 
+
+
+def test_save_after_the_webhook_already_deduplicated_the_card(login_as, customer, sdk,
+                                                             confirmed_setup):
+    """The attached webhook can win the race: it keeps the saved card and detaches the new
+    duplicate; the page's save then answers with the card that is saved."""
+    from payments_site.services.methods import sync_payment_method_attached
+
+    session = login_as(customer)
+    first = session.post(f"{BASE}/save",
+                         json={"setup_intent_id": confirmed_setup(session, VISA)}).get_json()
+    intent_id = confirmed_setup(session, VISA)
+    duplicate = sdk.v1.setup_intents.retrieve(intent_id).payment_method
+    sync_payment_method_attached({"id": duplicate})
+    assert sdk.v1.payment_methods.retrieve(duplicate).customer is None
+    response = session.post(f"{BASE}/save", json={"setup_intent_id": intent_id})
+    assert response.status_code == 201
+    assert response.get_json()["payment_method"]["id"] == first["payment_method"]["id"]
+    assert [r.stripe_payment_method_id for r in rows(customer)] == [
+        first["payment_method"]["id"]]
+
+
+def test_save_of_a_setup_intent_whose_card_was_removed_is_400(login_as, customer,
+                                                               confirmed_setup):
+    session = login_as(customer)
+    intent_id = confirmed_setup(session, VISA)
+    saved = session.post(f"{BASE}/save", json={"setup_intent_id": intent_id}).get_json()
+    session.delete(f"{BASE}/delete", json={"payment_method_id": saved["payment_method"]["id"]})
+    response = session.post(f"{BASE}/save", json={"setup_intent_id": intent_id})
+    assert response.status_code == 400
+    assert "removed" in response.get_json()["error"]["message"]
+    assert rows() == []

@@ -1,0 +1,225 @@
+"""`make bench-cluster`: two web nodes and two workers on PostgreSQL + Redis, then the invariants.
+
+The same mixed customer load runs against one node, then round-robin across both, while the
+emulator delivers every webhook event three times (twice to one node, once to the other) and
+an admin fires concurrent over-sized partial refunds. Afterwards it checks RELIABILITY.md's
+money invariants against the emulator's own records and prints 1 node vs 2 nodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import time
+from collections import Counter
+from typing import Any
+
+import requests
+
+from bench import scenarios
+from bench.appside import AppSide
+from bench.report import Report, Row, write_results
+from bench.scenarios import Bench, Sizes, auth
+from bench.stack import THREADS, WEBHOOK_SECRET, WORKERS, Stack, stop_process
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8.0, help="per load step")
+    args = parser.parse_args(argv)
+    report = Report("payments_site scale-out run: 2 web nodes, 2 workers")
+    try:
+        stack = Stack(require_real=True).__enter__()
+    except RuntimeError as error:
+        print(f"bench-cluster: n/a ({error}); it needs PostgreSQL and Redis on loopback")
+        return 0
+    try:
+        _run(stack, report, args.seconds)
+    finally:
+        stack.close()
+    print()
+    print(report.terminal())
+    for note in report.notes:
+        print(f"- {note}")
+    print(f"\nwritten: {write_results(report, name='cluster.md')}")
+    return 0
+
+
+def _run(stack: Stack, report: Report, seconds: float) -> None:
+    started = time.perf_counter()
+    node_a = stack.start_gunicorn("app-a", "wsgi:app")
+    node_b = stack.start_gunicorn("app-b", "wsgi:app")
+    workers = [stack.spawn(f"worker-{i}", stack.flask_cmd("worker")) for i in (1, 2)]
+    side = AppSide(stack)
+    sizes = Sizes(load_seconds=seconds, load_max_requests=20_000)
+    bench = Bench(stack, side, report, sizes, node_a, node_a, stack.workdir)
+    bench.products = side.create_products()
+    bench.customers = [side.create_customer(f"buyer{i}") for i in range(8)]
+    # Every event three times, spread over both nodes, as Stripe retries would.
+    for name, url, copies in (("node-a", node_a, 2), ("node-b", node_b, 1)):
+        requests.post(f"{stack.emulator_url}/_config/webhooks/{name}", timeout=5, json={
+            "url": f"{url}/api/webhooks/stripe", "secret": WEBHOOK_SECRET,
+            "duplicate": copies, "shuffle": True}).raise_for_status()
+    report.sizes += [f"2 gunicorn nodes × {WORKERS} gthread workers × {THREADS} threads, "
+                     "2 `flask worker` processes, PostgreSQL + Redis",
+                     f"load steps 4, 8, 16 clients × {seconds:.0f} s per node count",
+                     "webhooks delivered 3× (2× node A, 1× node B), shuffled"]
+
+    if not bench.has_route("/api/payments/process", "POST"):
+        report.unavailable("C", "Scale-out", "checkout not built yet")
+        return
+    one = scenarios.mixed_load(bench, urls=[node_a], steps=(4, 8, 16), record=False)
+    two = scenarios.mixed_load(bench, urls=[node_a, node_b], steps=(4, 8, 16), record=False)
+    best_one = max(one, key=lambda s: s.throughput)
+    best_two = max(two, key=lambda s: s.throughput)
+    report.add(Row("C1", "Mixed load, highest requests/s (any p99)",
+                   f"{best_two.throughput:.0f}/s on 2 nodes (p99 {best_two.p99_ms:.0f} ms)",
+                   f"{best_one.throughput:.0f}/s on 1 node (p99 {best_one.p99_ms:.0f} ms)",
+                   f"{best_two.throughput / best_one.throughput:.2f}×",
+                   note="both nodes share this machine's CPUs"))
+    for label, steps in (("1 node", one), ("2 nodes", two)):
+        for s in steps:
+            report.notes.append(f"{label}, {s.concurrency} clients: {s.throughput:.0f} req/s, "
+                                f"p50 {s.p50_ms:.0f} ms, p99 {s.p99_ms:.0f} ms, "
+                                f"{s.errors} errors")
+    refund_attempts = _concurrent_over_refunds(bench, side, [node_a, node_b])
+    drained = _wait_for_quiet(side, timeout=120)
+    for worker in workers:
+        stop_process(worker.proc)
+    _check_invariants(bench, report, refund_attempts, drained)
+    report.notes.append(f"whole run {time.perf_counter() - started:.0f} s")
+
+
+def _concurrent_over_refunds(bench: Bench, side: AppSide, urls: list[str]) -> int:
+    """For 10 succeeded payments, three concurrent refunds of 60% each (only one can fit)."""
+    if not bench.has_route("/api/payments/refund", "POST"):
+        bench.report.notes.append("refunds: route not built yet; refund invariant checked "
+                                  "on whatever refunds exist")
+        return 0
+    from sqlalchemy import select
+
+    from payments_site.models import Payment
+    from payments_site.security import issue_token
+    from payments_site.services.accounts import create_user
+
+    with side.context() as db:
+        admin = create_user(f"admin-{time.time_ns()}@bench.example", "bench-admin-password",
+                            role="admin")
+        token, _ = issue_token(admin)
+        payments = list(db.session.execute(
+            select(Payment.public_id, Payment.amount).where(Payment.status == "succeeded")
+            .order_by(Payment.id.desc()).limit(10)))
+    jobs = [(urls[i % len(urls)], pid, amount * 6 // 10)
+            for pid, amount in payments for i in range(3)]
+
+    def refund(job: tuple[str, str, int]) -> int:
+        url, pid, amount = job
+        return requests.post(f"{url}/api/payments/refund", json={
+            "payment_id": pid, "amount": amount, "reason": "requested_by_customer"},
+            headers=auth(token), timeout=30).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        statuses = Counter(pool.map(refund, jobs))
+    bench.report.notes.append(f"over-refund attempts: {len(jobs)} requests "
+                              f"(3 × 60% on {len(payments)} payments) → statuses "
+                              f"{dict(statuses)}")
+    return len(jobs)
+
+
+def _wait_for_quiet(side: AppSide, timeout: float) -> bool:
+    """Wait until the queues are empty and no webhook event or refund is still pending."""
+    from sqlalchemy import func, select
+
+    from payments_site.models import Refund, WebhookEvent
+
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        queued = sum(side.queue_counts().values())
+        with side.context() as db:
+            pending = db.session.scalar(select(func.count()).select_from(WebhookEvent).where(
+                WebhookEvent.status.in_(("pending", "processing")))) or 0
+            pending += db.session.scalar(select(func.count()).select_from(Refund).where(
+                Refund.status == "pending")) or 0
+        if queued == 0 and pending == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > 3:  # late webhook deliveries settle
+                return True
+        else:
+            quiet_since = None
+        time.sleep(1)
+    return False
+
+
+def _check_invariants(bench: Bench, report: Report, refund_attempts: int,
+                      drained: bool) -> None:
+    from sqlalchemy import func, select
+
+    from payments_site.models import Payment, Receipt, Refund, WebhookEvent
+
+    intents: dict[str, Any] = {}
+    for intent in bench.side.sdk.v1.payment_intents.list({"limit": 100}).auto_paging_iter():
+        intents[intent.id] = intent.to_dict()
+    per_payment = Counter(str((pi.get("metadata") or {}).get("payment_id", ""))
+                          for pi in intents.values())
+    with bench.side.context() as db:
+        rows = db.session.execute(select(Payment.id, Payment.public_id, Payment.status,
+                                         Payment.stripe_charge_id,
+                                         Payment.stripe_payment_intent_id, Payment.amount,
+                                         Payment.amount_refunded)
+                                  .where(Payment.cart_hash != "bench")).all()
+        receipts = Counter(db.session.scalars(select(Receipt.payment_id).where(
+            Receipt.series == "receipt")))
+        succeeded_ids = set(db.session.scalars(select(Payment.id).where(
+            Payment.status == "succeeded", Payment.cart_hash != "bench")))
+        refunded = dict(db.session.execute(select(Refund.payment_id, func.sum(Refund.amount))
+                                           .where(Refund.status == "succeeded")
+                                           .group_by(Refund.payment_id)).all())
+        amounts = dict(db.session.execute(select(Payment.id, Payment.amount)).all())
+        events = db.session.scalar(select(func.count()).select_from(WebhookEvent)) or 0
+        failed_events = db.session.scalar(select(func.count()).select_from(WebhookEvent)
+                                          .where(WebhookEvent.status == "failed")) or 0
+    duplicates = sum(1 for pid, n in per_payment.items() if pid and n > 1)
+    missing = sum(1 for r in rows if r.stripe_payment_intent_id
+                  and r.stripe_payment_intent_id not in intents)
+    status_mismatch = sum(
+        1 for r in rows if r.stripe_payment_intent_id in intents
+        and (intents[r.stripe_payment_intent_id]["status"] == "succeeded")
+        != (r.status == "succeeded"))
+    no_receipt = sum(1 for pid in succeeded_ids if receipts.get(pid, 0) == 0)
+    extra_receipts = sum(1 for n in receipts.values() if n > 1)
+    over_refunded = sum(1 for pid, total in refunded.items() if total > amounts.get(pid, 0))
+    over_local = sum(1 for r in rows if r.amount_refunded > r.amount)
+    # Stripe's own refunded totals for every payment we refunded: never above the amount,
+    # and equal to ours once everything has settled.
+    stripe_over = stripe_mismatch = 0
+    for r in rows:
+        if r.amount_refunded or r.id in refunded:
+            if not r.stripe_charge_id:
+                continue
+            charge = bench.side.sdk.v1.charges.retrieve(r.stripe_charge_id)
+            stripe_over += int(charge.amount_refunded > charge.amount)
+            stripe_mismatch += int(charge.amount_refunded != r.amount_refunded)
+    report.add(Row("C2", "PaymentIntents per payment > 1 (emulator list vs DB)",
+                   str(duplicates), f"{len(intents)} intents / {len(rows)} payments", "",
+                   "0", duplicates == 0))
+    report.add(Row("C3", "Payments whose PaymentIntent is unknown to Stripe", str(missing),
+                   "", "", "0", missing == 0))
+    report.add(Row("C4", "Payment status ≠ Stripe's (succeeded)", str(status_mismatch), "",
+                   "", "0", status_mismatch == 0))
+    report.add(Row("C5", "Succeeded payments without a receipt / with more than one",
+                   f"{no_receipt} / {extra_receipts}", f"{len(succeeded_ids)} succeeded", "",
+                   "0 / 0", no_receipt == 0 and extra_receipts == 0,
+                   note="" if drained else "queues had not drained after 120 s"))
+    report.add(Row("C6", "Refund total above captured (refund rows / payment column / "
+                   "Stripe)", f"{over_refunded} / {over_local} / {stripe_over}",
+                   f"{refund_attempts} concurrent refund requests", "", "0 / 0 / 0",
+                   over_refunded == 0 and over_local == 0 and stripe_over == 0))
+    report.add(Row("C7", "Refunded total ≠ Stripe's charge.amount_refunded",
+                   str(stripe_mismatch), "", "", "0", stripe_mismatch == 0))
+    report.add(Row("C8", "Webhook events stored (each delivered 3×) / failed",
+                   f"{events} / {failed_events}", "", "", "– / 0", failed_events == 0))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""Stripe failing: retried with the same idempotency key, never a duplicate intent."""
+
+from __future__ import annotations
+
+import requests
+from sqlalchemy import select
+
+from payments_site.extensions import db
+from payments_site.models import Payment
+from tests.payments.conftest import intents_of
+
+
+def test_5xx_on_create_is_retried_with_the_same_key(shopper, customer, mug, sc, fault):
+    fault(status=500, times=2)
+    response = shopper.post("/api/payments/process", json={
+        "items": [{"product_id": mug.id, "quantity": 1}]})
+    assert response.status_code == 201, response.get_json()
+    assert len(intents_of(sc, customer)) == 1
+
+
+def test_a_lost_response_after_create_does_not_duplicate(shopper, customer, mug, sc, fault):
+    # Stripe creates the intent, then the connection drops before we hear back; our retry
+    # with the same key must get that same intent, not a second one.
+    fault(status=0, after=True, times=1)
+    fault(status=503, after=True, times=1)
+    response = shopper.post("/api/payments/process", json={
+        "items": [{"product_id": mug.id, "quantity": 1}]})
+    assert response.status_code == 201, response.get_json()
+    intents = intents_of(sc, customer)
+    assert len(intents) == 1
+    assert intents[0].id == response.get_json()["payment"]["stripe_payment_intent_id"]
+
+
+def test_timeouts_are_retried(app, shopper, customer, mug, sc, fault):
+    app.config["STRIPE_TIMEOUT"] = 0.5
+    app.extensions.pop("stripe_client", None)
+    try:
+        fault(status=None, delay_s=1.0, after=True, times=1)
+        response = shopper.post("/api/payments/process", json={
+            "items": [{"product_id": mug.id, "quantity": 1}]})
+    finally:
+        app.extensions.pop("stripe_client", None)
+    assert response.status_code == 201, response.get_json()
+    assert len(intents_of(sc, customer)) == 1
+
+
+def test_exhausted_retries_mark_the_payment_and_the_next_attempt_reconciles(
+        shopper, customer, mug, sc, fault, emulator):
+    body = {"items": [{"product_id": mug.id, "quantity": 1}]}
+    fault(status=503, after=True, times=10)  # created at Stripe, every answer lost
+    response = shopper.post("/api/payments/process", json=body)
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "payment_provider_unavailable"
+    row = db.session.scalar(select(Payment))
+    db.session.refresh(row)
+    assert row.needs_reconcile is True and row.stripe_payment_intent_id is None
+    assert requests.delete(f"{emulator.url}/_config/faults", timeout=5).ok
+    again = shopper.post("/api/payments/process", json=body)
+    assert again.status_code == 201
+    assert again.get_json()["payment"]["id"] == row.public_id
+    db.session.refresh(row)
+    assert row.needs_reconcile is False
+    intents = intents_of(sc, customer)
+    assert [i.id for i in intents] == [row.stripe_payment_intent_id]
+
+
+def test_429_backs_off_then_succeeds(shopper, customer, mug, sc, fault):
+    fault(status=429, times=2)
+    response = shopper.post("/api/payments/process", json={
+        "items": [{"product_id": mug.id, "quantity": 1}]})
+    assert response.status_code == 201
+    assert len(intents_of(sc, customer)) == 1
+
+
+def test_confirm_failing_leaves_no_second_charge(shopper, customer, mug, make_card, sc, fault):
+    pm_id = make_card(customer)
+    body = {"items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id}
+    fault(path_prefix="/v1/payment_intents/", status=500, after=True, times=2)
+    response = shopper.post("/api/payments/process", json=body)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["payment"]["status"] == "succeeded"
+    charges = sc.v1.charges.list({"customer": customer.stripe_customer_id}).data
+    assert len(charges) == 1

@@ -1,0 +1,142 @@
+"""One checkout attempt = one PaymentIntent: Idempotency-Keys, double submits, concurrency."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from payments_site.extensions import db
+from payments_site.models import Payment
+from tests.payments.conftest import intents_of
+
+
+def _concurrently(app, token, body, headers, n=20):
+    barrier = threading.Barrier(n)
+
+    def call(_):
+        client = app.test_client()
+        barrier.wait()
+        response = client.post("/api/payments/process", json=body,
+                               headers={"Authorization": f"Bearer {token}", **headers})
+        return response.status_code, response.get_json()
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(call, range(n)))
+
+
+def test_same_key_same_body_replays_the_stored_response(shopper, customer, mug, make_card, sc):
+    pm_id = make_card(customer)
+    body = {"items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id}
+    first = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k1"})
+    again = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k1"})
+    assert first.status_code == again.status_code == 201
+    assert first.get_json() == again.get_json()
+    assert len(intents_of(sc, customer)) == 1
+
+
+def test_a_replayed_decline_is_the_same_402(shopper, customer, mug, make_card, sc):
+    pm_id = make_card(customer, "4000000000000002", attach=False)
+    body = {"items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id}
+    first = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "d"})
+    again = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "d"})
+    assert first.status_code == again.status_code == 402
+    assert first.get_json() == again.get_json()
+    db.session.expire_all()
+    # The replay did not confirm again.
+    assert db.session.scalar(select(Payment.confirm_attempts)) == 1
+
+
+def test_same_key_other_body_is_422(shopper, mug):
+    headers = {"Idempotency-Key": "k2"}
+    assert shopper.post("/api/payments/process", headers=headers, json={
+        "items": [{"product_id": mug.id, "quantity": 1}]}).status_code == 201
+    response = shopper.post("/api/payments/process", headers=headers, json={
+        "items": [{"product_id": mug.id, "quantity": 2}]})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "idempotency_key_reused"
+    assert db.session.scalar(select(func.count(Payment.id))) == 1
+
+
+def test_same_key_while_the_first_is_running_is_409(app, customer, mug, api_token, fault):
+    token = api_token(customer)
+    fault(status=None, delay_s=1.5, times=1)  # Stripe is slow on the first create
+    body = {"items": [{"product_id": mug.id, "quantity": 1}]}
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "slow"}
+    results = {}
+
+    def first():
+        results["first"] = app.test_client().post("/api/payments/process", json=body,
+                                                  headers=headers).status_code
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    time.sleep(0.6)
+    second = app.test_client().post("/api/payments/process", json=body, headers=headers)
+    thread.join()
+    assert results["first"] == 201
+    assert second.status_code == 409
+    assert second.get_json()["error"]["code"] == "idempotency_in_progress"
+
+
+def test_double_submit_without_key_reuses_the_payment(shopper, customer, mug, sc):
+    body = {"items": [{"product_id": mug.id, "quantity": 1}]}
+    first = shopper.post("/api/payments/process", json=body).get_json()
+    second = shopper.post("/api/payments/process", json=body).get_json()
+    assert first["payment"]["id"] == second["payment"]["id"]
+    assert first["client_secret"] == second["client_secret"]
+    assert len(intents_of(sc, customer)) == 1
+    # A different cart is a different attempt.
+    other = shopper.post("/api/payments/process", json={
+        "items": [{"product_id": mug.id, "quantity": 3}]}).get_json()
+    assert other["payment"]["id"] != first["payment"]["id"]
+    assert len(intents_of(sc, customer)) == 2
+
+
+def test_a_just_succeeded_cart_is_not_charged_again(shopper, customer, mug, make_card, sc):
+    pm_id = make_card(customer)
+    body = {"items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id}
+    first = shopper.post("/api/payments/process", json=body).get_json()
+    second = shopper.post("/api/payments/process", json=body)
+    assert second.status_code == 201
+    assert second.get_json()["payment"]["id"] == first["payment"]["id"]
+    assert second.get_json()["payment"]["status"] == "succeeded"
+    assert len(intents_of(sc, customer)) == 1
+    charges = sc.v1.charges.list({"customer": customer.stripe_customer_id}).data
+    assert len([c for c in charges if c.status == "succeeded"]) == 1
+
+
+@pytest.mark.parametrize("with_key", [True, False])
+def test_twenty_concurrent_submits_make_one_intent(app, customer, mug, make_card, sc,
+                                                   api_token, with_key):
+    pm_id = make_card(customer)
+    token = api_token(customer)
+    body = {"items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id}
+    headers = {"Idempotency-Key": "attempt-1"} if with_key else {}
+    results = _concurrently(app, token, body, headers)
+    statuses = sorted(status for status, _ in results)
+    assert set(statuses) <= {201, 409}, statuses
+    assert 201 in statuses
+    ids = {b["payment"]["id"] for s, b in results if s == 201}
+    assert len(ids) == 1
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(Payment.id))) == 1
+    intents = intents_of(sc, customer)
+    assert len(intents) == 1 and intents[0].status == "succeeded"
+    charges = sc.v1.charges.list({"customer": customer.stripe_customer_id}).data
+    assert len(charges) == 1
+
+
+def test_twenty_concurrent_new_card_submits_make_one_intent(app, customer, mug, sc,
+                                                            api_token):
+    token = api_token(customer)
+    body = {"items": [{"product_id": mug.id, "quantity": 2}]}
+    results = _concurrently(app, token, body, {})
+    assert all(status == 201 for status, _ in results), results
+    assert len({b["client_secret"] for _, b in results}) == 1
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(Payment.id))) == 1
+    assert len(intents_of(sc, customer)) == 1

@@ -1,0 +1,120 @@
+"""apply_payment_intent / sync_payment_intent: status follows Stripe, forward only, once."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from payments_site.extensions import db
+from payments_site.models import Payment
+from payments_site.queues import get_queue
+from payments_site.services.payments import (
+    apply_payment_intent,
+    local_status,
+    sync_payment_intent,
+)
+from tests.payments.conftest import VISA
+
+
+def _new_card_payment(shopper, mug, save=False):
+    body = shopper.post("/api/payments/process", json={
+        "items": [{"product_id": mug.id, "quantity": 1}], "save_payment_method": save}).get_json()
+    return body["payment"]["stripe_payment_intent_id"], body["payment"]["id"]
+
+
+def _pay(sc, intent_id, number=VISA):
+    pm = sc.v1.payment_methods.create({"type": "card", "card": {
+        "number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}})
+    try:
+        sc.v1.payment_intents.confirm(intent_id, {"payment_method": pm.id})
+    except Exception:  # noqa: BLE001 - a decline is recorded on the intent
+        pass
+
+
+def test_status_mapping():
+    assert local_status({"status": "requires_payment_method"}) == "requires_payment_method"
+    assert local_status({"status": "requires_payment_method",
+                         "last_payment_error": {"code": "card_declined"}}) == "failed"
+    assert local_status({"status": "requires_confirmation"}) == "requires_payment_method"
+    for same in ("requires_action", "processing", "succeeded", "canceled"):
+        assert local_status({"status": same}) == same
+
+
+def test_sync_applies_success_once_and_fulfils_once(shopper, mug, sc):
+    intent_id, public_id = _new_card_payment(shopper, mug)
+    _pay(sc, intent_id)
+    receipts = get_queue("receipts")
+    receipts.empty()
+    first = sync_payment_intent(intent_id)
+    second = sync_payment_intent(intent_id)
+    assert first is not None and second is not None
+    assert first.public_id == public_id and second.status == "succeeded"
+    assert second.succeeded_at == first.succeeded_at
+    assert receipts.count == 1  # the receipt job, enqueued by the one winning caller
+    assert second.card_brand == "visa" and second.card_last4 == "4242"
+
+
+def test_an_older_state_never_moves_a_success_back(shopper, mug, sc):
+    intent_id, _ = _new_card_payment(shopper, mug)
+    stale = sc.v1.payment_intents.retrieve(intent_id)  # requires_payment_method
+    _pay(sc, intent_id)
+    payment = sync_payment_intent(intent_id)
+    assert payment.status == "succeeded"
+    for late in (stale, {"id": intent_id, "status": "processing"},
+                 {"id": intent_id, "status": "requires_payment_method",
+                  "last_payment_error": {"code": "card_declined", "message": "x"}}):
+        assert apply_payment_intent(late).status == "succeeded"
+    row = db.session.scalar(select(Payment))
+    db.session.refresh(row)
+    assert row.status == "succeeded" and row.failure_code is None
+
+
+def test_decline_records_code_and_message(shopper, mug, sc):
+    intent_id, _ = _new_card_payment(shopper, mug)
+    _pay(sc, intent_id, "4000000000009995")
+    payment = sync_payment_intent(intent_id)
+    assert payment.status == "failed"
+    assert payment.failure_decline_code == "insufficient_funds"
+    assert "insufficient funds" in payment.failure_message
+    assert payment.card_last4 == "9995"
+    # The customer tries again on the same intent with a good card.
+    _pay(sc, intent_id)
+    payment = sync_payment_intent(intent_id)
+    assert payment.status == "succeeded" and payment.failure_code is None
+    assert payment.card_last4 == "4242"
+
+
+def test_unknown_intents_are_ignored(app):
+    assert apply_payment_intent({"id": "pi_not_ours", "status": "succeeded",
+                                 "metadata": {}}) is None
+
+
+def test_an_intent_is_linked_back_through_its_metadata(shopper, mug, sc):
+    intent_id, public_id = _new_card_payment(shopper, mug)
+    row = db.session.scalar(select(Payment).where(Payment.public_id == public_id))
+    row.stripe_payment_intent_id = None  # as if we crashed before storing it
+    db.session.commit()
+    _pay(sc, intent_id)
+    payment = sync_payment_intent(intent_id)
+    assert payment is not None and payment.public_id == public_id
+    assert payment.stripe_payment_intent_id == intent_id and payment.status == "succeeded"
+
+
+def test_canceled_is_terminal(shopper, mug, sc):
+    intent_id, _ = _new_card_payment(shopper, mug)
+    sc.v1.payment_intents.cancel(intent_id)
+    assert sync_payment_intent(intent_id).status == "canceled"
+    assert apply_payment_intent({"id": intent_id, "status": "requires_action"}).status == \
+        "canceled"
+
+
+def test_saving_the_card_is_deduplicated(shopper, customer, mug, sc):
+    from payments_site.models import PaymentMethod
+
+    for quantity in (1, 2):
+        body = shopper.post("/api/payments/process", json={
+            "items": [{"product_id": mug.id, "quantity": quantity}],
+            "save_payment_method": True}).get_json()
+        _pay(sc, body["payment"]["stripe_payment_intent_id"])
+        sync_payment_intent(body["payment"]["stripe_payment_intent_id"])
+    methods = list(db.session.scalars(select(PaymentMethod)))
+    assert len(methods) == 1 and methods[0].is_default and methods[0].user_id == customer.id

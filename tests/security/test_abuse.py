@@ -1,0 +1,138 @@
+"""RELIABILITY 19 and 14: brute force is throttled, accounts are not enumerable, money routes
+are rate limited. Limits are lowered through app.config so a handful of requests trips them."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+
+import pytest
+
+from tests.conftest import DEFAULT_PASSWORD, csrf_token_from
+
+
+def _login_form(client, email: str, password: str, ip: str = "10.0.0.1"):
+    environ = {"REMOTE_ADDR": ip}
+    page = client.get("/auth/login", environ_base=environ)
+    return client.post("/auth/login", environ_base=environ, data={
+        "email": email, "password": password,
+        "csrf_token": csrf_token_from(page.get_data(as_text=True))})
+
+
+def _token(client, email: str, password: str, ip: str = "10.0.0.1"):
+    return client.post("/api/auth/token", json={"email": email, "password": password},
+                       environ_base={"REMOTE_ADDR": ip})
+
+
+def _assert_throttled(response) -> None:
+    assert response.status_code == 429, response.status_code
+    assert int(response.headers["Retry-After"]) > 0
+    if response.is_json:
+        assert response.get_json()["error"]["code"] == "rate_limited"
+
+
+@pytest.mark.parametrize("via", ["form", "token"])
+def test_login_is_throttled_per_ip(app, client, customer, via):
+    """RELIABILITY 19: many emails from one IP → 429 with Retry-After; another IP still works."""
+    app.config["LOGIN_LIMIT_PER_IP"] = "3 per minute"
+    attempt = _login_form if via == "form" else _token
+    for n in range(3):
+        response = attempt(client, f"nobody{n}@example.com", "wrong-password-1")
+        assert response.status_code in (400, 401), response.status_code
+    _assert_throttled(attempt(client, "nobody9@example.com", "wrong-password-1"))
+    # Even the right password is refused from the throttled address...
+    _assert_throttled(attempt(client, customer.email, DEFAULT_PASSWORD))
+    # ...while the customer on another address gets in.
+    response = attempt(client, customer.email, DEFAULT_PASSWORD, ip="10.0.0.2")
+    assert response.status_code in (200, 302)
+
+
+@pytest.mark.parametrize("via", ["form", "token"])
+def test_login_is_throttled_per_account_across_ips(app, client, customer, make_user, via):
+    """RELIABILITY 19: one account tried from many IPs → 429; other accounts unaffected."""
+    app.config["LOGIN_LIMIT_PER_ACCOUNT"] = "3 per minute"
+    attempt = _login_form if via == "form" else _token
+    for n in range(3):
+        response = attempt(client, customer.email, "wrong-password-1", ip=f"10.1.0.{n + 1}")
+        assert response.status_code in (400, 401)
+    _assert_throttled(attempt(client, customer.email.upper(), DEFAULT_PASSWORD,
+                              ip="10.1.0.99"))
+    other = make_user("other@example.com")
+    response = attempt(client, other.email, DEFAULT_PASSWORD, ip="10.1.0.99")
+    assert response.status_code in (200, 302)
+
+
+def test_unknown_and_known_emails_answer_alike(app, client, customer):
+    """RELIABILITY 19: the same status and body whether the email exists or not."""
+    unknown = _token(client, "nobody@example.com", "wrong-password-1")
+    known = _token(client, customer.email, "wrong-password-1")
+    assert unknown.status_code == known.status_code == 401
+    assert unknown.get_json() == known.get_json()
+
+    def page_text(response) -> str:
+        return re.sub(r'(name="csrf[-_]token"[^>]*?(?:value|content)=")[^"]+', r"\1",
+                      response.get_data(as_text=True))
+
+    unknown = _login_form(client, "nobody@example.com", "wrong-password-1", ip="10.2.0.1")
+    known = _login_form(client, customer.email, "wrong-password-1", ip="10.2.0.2")
+    assert unknown.status_code == known.status_code == 400
+    assert page_text(unknown).replace("nobody@example.com", "E") == \
+        page_text(known).replace(customer.email, "E")
+
+
+def test_unknown_and_known_emails_cost_the_same_kdf(app, customer):
+    """RELIABILITY 19: an unknown email still runs the password KDF (no timing oracle)."""
+    from payments_site.services.accounts import authenticate
+
+    def median_seconds(email: str) -> float:
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            assert authenticate(email, "wrong-password-1") is None
+            runs.append(time.perf_counter() - started)
+        return statistics.median(runs)
+
+    authenticate("warm@example.com", "x")  # builds the dummy user's hash once
+    known, unknown = median_seconds(customer.email), median_seconds("nobody@example.com")
+    assert known > 0.005, "the password check is too cheap to be a KDF"
+    assert 0.5 < unknown / known < 2.0, (known, unknown)
+
+
+def test_passwords_are_stored_with_a_kdf(customer):
+    """RELIABILITY 19: scrypt or PBKDF2 hashes, salted, never the password."""
+    stored = customer.password_hash
+    assert stored.startswith(("scrypt:", "pbkdf2:")), stored[:10]
+    assert DEFAULT_PASSWORD not in stored
+    assert customer.check_password(DEFAULT_PASSWORD)
+
+
+def test_payment_route_is_rate_limited(app, client, customer, product, api_token):
+    """RELIABILITY 14 and 19: too many checkouts from one user → 429 rate_limited + Retry-After;
+    the throttled requests leave no payment behind."""
+    from payments_site.extensions import db
+    from payments_site.models import Payment
+
+    app.config["PAYMENT_LIMIT"] = "2 per minute"
+    headers = {"Authorization": f"Bearer {api_token(customer)}"}
+    for quantity in (1, 2):
+        response = client.post("/api/payments/process", headers=headers, json={
+            "items": [{"product_id": product.id, "quantity": quantity}]})
+        assert response.status_code == 201, response.get_json()
+    response = client.post("/api/payments/process", headers=headers, json={
+        "items": [{"product_id": product.id, "quantity": 3}]})
+    _assert_throttled(response)
+    db.session.expire_all()
+    assert db.session.query(Payment).count() == 2
+
+
+def test_refund_route_is_rate_limited(app, client, admin, api_token):
+    """RELIABILITY 19: too many refund requests from one admin → 429 before any work."""
+    app.config["REFUND_LIMIT"] = "2 per minute"
+    headers = {"Authorization": f"Bearer {api_token(admin)}"}
+    for _ in range(2):
+        response = client.post("/api/payments/refund", headers=headers,
+                               json={"payment_id": "pay_unknown", "amount": 100})
+        assert response.status_code == 404
+    _assert_throttled(client.post("/api/payments/refund", headers=headers,
+                                  json={"payment_id": "pay_unknown", "amount": 100}))

@@ -1,0 +1,128 @@
+"""A failing handler: error recorded, writes rolled back, retried with backoff (RELIABILITY 7)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+
+from payments_site import stripe_gateway
+from payments_site.extensions import db
+from payments_site.models import AuditLog, Payment, utcnow
+from payments_site.services import audit, sweeper, webhooks
+from tests.helpers import event_payload
+from tests.webhooks.conftest import add_fault, count, event_rows, post_event, raw
+
+
+def _clear_faults(emulator: Any) -> None:
+    requests.delete(f"{emulator.url}/_config/faults", timeout=5)
+
+
+@pytest.fixture
+def writes_then_calls_stripe() -> Iterator[str]:
+    """A handler registered like any other that writes first, then re-reads from Stripe."""
+    event_type = "test.writes_then_calls_stripe"
+
+    @webhooks.handles(event_type)
+    def handler(event: dict[str, Any]) -> None:
+        payment = db.session.get_one(Payment, int(event["data"]["object"]["payment"]))
+        payment.dispute_status = "half-written"
+        audit.record("test.partial", actor=None, payment=payment)
+        db.session.flush()
+        stripe_gateway.retrieve_payment_intent(str(payment.stripe_payment_intent_id))
+
+    yield event_type
+    webhooks.HANDLERS.pop(event_type, None)
+
+
+def test_failure_rolls_back_records_and_retries(
+        app: Flask, client: FlaskClient, emulator: Any, make_payment: Any, run_jobs: Any,
+        writes_then_calls_stripe: str) -> None:
+    payment = make_payment()
+    payload = event_payload(writes_then_calls_stripe,
+                            {"id": "obj_1", "payment": payment.id}, "evt_partial")
+    # Stripe answers 500 to every attempt the gateway makes (1 + STRIPE_MAX_RETRIES).
+    add_fault(emulator, method="GET", path_prefix="/v1/payment_intents", status=500,
+              times=int(app.config["STRIPE_MAX_RETRIES"]) + 1)
+    assert post_event(client, payload).status_code == 200
+    before = utcnow()
+    run_jobs()
+
+    [row] = event_rows()
+    assert row.status == "failed" and row.attempts == 1
+    assert row.last_error is not None and "ProviderError" in row.last_error
+    assert row.next_attempt_at is not None
+    assert before + timedelta(seconds=25) < row.next_attempt_at < utcnow() + \
+        timedelta(seconds=35)
+    db.session.refresh(payment)
+    assert payment.dispute_status is None  # the half-done work was rolled back
+    assert count(AuditLog, AuditLog.action == "test.partial") == 0
+
+    # Not due yet: the sweeper leaves it alone.
+    assert sweeper.sweep_webhook_events() == 0
+    # Once due, the sweeper queues it and the retry succeeds (Stripe is fine again).
+    assert sweeper.sweep_webhook_events(now=utcnow() + timedelta(seconds=31)) == 1
+    run_jobs()
+    [row] = event_rows()
+    assert (row.status, row.attempts, row.last_error, row.next_attempt_at) == \
+        ("processed", 2, None, None)
+    db.session.refresh(payment)
+    assert payment.dispute_status == "half-written"
+    assert count(AuditLog, AuditLog.action == "test.partial") == 1
+
+
+def test_gives_up_after_max_attempts_then_operator_retries(
+        app: Flask, client: FlaskClient, emulator: Any, make_payment: Any, run_jobs: Any,
+        stripe_events: Any, runner: Any) -> None:
+    app.config["WEBHOOK_MAX_ATTEMPTS"] = 3
+    payment = make_payment(card="4000000000000259")
+    dispute_event = stripe_events.one("charge.dispute.created")
+    add_fault(emulator, method="GET", path_prefix="/v1/disputes", status=503, times=1000)
+    assert post_event(client, raw(dispute_event)).status_code == 200
+    run_jobs()
+    now = utcnow()
+    delays = []
+    for _ in range(2):
+        [row] = event_rows()
+        assert row.status == "failed" and row.next_attempt_at is not None
+        delays.append(row.next_attempt_at - now)
+        now = row.next_attempt_at + timedelta(seconds=1)
+        assert sweeper.sweep_webhook_events(now=now) == 1
+        run_jobs()
+    assert delays[1] > delays[0]  # backoff grows
+    [row] = event_rows()
+    assert (row.status, row.attempts, row.next_attempt_at) == ("failed", 3, None)
+    assert "ProviderUnavailable" in (row.last_error or "") or "ProviderError" in (
+        row.last_error or "")
+    # Given up: no automatic sweep takes it any more, however late it is.
+    assert sweeper.sweep_webhook_events(now=utcnow() + timedelta(days=30)) == 0
+    db.session.refresh(payment)
+    assert payment.stripe_dispute_id is None
+
+    _clear_faults(emulator)
+    result = runner.invoke(args=["webhooks", "retry-failed", "--inline"])
+    assert result.exit_code == 0, result.output
+    assert "1 processed" in result.output
+    [row] = event_rows()
+    assert (row.status, row.attempts) == ("processed", 4)
+    db.session.refresh(payment)
+    assert payment.stripe_dispute_id == dispute_event["data"]["object"]["id"]
+
+
+def test_handler_for_unknown_local_payment_fails_visibly(
+        client: FlaskClient, make_payment: Any, stripe_events: Any, run_jobs: Any) -> None:
+    """A dispute on a charge we have no payment for is not silently dropped."""
+    payment = make_payment(card="4000000000000259")
+    db.session.delete(payment)
+    db.session.commit()
+    assert post_event(client, raw(stripe_events.one("charge.dispute.created"))).status_code \
+        == 200
+    run_jobs()
+    [row] = event_rows()
+    assert row.status == "failed"
+    assert "DisputedPaymentUnknown" in (row.last_error or "")

@@ -1,0 +1,187 @@
+"""Redis down at enqueue, a worker killed mid-job: nothing lost, nothing twice (RELIABILITY 25, 26)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stripe
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from payments_site.devtools.embedded_redis import EmbeddedRedis
+from payments_site.extensions import db
+from payments_site.models import AuditLog, OutboundEmail, Payment, Receipt, WebhookEvent, utcnow
+from payments_site.services import sweeper
+from payments_site.services.webhooks import PROCESSING_LEASE
+from tests._services import free_port
+from tests.webhooks.conftest import add_fault, count, event_rows, post_event, raw, wait_until
+
+
+@pytest.fixture
+def own_redis(app: Flask, tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis server of this test's own, which the test may stop and start."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port()).start()
+    saved_client = app.extensions.pop("redis", None)
+    app.config["REDIS_URL"] = server.url  # the app fixture restores the config afterwards
+    yield server
+    server.stop()
+    app.extensions.pop("redis", None)
+    if saved_client is not None:
+        app.extensions["redis"] = saved_client
+
+
+def test_redis_down_at_enqueue_then_back(client: FlaskClient, own_redis: EmbeddedRedis,
+                                         make_payment: Any, stripe_events: Any,
+                                         run_jobs: Any, mail_sink: Any) -> None:
+    payments = [make_payment() for _ in range(3)]
+    own_redis.stop()
+    for payment in payments:
+        event = stripe_events.one("payment_intent.succeeded", payment.stripe_payment_intent_id)
+        started = time.monotonic()
+        assert post_event(client, raw(event)).status_code == 200
+        assert time.monotonic() - started < 5  # a dead Redis does not hang the webhook
+    rows = event_rows()
+    assert [(r.status, r.enqueued_at) for r in rows] == [("pending", None)] * 3
+    assert sweeper.sweep_webhook_events(now=utcnow() + timedelta(minutes=1)) == 0  # still down
+
+    own_redis.start()  # back, and empty: every job it held is gone
+    # Fresh events wait for their own job a few seconds before the sweeper takes them.
+    assert sweeper.sweep_webhook_events() == 0
+    assert sweeper.sweep_webhook_events(now=utcnow() + timedelta(seconds=11)) == 3
+    run_jobs()
+    rows = event_rows()
+    assert [(r.status, r.attempts) for r in rows] == [("processed", 1)] * 3
+    assert all(r.enqueued_at is not None for r in rows)
+    for payment in payments:
+        db.session.refresh(payment)
+        assert payment.status == "succeeded"
+        assert count(Receipt, Receipt.payment_id == payment.id) == 1
+    mail_sink.wait_for(3)
+    assert count(OutboundEmail) == 3 and len(mail_sink.messages) == 3
+    # A later sweep finds nothing to do.
+    assert sweeper.sweep_webhook_events(now=utcnow() + timedelta(hours=1)) == 0
+
+
+# --- a real `flask worker` process, killed mid-job ---------------------------------------------
+
+def _worker_env(app: Flask, database_url: str, instance: Path) -> dict[str, str]:
+    config = app.config
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "PYTEST_"))}
+    env.update({
+        "DATABASE_URL": database_url,
+        "REDIS_URL": config["REDIS_URL"],
+        "SECRET_KEY": config["SECRET_KEY"],
+        "STRIPE_SECRET_KEY": config["STRIPE_SECRET_KEY"],
+        "STRIPE_PUBLISHABLE_KEY": config["STRIPE_PUBLISHABLE_KEY"],
+        "STRIPE_WEBHOOK_SECRET": ",".join(config["STRIPE_WEBHOOK_SECRET"]),
+        "STRIPE_API_BASE": config["STRIPE_API_BASE"],
+        "STRIPE_JS_URL": config["STRIPE_JS_URL"],
+        "MAIL_SERVER": str(config["MAIL_SERVER"]),
+        "MAIL_PORT": str(config["MAIL_PORT"]),
+        "MAIL_DEFAULT_SENDER": config["MAIL_DEFAULT_SENDER"],
+        "INSTANCE_PATH": str(instance),
+        "SWEEP_INTERVAL": "1",
+        "APP_ENV": "development",
+    })
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
+        self.log = open(log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "payments_site", "worker"],
+            env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.log.close()
+
+
+def _statuses() -> dict[str, int]:
+    db.session.expire_all()
+    rows = db.session.execute(select(WebhookEvent.status, func.count())
+                              .group_by(WebhookEvent.status)).tuples().all()
+    return dict(rows)
+
+
+def test_worker_killed_mid_job_every_effect_once(
+        app: Flask, client: FlaskClient, database_url: str, tmp_path: Path, emulator: Any,
+        make_payment: Any, make_user: Any, sc: stripe.StripeClient, mail_sink: Any) -> None:
+    """50 disputes; the worker is SIGKILLed while it holds one of them. After a restart
+    (and the sweeper finding the dead claim) every payment is flagged once, audit-logged
+    once and its alert emailed once (a repeat may only be the very same message)."""
+    make_user("ops@example.com", role="admin")
+    payments = [make_payment(card="4000000000000259", amount=1000 + i) for i in range(50)]
+    events = sc.v1.events.list({"type": "charge.dispute.created", "limit": 100}).data
+    assert len(events) == 50
+    # Each re-fetch of a dispute takes a moment, so the kill lands inside a job.
+    add_fault(emulator, method="GET", path_prefix="/v1/disputes", status=None, delay_s=0.15,
+              times=1000)
+    for event in events:
+        assert post_event(client, raw(event.to_dict())).status_code == 200
+
+    env = _worker_env(app, database_url, tmp_path)
+    worker = WorkerProcess(env, tmp_path, tmp_path / "worker.log")
+    try:
+        wait_until(lambda: _statuses().get("processed", 0) >= 5, timeout=60,
+                   message="the worker to get going")
+        wait_until(lambda: _statuses().get("processing", 0) == 1, timeout=10,
+                   message="a job in flight")
+        worker.kill()
+        at_kill = _statuses()
+        assert at_kill.get("processing") == 1, at_kill
+        assert at_kill.get("processed", 0) < 50
+        stuck = db.session.scalar(select(WebhookEvent).where(
+            WebhookEvent.status == "processing"))
+        assert stuck is not None
+        intent_id = json.loads(stuck.payload)["data"]["object"]["payment_intent"]
+        in_flight = db.session.scalar(select(Payment).where(
+            Payment.stripe_payment_intent_id == intent_id))
+        assert in_flight is not None and in_flight.stripe_dispute_id is None  # nothing half-done
+
+        worker = WorkerProcess(env, tmp_path, tmp_path / "worker.log")
+        # The dead worker's claim expires after the lease; let the clock run past it.
+        wait_until(lambda: sweeper.sweep_webhook_events(
+            now=utcnow() + PROCESSING_LEASE + timedelta(seconds=1)) >= 0
+            and _statuses() == {"processed": 50}, timeout=90,
+            message="all 50 events processed after the restart")
+        wait_until(lambda: count(OutboundEmail, OutboundEmail.status == "sent") == 50,
+                   timeout=60, message="50 alerts sent")
+    finally:
+        worker.stop()
+
+    db.session.expire_all()
+    for payment in payments:
+        db.session.refresh(payment)
+        assert payment.stripe_dispute_id is not None, payment.public_id
+        assert count(AuditLog, AuditLog.action == "dispute.opened",
+                     AuditLog.payment_id == payment.id) == 1
+    assert count(OutboundEmail, OutboundEmail.kind == "dispute") == 50
+    stuck_row = db.session.get_one(WebhookEvent, stuck.id)
+    assert stuck_row.attempts == 2  # the killed attempt, then the one that finished
+    message_ids = [m["Message-ID"] for m in mail_sink.messages]
+    stored_ids = set(db.session.scalars(select(OutboundEmail.message_id)))
+    assert set(message_ids) == stored_ids  # every alert arrived; no stranger message
+    assert len(message_ids) <= 51  # at most the one in flight at the kill repeated as-is
