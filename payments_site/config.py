@@ -50,7 +50,9 @@ def engine_options(database_url: str) -> dict[str, Any]:
     A gthread worker needs at most one connection per thread; the overflow absorbs bursts.
     Keep workers x (DB_POOL_SIZE + DB_MAX_OVERFLOW) under PostgreSQL's max_connections.
     """
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # The ping costs a round trip per request; without it a connection the server dropped
+    # fails one request per process before the pool is refreshed.
+    options: dict[str, Any] = {"pool_pre_ping": _bool(os.environ.get("DB_POOL_PRE_PING"), True)}
     if not database_url.startswith("sqlite"):
         options.update(pool_size=_int("DB_POOL_SIZE", 5), max_overflow=_int("DB_MAX_OVERFLOW", 5),
                        pool_timeout=_int("DB_POOL_TIMEOUT", 10),

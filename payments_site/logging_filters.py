@@ -10,7 +10,8 @@ from typing import Any
 
 # 13–19 digits, optionally grouped by spaces or dashes; secrets and bearer tokens.
 _PATTERNS = [
-    (re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), "[card]"),
+    # Bounded by anything but a letter or digit, so "pm_4242…" or "card_4242…" is caught too.
+    (re.compile(r"(?<![A-Za-z0-9])(?:\d[ -]?){12,18}\d(?![A-Za-z0-9])"), "[card]"),
     (re.compile(r"\b(sk|rk)_(test|live)_[A-Za-z0-9]+"), r"\1_\2_[redacted]"),
     (re.compile(r"\bwhsec_[A-Za-z0-9]+"), "whsec_[redacted]"),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer [redacted]"),

@@ -106,7 +106,6 @@ def create_refund(ask: RefundRequest, *, actor: User) -> Refund:
     payment is succeeded and the new reservation still fits in the captured amount.
     """
     payment = ask.payment
-    db.session.rollback()  # start our transaction clean; nothing read before may ride along
     amount = ask.amount
     if amount is None:
         # "All that remains", read fresh; a concurrent refund makes the UPDATE miss instead.
@@ -207,6 +206,7 @@ def sync_refund_from_stripe(stripe_refund: dict[str, Any]) -> Refund | None:
 
     Finds the row by Stripe id, else by our `metadata.refund_id` (the webhook can beat the
     worker), else creates one for a refund made on Stripe's dashboard (created_by None).
+    Safe to call any number of times, in any order; commits (like every refund service).
     """
     stripe_id = stripe_refund.get("id")
     if not isinstance(stripe_id, str) or not stripe_id:
@@ -318,7 +318,6 @@ def _transition(refund: Refund, new_status: str, *, failure_reason: str | None =
     States only move forward: pending → succeeded → failed (Stripe can fail a refund it had
     reported succeeded), pending → failed; failed is final.
     """
-    db.session.rollback()
     db.session.refresh(refund)  # decide on the row as it is now, not as we loaded it
     old_status = refund.status
     if (old_status, new_status) not in _FORWARD:

@@ -1,4 +1,4 @@
-"""What Stripe says wins: outages retry, rejections fail and release, syncs match Stripe's totals."""
+"""Stripe wins: outages retry, rejections fail and release, syncs match Stripe's totals."""
 
 from __future__ import annotations
 
