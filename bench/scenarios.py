@@ -230,9 +230,16 @@ def webhook_ingest(b: Bench) -> None:
     run_load(sender(floor_url), concurrency=4, duration=1.0, max_requests=200)
     apps: list[LoadResult] = []
     floors: list[LoadResult] = []
+    app_cpu = floor_cpu = 0.0
     for _ in range(max(3, b.sizes.rounds - 2)):
+        before = b.stack.cpu_seconds("app")
         apps.append(run_load(sender(app_url), **kwargs))
+        app_cpu += b.stack.cpu_seconds("app") - before
+        before = b.stack.cpu_seconds("floor")
         floors.append(run_load(sender(floor_url), **kwargs))
+        floor_cpu += b.stack.cpu_seconds("floor") - before
+    app_cpu_ms = app_cpu * 1000 / max(sum(a.count + a.errors for a in apps), 1)
+    floor_cpu_ms = floor_cpu * 1000 / max(sum(f.count + f.errors for f in floors), 1)
     ratios = [a.throughput / f.throughput for a, f in zip(apps, floors, strict=True)]
     errors = sum(a.errors for a in apps)
     ratio = median(ratios)
@@ -245,6 +252,9 @@ def webhook_ingest(b: Bench) -> None:
     b.report.add(Row(key, "Webhook ingest: acknowledgement latency p99 (p50 app "
                      f"{median([a.p(50) for a in apps]):.1f} ms)", fmt_ms(app_p99),
                      fmt_ms(floor_p99), fmt_ratio(app_p99 / floor_p99)))
+    b.report.add(Row(key, "Webhook ingest: web-process CPU per event (gunicorn workers; "
+                     "PostgreSQL and Redis not included)", f"{app_cpu_ms:.2f} ms",
+                     f"{floor_cpu_ms:.2f} ms", fmt_ratio(app_cpu_ms / floor_cpu_ms)))
     # These events name no real payment: take them out of the worker's way.
     _retire_ingest_events(b, prefix)
 

@@ -258,6 +258,15 @@ class Stack:
                 stop_process(service.proc)
                 self.services.remove(service)
 
+    def cpu_seconds(self, name: str) -> float:
+        """CPU time (user + system) used so far by a service's process and its children."""
+        total = 0.0
+        for service in self.services:
+            if service.name == name:
+                for pid in [service.proc.pid, *_children(service.proc.pid)]:
+                    total += _process_cpu(pid)
+        return total
+
     def log_tail(self, name: str, lines: int = 20) -> str:
         path = self.workdir / f"{name}.log"
         if not path.exists():
@@ -273,6 +282,23 @@ class Stack:
         if result.returncode != 0:
             raise RuntimeError(f"flask worker failed: {result.stderr[-1500:]}")
         return time.perf_counter() - started
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _process_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

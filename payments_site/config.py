@@ -138,6 +138,10 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "WTF_CSRF_SSL_STRICT": production,
         "RQ_QUEUES": ["webhooks", "payments", "receipts", "emails"],
         "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),
+        # Webhook events: attempts before an event stays failed, and how long a worker's claim
+        # on one lasts before the sweeper presumes that worker dead (above the 300 s job timeout).
+        "WEBHOOK_MAX_ATTEMPTS": _int("WEBHOOK_MAX_ATTEMPTS", 8),
+        "WEBHOOK_PROCESSING_LEASE": _int("WEBHOOK_PROCESSING_LEASE", 600),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "SERVER_TIMING": _bool(os.environ.get("SERVER_TIMING")),
     }

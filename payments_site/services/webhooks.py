@@ -38,9 +38,10 @@ HANDLERS: dict[str, Handler] = {}
 # WEBHOOK_MAX_ATTEMPTS (config, default 8) the event stays `failed` until an operator replays it.
 RETRY_DELAYS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600)
 DEFAULT_MAX_ATTEMPTS = 8
-# A claimed event whose worker died (SIGKILL, OOM, lost machine) is taken over after this;
-# longer than the RQ job timeout (300 s), so a slow but live job is never run twice at once.
-PROCESSING_LEASE = timedelta(minutes=10)
+# A claimed event whose worker died (SIGKILL, OOM, lost machine) is taken over after this
+# (config WEBHOOK_PROCESSING_LEASE); longer than the RQ job timeout (300 s), so a slow but
+# live job is never run twice at once.
+DEFAULT_PROCESSING_LEASE = 600
 
 
 def handles(*event_types: str) -> Callable[[Handler], Handler]:
@@ -58,6 +59,11 @@ def handles(*event_types: str) -> Callable[[Handler], Handler]:
 
 def max_attempts() -> int:
     return int(current_app.config.get("WEBHOOK_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
+
+
+def processing_lease() -> timedelta:
+    return timedelta(seconds=int(current_app.config.get("WEBHOOK_PROCESSING_LEASE",
+                                                        DEFAULT_PROCESSING_LEASE)))
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -140,7 +146,7 @@ def process_event(event_row_id: int, *, replay: bool = False) -> str:
         update(WebhookEvent)
         .where(WebhookEvent.id == event_row_id, _claimable(now, replay=replay))
         .values(status="processing", attempts=WebhookEvent.attempts + 1,
-                next_attempt_at=now + PROCESSING_LEASE))).rowcount
+                next_attempt_at=now + processing_lease()))).rowcount
     db.session.commit()
     row = db.session.get(WebhookEvent, event_row_id)
     if row is None:

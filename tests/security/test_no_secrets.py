@@ -235,7 +235,7 @@ def test_full_flow_leaves_no_card_data_or_secret_anywhere(
     problems: list[str] = []
     for record in caplog.records:
         text = record.getMessage() + "\n" + (record.exc_text or "")
-        problems += [f"log {record.name}: {p} IN {text[:300]!r}" for p in findings(text, tokens)]
+        problems += [f"log {record.name}: {p} in {text[:160]!r}" for p in findings(text, tokens)]
     assert len(caplog.records) > 50, "expected a DEBUG log of the whole flow"
     for where, value in _all_text_in_database():
         problems += [f"db {where}: {p}" for p in findings(value, tokens)]
