@@ -81,3 +81,33 @@ def test_account_and_api_pages_are_not_cached(login_as, customer):
 
 def test_public_catalog_may_be_cached_by_the_browser(client):
     assert client.get("/").headers.get("Cache-Control") != "no-store"
+
+
+def test_receipt_pdf_is_not_cached(app, client, emulator, make_user, admin, product, api_token,
+                                   run_jobs, login_as):
+    """RELIABILITY 22: a receipt PDF carries `Cache-Control: no-store` (and nosniff)."""
+    from tests.security.flows import buy_and_refund
+
+    app.config["PAYMENT_LIMIT"] = app.config["REFUND_LIMIT"] = "1000 per minute"
+    owner = make_user()
+    objects = buy_and_refund(client, emulator.url, owner, admin, product, api_token, run_jobs)
+    session = login_as(owner)
+    for number in (objects.receipt_number, objects.refund_note_number):
+        response = session.get(f"/receipts/{number}.pdf")
+        assert response.status_code == 200
+        assert response.mimetype == "application/pdf"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "attachment" in response.headers["Content-Disposition"]
+    for path in ("/account/receipts", "/account/cards", "/checkout",
+                 f"/account/payments/{objects.payment_id}"):
+        assert session.get(path).headers["Cache-Control"] == "no-store", path
+
+
+def test_error_pages_keep_the_security_headers(client):
+    """RELIABILITY 22: a 404 (and a JSON 401) still carry the CSP and nosniff."""
+    for path in ("/no-such-page", "/api/payments/history"):
+        response = client.get(path)
+        assert response.status_code in (401, 404)
+        assert "Content-Security-Policy" in response.headers, path
+        assert response.headers["X-Content-Type-Options"] == "nosniff"

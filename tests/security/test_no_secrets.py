@@ -13,9 +13,7 @@ import io
 import logging
 import re
 import time
-from typing import Any
 
-import pytest
 import requests
 from pypdf import PdfReader
 from sqlalchemy import LargeBinary, String, Text, select

@@ -2,7 +2,8 @@
 
 No input may produce a 5xx, and every answer must match the document (status code, content
 type, body schema). A customer calls with a Bearer token, so the generated requests reach
-real code paths (and the Stripe emulator) instead of stopping at 401. Bounded: 25 examples per operation, no deadline.
+real code paths (and the Stripe emulator) instead of stopping at 401. Bounded: 25 examples
+per operation, no deadline.
 """
 
 from __future__ import annotations

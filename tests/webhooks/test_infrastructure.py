@@ -1,4 +1,4 @@
-"""Redis down at enqueue, a worker killed mid-job: nothing lost, nothing twice (RELIABILITY 25, 26)."""
+"""Redis down at enqueue; a worker killed mid-job: nothing lost, nothing done twice."""
 
 from __future__ import annotations
 
