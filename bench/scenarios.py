@@ -330,7 +330,8 @@ def history(b: Bench) -> None:
                          f"{sizes.history_small} payments", fmt_ms(median(larges)),
                          fmt_ms(median(smalls)), fmt_ratio(ratio), "≤ 1.5×", ratio <= 1.5))
         b.report.add(Row(key, f"History {label}: SQL queries per request",
-                         f"{q_large[1]} (10k customer)", f"{q_small[1]} (10 customer)",
+                         f"{q_large[1]} ({sizes.history_large:,} payments)",
+                         f"{q_small[1]} ({sizes.history_small} payments)",
                          "", "same, small", same and q_large[1] <= 10,
                          note="" if q_small[0] == q_large[0] == 200 else
                          f"status {q_small[0]}/{q_large[0]}"))

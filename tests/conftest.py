@@ -200,6 +200,19 @@ def _clean_database(app: Flask) -> None:
         db.session.remove()
 
 
+def _point_limiter_at(app: Flask) -> None:
+    """Flask-Limiter keeps ONE storage on its (module-global) instance, and every create_app()
+    re-binds it; a test that builds a second app must not leave ours counting elsewhere."""
+    from limits.storage import storage_from_string
+    from limits.strategies import STRATEGIES
+
+    from payments_site.extensions import limiter
+
+    limiter._storage = storage_from_string(app.config["RATELIMIT_STORAGE_URI"])
+    limiter._limiter = STRATEGIES[app.config.get("RATELIMIT_STRATEGY", "fixed-window")](
+        limiter._storage)
+
+
 @pytest.fixture
 def app(_app: Flask, emulator: EmulatorProcess, mail_sink: Any) -> Iterator[Flask]:
     """The app with an empty database, an empty Redis and a clean emulator; context pushed."""
@@ -207,6 +220,7 @@ def app(_app: Flask, emulator: EmulatorProcess, mail_sink: Any) -> Iterator[Flas
 
     _clean_database(_app)
     redis.Redis.from_url(_app.config["REDIS_URL"]).flushdb()
+    _point_limiter_at(_app)
     config_before = dict(_app.config)
     with _app.app_context():
         yield _app

@@ -1,7 +1,7 @@
 """The data model; importing this package registers every table on the metadata."""
 
 from payments_site.models.audit import AuditLog
-from payments_site.models.base import Base, public_id, utcnow
+from payments_site.models.base import Base, public_id, rows_matched, utcnow
 from payments_site.models.email import OutboundEmail
 from payments_site.models.idempotency import IdempotencyKey
 from payments_site.models.payment import (
@@ -21,5 +21,5 @@ __all__ = [
     "PAYMENT_STATUSES", "REFUND_REASONS", "REFUND_STATUSES", "ROLES", "TERMINAL_STATUSES",
     "AuditLog", "Base", "IdempotencyKey", "OutboundEmail", "Payment", "PaymentItem",
     "PaymentMethod", "Product", "Receipt", "ReceiptSequence", "Refund", "User", "WebhookEvent",
-    "public_id", "utcnow",
+    "public_id", "rows_matched", "utcnow",
 ]

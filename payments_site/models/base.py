@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 import string
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import CursorResult, DateTime, MetaData, Result
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -19,6 +20,11 @@ NAMING_CONVENTION = {
 }
 
 _ALPHABET = string.ascii_letters + string.digits
+
+
+def rows_matched(result: Result[Any]) -> int:
+    """Rows a conditional UPDATE/DELETE matched: how it tells which caller won."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def utcnow() -> datetime:

@@ -32,12 +32,19 @@ from payments_site.errors import (
     ProviderUnavailable,
 )
 from payments_site.extensions import db
-from payments_site.models import Payment, PaymentItem, PaymentMethod, Product, User, utcnow
+from payments_site.models import (
+    Payment,
+    PaymentItem,
+    PaymentMethod,
+    Product,
+    User,
+    rows_matched,
+    utcnow,
+)
 from payments_site.money import MAXIMUM_CHARGE, format_money, minimum_charge
 from payments_site.serializers import payment_to_dict
 from payments_site.services import payments as payments_service
 from payments_site.services.customers import ensure_stripe_customer
-from payments_site.services.payments import rowcount
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +347,7 @@ def _confirm_saved_card(payment: Payment, method: PaymentMethod) -> Payment:
     """Confirm with the saved card, once: a conditional UPDATE elects the one request that
     may confirm (it marks the row processing); the others report the current state."""
     attempt = payment.confirm_attempts + 1
-    claimed = rowcount(db.session.execute(update(Payment).where(
+    claimed = rows_matched(db.session.execute(update(Payment).where(
         Payment.id == payment.id, Payment.confirm_attempts == payment.confirm_attempts,
         Payment.status.in_(("requires_payment_method", "failed")))
         .values(confirm_attempts=attempt, status="processing", updated_at=utcnow())))

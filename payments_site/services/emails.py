@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
 from payments_site.extensions import db
-from payments_site.models import OutboundEmail, Receipt, utcnow
+from payments_site.models import OutboundEmail, Receipt, rows_matched, utcnow
 from payments_site.queues import enqueue, get_redis
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def retry_failed_email(email_id: int) -> bool:
         .where(OutboundEmail.id == email_id, OutboundEmail.status == "failed")
         .values(status="pending", attempts=0))
     db.session.commit()
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not rows_matched(result):
         return False
     email = db.session.get(OutboundEmail, email_id)
     return email is not None and queue_delivery(email)

@@ -26,7 +26,7 @@ from payments_site.errors import (
     InvalidRequest,
 )
 from payments_site.extensions import db
-from payments_site.models import IdempotencyKey, utcnow
+from payments_site.models import IdempotencyKey, rows_matched, utcnow
 from payments_site.queues import get_redis
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,11 @@ def _claim(user_id: int, key: str, digest: str) -> IdempotencyKey | Response:
         if existing.status == "done" and existing.response_body is not None:
             return json.loads(existing.response_body), int(existing.response_status or 200)
         if existing.created_at <= now - ABANDONED_AFTER:
-            taken = db.session.execute(
+            taken = rows_matched(db.session.execute(
                 update(IdempotencyKey)
                 .where(IdempotencyKey.id == existing.id, IdempotencyKey.status == "in_progress",
                        IdempotencyKey.created_at == existing.created_at)
-                .values(created_at=now)).rowcount
+                .values(created_at=now)))
             db.session.commit()
             if taken:
                 return db.session.get(IdempotencyKey, existing.id)  # type: ignore[return-value]
@@ -163,4 +163,4 @@ def purge_expired() -> int:
     """Delete keys past their 24 h; returns how many (the worker's sweeper calls it)."""
     result = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow()))
     db.session.commit()
-    return int(result.rowcount or 0)
+    return rows_matched(result)

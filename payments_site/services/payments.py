@@ -7,9 +7,9 @@ import binascii
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Result, and_, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from payments_site import stripe_gateway
@@ -20,6 +20,7 @@ from payments_site.models import (
     TERMINAL_STATUSES,
     Payment,
     User,
+    rows_matched,
     utcnow,
 )
 from payments_site.services import fulfilment
@@ -31,11 +32,6 @@ log = logging.getLogger(__name__)
 CONFIRM_LEASE = timedelta(minutes=2)
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
-
-
-def rowcount(result: Result[Any]) -> int:
-    """Rows an UPDATE matched (how a conditional UPDATE says who won)."""
-    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def _field(obj: Any, key: str) -> Any:
@@ -145,7 +141,7 @@ def apply_intent_state(intent: Any, *, own_confirm: bool) -> Payment | None:
     won_success = False
     if new_status == "succeeded":
         values.update(status="succeeded", succeeded_at=utcnow())
-        won_success = bool(rowcount(db.session.execute(update(Payment).where(
+        won_success = bool(rows_matched(db.session.execute(update(Payment).where(
             Payment.id == payment.id, Payment.status.not_in(TERMINAL_STATUSES))
             .values(**values))))
     else:

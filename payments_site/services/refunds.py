@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Result, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from payments_site import stripe_gateway
 from payments_site.errors import InvalidRequest, NotFound, RefundTooLarge
 from payments_site.extensions import db
-from payments_site.models import REFUND_REASONS, Payment, Refund, User, utcnow
+from payments_site.models import REFUND_REASONS, Payment, Refund, User, rows_matched, utcnow
 from payments_site.queues import enqueue
 from payments_site.services import audit, fulfilment
 
@@ -114,7 +114,7 @@ def create_refund(ask: RefundRequest, *, actor: User) -> Refund:
         amount = int(fresh.amount - fresh.refund_reserved)
         if amount <= 0:
             raise RefundTooLarge("Nothing remains to refund on this payment.", param="amount")
-    reserved = _rowcount(db.session.execute(
+    reserved = rows_matched(db.session.execute(
         update(Payment)
         .where(Payment.id == payment.id, Payment.status == "succeeded",
                Payment.refund_reserved + amount <= Payment.amount)
@@ -325,7 +325,7 @@ def _transition(refund: Refund, new_status: str, *, failure_reason: str | None =
     values: dict[str, Any] = {"status": new_status, "updated_at": utcnow()}
     if new_status == "failed":
         values["failure_reason"] = failure_reason or "failed"
-    moved = _rowcount(db.session.execute(
+    moved = rows_matched(db.session.execute(
         update(Refund).where(Refund.id == refund.id, Refund.status == old_status)
         .values(**values).execution_options(synchronize_session=False)))
     if moved != 1:
@@ -370,7 +370,3 @@ def _recompute_totals(payment_id: int) -> None:
                                refund_reserved=min(reserved, captured))
                        .execution_options(synchronize_session=False))
 
-
-def _rowcount(result: Result[Any]) -> int:
-    """Rows matched by an UPDATE (the typed Result hides the cursor's count)."""
-    return int(cast(CursorResult[Any], result).rowcount)

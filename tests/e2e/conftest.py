@@ -10,7 +10,8 @@ Fixtures
   and ``page.csp_violations`` (every ``securitypolicyviolation`` event, from any frame,
   as dicts with ``blockedURI``, ``violatedDirective``, ``effectiveDirective``,
   ``sourceFile``, ``lineNumber``, ``sample``, ``documentURI``). The same lists are the
-  ``console_errors`` and ``csp_violations`` fixtures.
+  ``console_errors`` and ``csp_violations`` fixtures. Any CSP violation fails the test at
+  teardown unless it is marked ``@pytest.mark.allow_csp_violations``.
 - ``screenshot(page, name)`` (a plain function, import it from here): saves
   ``<TEST_OUTPUT_DIR or test-results>/screenshots/<name>.png`` and returns the path.
 
@@ -102,8 +103,15 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line(
+        "markers", "allow_csp_violations: this test provokes CSP violations on purpose")
+
+
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Any, request: Any) -> Iterator[Any]:
+    """A fresh page; at teardown any CSP violation fails the test (RELIABILITY 22), unless
+    the test is marked ``allow_csp_violations``."""
     context = browser.new_context(viewport={"width": 1000, "height": 800}, locale="en-US")
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     csp_violations: list[dict[str, Any]] = []
@@ -131,6 +139,11 @@ def page(browser: Any) -> Iterator[Any]:
         yield new_page
     finally:
         context.close()
+    if csp_violations and request.node.get_closest_marker("allow_csp_violations") is None:
+        pytest.fail("the page broke its Content-Security-Policy: " + "; ".join(
+            f"{v.get('effectiveDirective')} blocked {v.get('blockedURI')!r} "
+            f"({v.get('sourceFile') or v.get('documentURI')}:{v.get('lineNumber')})"
+            for v in csp_violations), pytrace=False)
 
 
 @pytest.fixture(scope="session", autouse=True)

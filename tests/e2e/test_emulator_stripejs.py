@@ -646,6 +646,7 @@ def test_redirect_always_goes_to_return_url(
 
 
 @pytest.mark.browser
+@pytest.mark.allow_csp_violations
 def test_harness_records_csp_violations_and_errors(page: Any, site: HostSite) -> None:
     """The page fixture itself: CSP violations and uncaught errors are recorded."""
     page.goto(f"{site.url}/csp-probe.html")
