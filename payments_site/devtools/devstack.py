@@ -136,6 +136,9 @@ class DevStack:
 
     def run(self) -> int:
         self.env.setdefault("INSTANCE_PATH", str(self.instance))
+        # Stop on Ctrl-C and on SIGTERM alike, even if started where SIGINT was ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             self.start_redis()
             self.start_emulator()
@@ -144,7 +147,6 @@ class DevStack:
             self.start_worker_and_web()
             self.register_webhook()
             print(self.banner(), flush=True)
-            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
             while all(p.poll() is None for p in self.processes):
                 time.sleep(0.5)
             failed = [p.args for p in self.processes if p.poll() is not None]

@@ -146,9 +146,10 @@ def test_resend_needs_authentication(app, client, make_payment):
     payment = make_payment()
     receipts.issue_payment_receipt(payment.id)
     before = _email_count()
-    # Without a session the CSRF check answers first (403); a bad Bearer token is a 401.
+    # No session and no token is a 401 (API.md), as is a bad Bearer token.
     response = client.post(f"/api/payments/{payment.public_id}/receipt/resend")
-    assert response.status_code == 403
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthenticated"
     response = client.post(f"/api/payments/{payment.public_id}/receipt/resend",
                            headers={"Authorization": "Bearer not-a-token"})
     assert response.status_code == 401

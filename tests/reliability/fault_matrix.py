@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -178,8 +178,8 @@ class Stack:
             "LOGIN_LIMIT_PER_IP": "100000 per minute",
             "LOGIN_LIMIT_PER_ACCOUNT": "100000 per minute",
         }
-        os.environ.update({k: v for k, v in self.env.items() if k not in os.environ
-                           or k in ("INSTANCE_PATH", "LOG_LEVEL")})
+        os.environ["INSTANCE_PATH"] = str(workdir)
+        os.environ["LOG_LEVEL"] = "WARNING"
         from flask_migrate import upgrade
 
         from payments_site import create_app
@@ -425,6 +425,12 @@ def pk_post(stack: Stack, path: str, data: dict[str, str]) -> requests.Response:
                          data={"key": STRIPE_PUBLISHABLE_KEY, **data}, timeout=30)
 
 
+def metadata(obj: Any, key: str) -> str | None:
+    data = obj.metadata.to_dict() if getattr(obj, "metadata", None) is not None else {}
+    value = data.get(key)
+    return str(value) if value is not None else None
+
+
 # --- setting up customers ----------------------------------------------------------------------
 
 def bootstrap(stack: Stack, customers: int) -> tuple[list[Shopper], str, list[int]]:
@@ -502,19 +508,21 @@ def double_submits(stack: Stack, load: Load, pairs: int) -> tuple[int, int]:
         results: list[requests.Response] = []
         barrier = threading.Barrier(2)
 
-        def submit() -> None:
+        def submit(body: dict[str, Any], headers: dict[str, str],
+                   barrier: threading.Barrier, results: list[requests.Response]) -> None:
             barrier.wait()
             results.append(requests.post(f"{stack.url}/api/payments/process", json=body,
                                          headers=headers, timeout=30))
 
-        threads = [threading.Thread(target=submit) for _ in range(2)]
+        threads = [threading.Thread(target=submit, args=(body, headers, barrier, results))
+                   for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         payment_ids = {r.json()["payment"]["id"] for r in results if r.status_code == 201}
         intents = {pi.id for pi in stack.sdk.v1.payment_intents.list({"limit": 100}).data
-                   if pi.metadata and pi.metadata.get("payment_id") in payment_ids}
+                   if metadata(pi, "payment_id") in payment_ids}
         most = max(most, len(intents), len(payment_ids))
         for response in results:
             if response.status_code == 201 and response.json()["payment"]["status"] == \
@@ -539,20 +547,27 @@ def quiet_webhooks(stack: Stack, timeout: float = 20.0) -> None:
         time.sleep(0.25)
 
 
-def reconcile_and_sweep(stack: Stack, since: datetime) -> tuple[int, int]:
-    """What an operator runs after an incident: `flask payments reconcile`, and the sweeper
-    with its grace periods treated as elapsed (the time a real sweep would wait for)."""
-    from payments_site.extensions import db
+def sweep_now() -> int:
+    """The sweeper, with its grace periods treated as elapsed (the time a real sweep waits)."""
     from payments_site.models import utcnow
     from payments_site.services import emails, refunds, sweeper
 
+    swept = sweeper.sweep_webhook_events(everything=True)
+    swept += sweeper.sweep_missing_receipts(
+        now=utcnow() + sweeper.RECEIPT_GRACE + timedelta(seconds=1))
+    swept += emails.requeue_pending_emails(older_than=timedelta(0))
+    swept += refunds.resubmit_stale_refunds(older_than=timedelta(0))
+    return swept
+
+
+def reconcile_and_sweep(stack: Stack, since: datetime) -> tuple[int, int]:
+    """What an operator runs after an incident: `flask payments reconcile`, then the sweeper."""
+    from payments_site.extensions import db
+    from payments_site.services import sweeper
+
     with stack.app.app_context():
         report = sweeper.reconcile_payments(since)
-        swept = sweeper.sweep_webhook_events(everything=True)
-        swept += sweeper.sweep_missing_receipts(
-            now=utcnow() + sweeper.RECEIPT_GRACE + timedelta(seconds=1))
-        swept += emails.requeue_pending_emails(older_than=timedelta(0))
-        swept += refunds.resubmit_stale_refunds(older_than=timedelta(0))
+        swept = sweep_now()
         db.session.remove()
     return report.changed, swept
 
@@ -567,6 +582,7 @@ def drain(stack: Stack, timeout: float = 90.0) -> bool:
 
     deadline = time.monotonic() + timeout
     idle_rounds = 0
+    last_sweep = time.monotonic()
     with stack.app.app_context():
         while time.monotonic() < deadline:
             stack.worker.ensure_running()
@@ -592,8 +608,10 @@ def drain(stack: Stack, timeout: float = 90.0) -> bool:
                     return True
             else:
                 idle_rounds = 0
-                if busy == 0:  # nothing queued yet work is pending: its job was lost
-                    reconcile_and_sweep(stack, datetime.now(UTC) - timedelta(hours=1))
+                if busy == 0 and time.monotonic() - last_sweep > 3:
+                    sweep_now()  # nothing queued yet work is pending: its job was lost
+                    db.session.remove()
+                    last_sweep = time.monotonic()
             time.sleep(0.5)
     return False
 
@@ -623,7 +641,7 @@ def _stripe_state(stack: Stack) -> tuple[list[Any], dict[str, Any], dict[str, li
 
 def check_invariants(stack: Stack) -> Check:
     from payments_site.extensions import db
-    from payments_site.models import OutboundEmail, Payment, Receipt, Refund
+    from payments_site.models import OutboundEmail, Payment, Receipt
     from payments_site.services.payments import local_status
 
     result = Check()
@@ -642,7 +660,7 @@ def check_invariants(stack: Stack) -> Check:
         by_public = {p.public_id: p for p in all_payments}
         intents_per_payment: Counter[str] = Counter()
         for intent in intents:
-            owner = (intent.metadata or {}).get("payment_id")
+            owner = metadata(intent, "payment_id")
             intents_per_payment[owner or "?"] += 1
             payment = payments.get(intent.id)
             if payment is None:
@@ -729,19 +747,6 @@ class Row:
     violations: int
     notes: str = ""
     check: Check | None = None
-
-
-@contextlib.contextmanager
-def under_load(load: Load, seconds: float) -> Iterator[None]:
-    load.start()
-    try:
-        yield
-        remaining = seconds
-        while remaining > 0:
-            time.sleep(min(0.5, remaining))
-            remaining -= 0.5
-    finally:
-        load.stop()
 
 
 def _every(seconds: float, times: int, action: Callable[[], Any]) -> None:
