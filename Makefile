@@ -41,8 +41,9 @@ test: install browser-deps typecheck  ## every test, browser tests included
 test-fast: install  ## the suite without browser tests
 	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
-reliability: install browser-deps  ## the long fault and abuse suite
-	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+reliability: install browser-deps  ## the long fault and abuse suite, then the fault matrix
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: no slow tests collected
+	$(BIN)/python -m tests.reliability.fault_matrix
 
 bench: install  ## benchmarks against the floor; writes bench/results/
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

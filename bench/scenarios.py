@@ -549,17 +549,26 @@ def mixed_load(b: Bench, *, urls: list[str] | None = None, label: str = "1 node"
         return response.status_code == 200, kind
 
     results: list[LoadStep] = []
+    by_kind: dict[int, str] = {}
     for concurrency in steps or b.sizes.load_steps:
         result = run_load(request, concurrency=concurrency, duration=b.sizes.load_seconds,
                           max_requests=b.sizes.load_max_requests, warmup=1)
         results.append(LoadStep(concurrency, result.throughput, result.p(50), result.p(99),
                                 result.errors))
+        kinds: dict[str, list[float]] = {}
+        for latency, kind in zip(result.latencies, result.extras, strict=True):
+            kinds.setdefault(str(kind), []).append(latency * 1000)
+        by_kind[concurrency] = ", ".join(f"{k} {percentile(v, 99):.0f}"
+                                         for k, v in sorted(kinds.items()))
     if record:
         b.report.load_steps = results
         good = [s for s in results
                 if s.p99_ms < 200 and s.errors <= 0.01 * s.throughput * b.sizes.load_seconds]
         best = max(good, key=lambda s: s.throughput) if good else None
         kinds = ", ".join(sorted(set(mix)))
+        for step in results:
+            b.report.notes.append(f"mixed load at {step.concurrency} clients, p99 ms by kind: "
+                                  f"{by_kind[step.concurrency]}")
         b.report.add(Row(key, f"Mixed load ({kinds}), {label}: highest requests/s with p99 "
                          "< 200 ms", f"{best.throughput:.0f}/s at {best.concurrency} clients"
                          if best else "none under 200 ms", "", "",

@@ -357,8 +357,10 @@ def _confirm_saved_card(payment: Payment, method: PaymentMethod) -> Payment:
         return payment
     intent_id = str(payment.stripe_payment_intent_id)
     try:
+        # Expanded in the answer: no second call to read the card and charge.
         intent = stripe_gateway.confirm_payment_intent(
-            intent_id, {"payment_method": method.stripe_payment_method_id},
+            intent_id, {"payment_method": method.stripe_payment_method_id,
+                        "expand": ["latest_charge", "payment_method"]},
             idempotency_key=f"pi-confirm-{payment.public_id}-{attempt}")
     except CardDeclined:
         # Stripe recorded the decline on the intent: re-read it so the row says why.
@@ -369,9 +371,6 @@ def _confirm_saved_card(payment: Payment, method: PaymentMethod) -> Payment:
     except DomainError:
         _release_claim(payment)
         raise
-    else:
-        # The confirm answer lacks expanded card details; re-read them once.
-        intent = stripe_gateway.retrieve_payment_intent(intent.id)
     applied = payments_service.apply_intent_state(intent, own_confirm=True)
     return applied or payment
 

@@ -90,13 +90,19 @@ def receive_event(payload: bytes, signature_header: str | None) -> WebhookEvent 
         raise InvalidRequest("The event has no valid id or type.")
 
     handled = event_type in HANDLERS
+    now = utcnow()
+    # Stored and marked queued in ONE commit (each commit waits for a disk flush); if the
+    # enqueue below fails the mark is taken back and the sweeper queues the event later.
     row = WebhookEvent(stripe_event_id=event_id, type=event_type,
                        payload=payload.decode("utf-8"),
                        api_version=str(event.get("api_version") or "")[:32] or None,
                        status="pending" if handled else "ignored",
-                       processed_at=None if handled else utcnow())
+                       enqueued_at=now if handled else None,
+                       processed_at=None if handled else now)
     db.session.add(row)
     try:
+        db.session.flush()
+        row_id = row.id  # read before the commit expires it (no SELECT afterwards)
         db.session.commit()
     except IntegrityError:
         # The unique event id decides: this is a redelivery (or a concurrent copy).
@@ -107,16 +113,23 @@ def receive_event(payload: bytes, signature_header: str | None) -> WebhookEvent 
         log.info("webhook %s: no handler for event type %s; acknowledged and ignored",
                  event_id, event_type)
         return row
-    enqueue_event(row.id)
+    if not _enqueue_job(row_id):
+        db.session.execute(update(WebhookEvent).where(WebhookEvent.id == row_id)
+                           .values(enqueued_at=None))
+        db.session.commit()
     return row
+
+
+def _enqueue_job(event_row_id: int) -> bool:
+    from payments_site.tasks.webhooks import process_webhook_event
+
+    return enqueue("webhooks", process_webhook_event, event_row_id,
+                   job_id=f"webhook-{event_row_id}")
 
 
 def enqueue_event(event_row_id: int) -> bool:
     """Queue processing; when Redis is down the row stays pending and the sweeper retries."""
-    from payments_site.tasks.webhooks import process_webhook_event
-
-    queued = enqueue("webhooks", process_webhook_event, event_row_id,
-                     job_id=f"webhook-{event_row_id}")
+    queued = _enqueue_job(event_row_id)
     if queued:
         db.session.execute(update(WebhookEvent).where(WebhookEvent.id == event_row_id)
                            .values(enqueued_at=utcnow()))

@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import email
 import email.policy
+import logging
 import os
 import random
 import re
@@ -201,6 +202,14 @@ class Stack:
         })
         with self.app.app_context():
             upgrade()
+        # The app's own log (errors while a fault is on are expected) goes to a file.
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        app_log = logging.FileHandler(workdir / "app.log")
+        app_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(app_log)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request
         self.timed = TimedWebhooks(self.app)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
@@ -336,15 +345,18 @@ class Load:
     def _auth(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
-    def _process(self, session: requests.Session, shopper: Shopper, body: dict[str, Any],
-                 attempts: int = 3) -> requests.Response:
+    def _process(self, operation: str, session: requests.Session, shopper: Shopper,
+                 body: dict[str, Any], attempts: int = 3) -> requests.Response:
         """POST /api/payments/process, retried like a customer clicking "Pay" again."""
         response = None
-        for _ in range(attempts):
+        for attempt in range(attempts):
             response = session.post(f"{self.stack.url}/api/payments/process", json=body,
                                     headers=self._auth(shopper.token), timeout=30)
             if response.status_code not in (409, 429, 500, 502, 503):
                 break
+            if attempt < attempts - 1:
+                self.stats.outcomes[f"{operation}:process {response.status_code}, "
+                                    "customer retried"] += 1
             time.sleep(0.3)
         assert response is not None
         return response
@@ -352,7 +364,10 @@ class Load:
     def new_card_checkout(self, session: requests.Session, shopper: Shopper,
                           rng: random.Random) -> None:
         number, _, three_ds = rng.choices(NEW_CARDS, weights=[w for _, w, _ in NEW_CARDS])[0]
-        response = self._process(session, shopper, {"items": self.next_cart(shopper)})
+        # Some customers give up after one error instead of clicking "Pay" again.
+        response = self._process("new_card", session, shopper,
+                                 {"items": self.next_cart(shopper)},
+                                 attempts=3 if rng.random() > 0.3 else 1)
         if response.status_code != 201:
             self.stats.record("new_card", f"process {response.status_code}")
             return
@@ -392,8 +407,9 @@ class Load:
         card = shopper.saved_card
         if shopper.saved_card_3ds and rng.random() < 0.3:
             card = shopper.saved_card_3ds
-        response = self._process(session, shopper, {"items": self.next_cart(shopper),
-                                                    "payment_method_id": card})
+        response = self._process("saved_card", session, shopper,
+                                 {"items": self.next_cart(shopper), "payment_method_id": card},
+                                 attempts=3 if rng.random() > 0.3 else 1)
         outcome = str(response.status_code)
         if response.status_code == 201:
             body = response.json()
@@ -572,12 +588,36 @@ def reconcile_and_sweep(stack: Stack, since: datetime) -> tuple[int, int]:
     return report.changed, swept
 
 
-def drain(stack: Stack, timeout: float = 90.0) -> bool:
-    """Let the worker finish everything queued (retries brought forward); True when idle."""
-    from rq.registry import StartedJobRegistry
+def outstanding_work() -> int:
+    """Work the database says is not finished: events waiting (or claimed in the last 30 s),
+    emails and refunds pending, succeeded payments and refunds without their receipt."""
+    from sqlalchemy import and_, exists, or_
 
     from payments_site.extensions import db
-    from payments_site.models import OutboundEmail, Refund, WebhookEvent
+    from payments_site.models import OutboundEmail, Payment, Receipt, Refund, WebhookEvent, utcnow
+    from payments_site.services.webhooks import processing_lease
+
+    # A claim older than that belongs to a worker that was killed: its lease (10 minutes by
+    # default) hands the event to the sweeper later, and reconcile re-reads Stripe meanwhile.
+    recent_claim = utcnow() + processing_lease() - timedelta(seconds=30)
+    count = db.session.query(WebhookEvent).filter(or_(
+        WebhookEvent.status == "pending",
+        and_(WebhookEvent.status == "processing",
+             WebhookEvent.next_attempt_at > recent_claim))).count()
+    count += db.session.query(OutboundEmail).filter_by(status="pending").count()
+    count += db.session.query(Refund).filter_by(status="pending").count()
+    count += db.session.query(Payment).filter(
+        Payment.status == "succeeded",
+        ~exists().where(Receipt.payment_id == Payment.id, Receipt.series == "receipt")).count()
+    count += db.session.query(Refund).filter(
+        Refund.status == "succeeded",
+        ~exists().where(Receipt.refund_id == Refund.id)).count()
+    return int(count)
+
+
+def drain(stack: Stack, timeout: float = 60.0) -> bool:
+    """Let the worker finish everything (queued retries brought forward); True when idle."""
+    from payments_site.extensions import db
     from payments_site.queues import QUEUE_NAMES, get_queue
 
     deadline = time.monotonic() + timeout
@@ -586,29 +626,24 @@ def drain(stack: Stack, timeout: float = 90.0) -> bool:
     with stack.app.app_context():
         while time.monotonic() < deadline:
             stack.worker.ensure_running()
-            queues = [get_queue(name) for name in QUEUE_NAMES]
-            busy = 0
-            for queue in queues:
+            queued = 0
+            for queue in (get_queue(name) for name in QUEUE_NAMES):
                 scheduled = queue.scheduled_job_registry
                 for job_id in scheduled.get_job_ids():
                     job = queue.fetch_job(job_id)
                     scheduled.remove(job_id)
                     if job is not None:
                         queue.enqueue_job(job)
-                busy += queue.count + StartedJobRegistry(queue=queue).count
+                queued += queue.count
+            pending = outstanding_work()
             db.session.remove()
-            pending = (db.session.query(WebhookEvent).filter(
-                WebhookEvent.status.in_(("pending", "processing"))).count()
-                + db.session.query(OutboundEmail).filter_by(status="pending").count()
-                + db.session.query(Refund).filter_by(status="pending").count())
-            db.session.remove()
-            if busy == 0 and pending == 0:
+            if queued == 0 and pending == 0:
                 idle_rounds += 1
                 if idle_rounds >= 3:
                     return True
             else:
                 idle_rounds = 0
-                if busy == 0 and time.monotonic() - last_sweep > 3:
+                if queued == 0 and time.monotonic() - last_sweep > 3:
                     sweep_now()  # nothing queued yet work is pending: its job was lost
                     db.session.remove()
                     last_sweep = time.monotonic()
@@ -641,7 +676,7 @@ def _stripe_state(stack: Stack) -> tuple[list[Any], dict[str, Any], dict[str, li
 
 def check_invariants(stack: Stack) -> Check:
     from payments_site.extensions import db
-    from payments_site.models import OutboundEmail, Payment, Receipt
+    from payments_site.models import OutboundEmail, Payment, Receipt, Refund
     from payments_site.services.payments import local_status
 
     result = Check()
@@ -653,11 +688,21 @@ def check_invariants(stack: Stack) -> Check:
         sink_ids[str(message.get("Message-ID", "")).strip().strip("<>")] += 1
 
     with stack.app.app_context():
-        payments = {p.stripe_payment_intent_id: p for p in db.session.query(Payment)
-                    if p.stripe_payment_intent_id}
         all_payments = db.session.query(Payment).all()
+        payments = {p.stripe_payment_intent_id: p for p in all_payments
+                    if p.stripe_payment_intent_id}
+        refunds_of: dict[int, list[Refund]] = defaultdict(list)
+        for refund in db.session.query(Refund):
+            refunds_of[refund.payment_id].append(refund)
+        receipts_of: dict[int, list[int]] = defaultdict(list)
+        for receipt_id, payment_id in db.session.query(Receipt.id, Receipt.payment_id).filter(
+                Receipt.series == "receipt"):
+            receipts_of[payment_id].append(receipt_id)
+        mails_of: dict[int, list[OutboundEmail]] = defaultdict(list)
+        for mail in db.session.query(OutboundEmail).filter(
+                OutboundEmail.kind != "receipt_resend", OutboundEmail.receipt_id.is_not(None)):
+            mails_of[int(mail.receipt_id or 0)].append(mail)
         result.payments = len(all_payments)
-        by_public = {p.public_id: p for p in all_payments}
         intents_per_payment: Counter[str] = Counter()
         for intent in intents:
             owner = metadata(intent, "payment_id")
@@ -676,7 +721,8 @@ def check_invariants(stack: Stack) -> Check:
             stripe_refunded = int(charge.amount_refunded) if charge else 0
             if payment.amount_refunded != stripe_refunded:
                 problems.append(f"refunded {payment.amount_refunded} != {stripe_refunded}")
-            local_refunds = {r.stripe_refund_id: r for r in payment.refunds if r.stripe_refund_id}
+            local_refunds = {r.stripe_refund_id: r for r in refunds_of[payment.id]
+                             if r.stripe_refund_id}
             for refund in stripe_refunds.get(str(charge.id) if charge else "", []):
                 mine = local_refunds.get(refund.id)
                 expected = {"succeeded": "succeeded", "pending": "pending"}.get(
@@ -701,27 +747,24 @@ def check_invariants(stack: Stack) -> Check:
             if payment.public_id not in intents_per_payment and payment.status == "succeeded":
                 bad.append(f"{payment.public_id} succeeded without an intent")
 
-            live = sum(r.amount for r in payment.refunds if r.status != "failed")
+            live = sum(r.amount for r in refunds_of[payment.id] if r.status != "failed")
             if live > payment.amount or payment.amount_refunded > payment.amount:
                 result.over_refunds += 1
                 bad.append(f"{payment.public_id}: refunds {live} > captured {payment.amount}")
-            stuck = [r.public_id for r in payment.refunds if r.status == "pending"]
+            stuck = [r.public_id for r in refunds_of[payment.id] if r.status == "pending"]
             if stuck:
                 bad.append(f"{payment.public_id}: refunds still pending after drain: {stuck}")
 
             if payment.status != "succeeded":
                 continue
             result.succeeded += 1
-            receipts = [r for r in db.session.query(Receipt).filter_by(
-                payment_id=payment.id, series="receipt")]
+            receipts = receipts_of[payment.id]
             if len(receipts) != 1:
                 bad.append(f"{payment.public_id}: {len(receipts)} receipts")
                 if len(receipts) > 1:
                     result.duplicate_effects += 1
                 continue
-            mails = db.session.query(OutboundEmail).filter(
-                OutboundEmail.receipt_id == receipts[0].id,
-                OutboundEmail.kind != "receipt_resend").all()
+            mails = mails_of[receipts[0]]
             sent = [m for m in mails if m.status == "sent"]
             delivered = [m for m in sent if sink_ids[m.message_id.strip().strip("<>")] > 0]
             if len(mails) != 1 or len(sent) != 1 or len(delivered) != 1:
@@ -733,7 +776,6 @@ def check_invariants(stack: Stack) -> Check:
             copies = sink_ids[delivered[0].message_id.strip().strip("<>")]
             result.same_message_repeats += copies - 1
             result.receipts_emailed += 1
-        del by_public
         db.session.remove()
     return result
 
@@ -755,14 +797,15 @@ def _every(seconds: float, times: int, action: Callable[[], Any]) -> None:
         action()
 
 
-def phase(stack: Stack, load: Load, since: datetime, name: str, seconds: float,
+def phase(stack: Stack, load: Load, name: str, seconds: float,
           inject: Callable[[], str]) -> Row:
     print(f"-- {name} ...", flush=True)
-    started = time.monotonic()
+    began = time.monotonic()
+    since = datetime.now(UTC) - timedelta(seconds=5)
     load.start()
     try:
         notes = inject()
-        while time.monotonic() - started < seconds:
+        while time.monotonic() - began < seconds:
             time.sleep(0.25)
     finally:
         stats = load.stop()
@@ -772,18 +815,17 @@ def phase(stack: Stack, load: Load, since: datetime, name: str, seconds: float,
         stack.redis.start()
     stack.worker.ensure_running()
     quiet_webhooks(stack)
-    changed = swept = 0
-    for _ in range(2):
-        c, s = reconcile_and_sweep(stack, since)
-        changed, swept = changed + c, swept + s
-        if not drain(stack):
-            notes += "; worker did not drain in time"
+    # The operator's runbook after an incident: reconcile from its start, sweep, drain.
+    changed, swept = reconcile_and_sweep(stack, since)
+    if not drain(stack):
+        notes += "; the worker did not drain in time"
     check = check_invariants(stack)
     operations = sum(stats.operations.values())
     outcome_notes = ", ".join(f"{k} ×{v}" for k, v in sorted(stats.outcomes.items())
                               if not k.endswith((" 201", ":201", ":202")))
     print(f"   {operations} operations ({dict(stats.operations)}); reconcile fixed "
-          f"{changed}, sweeper queued {swept}; violations {len(check.violations)}", flush=True)
+          f"{changed}, sweeper queued {swept}; violations {len(check.violations)}; "
+          f"{time.monotonic() - began:.0f} s", flush=True)
     if outcome_notes:
         print(f"   outcomes: {outcome_notes[:600]}", flush=True)
     for line in check.violations[:15]:
@@ -812,7 +854,31 @@ def kill_worker_mid_job(stack: Stack, kills: int, gap: float) -> str:
     return f"{kills} SIGKILLs ({mid_job} with a job running)"
 
 
-def run(seconds: float, threads: int, customers: int) -> int:
+def sabotaged(stack: Stack) -> Row:
+    """Break the books on purpose (the checker must notice): a refunded total Stripe does not
+    agree with, a lost receipt email, and a PaymentIntent no payment knows."""
+    from payments_site.extensions import db
+    from payments_site.models import OutboundEmail, Payment
+
+    with stack.app.app_context():
+        payment = db.session.query(Payment).filter_by(status="succeeded").first()
+        assert payment is not None, "no succeeded payment to sabotage"
+        # (An over-refund itself is refused by a CHECK constraint; a drift is not.)
+        payment.amount_refunded += 1 if payment.amount_refunded < payment.amount else -1
+        db.session.query(OutboundEmail).filter(
+            OutboundEmail.payment_id == payment.id).delete()
+        db.session.commit()
+        db.session.remove()
+    stack.sdk.v1.payment_intents.create({"amount": 700, "currency": "usd"})
+    check = check_invariants(stack)
+    for line in check.violations[:15]:
+        print(f"   ! {line}", flush=True)
+    return Row("sabotage (must be caught)", 0, len(check.violations), "books broken on purpose",
+               check)
+
+
+def run(seconds: float, threads: int, customers: int, only: str = "",
+        sabotage: bool = False) -> int:
     began = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="fault-matrix-"))
     print(f"fault matrix: starting the stack (artefacts in {workdir.name})", flush=True)
@@ -822,7 +888,6 @@ def run(seconds: float, threads: int, customers: int) -> int:
     try:
         shoppers, admin_token, products = bootstrap(stack, customers)
         load = Load(stack, shoppers, admin_token, products, threads)
-        since = datetime.now(UTC) - timedelta(minutes=5)
 
         pairs, most = double_submits(stack, load, 12)
         figures["PaymentIntents per double-submit"] = f"{most} (max over {pairs} concurrent pairs)"
@@ -832,39 +897,40 @@ def run(seconds: float, threads: int, customers: int) -> int:
 
         def stripe_5xx() -> str:
             def inject() -> None:
+                # More failures in a row than the gateway retries: some requests exhaust them.
                 stack.fault(method="POST", path_prefix="/v1/payment_intents", status=500,
-                            times=4)
-                stack.fault(method="POST", path_prefix="/v1/refunds", status=503, times=2)
+                            times=6)
+                stack.fault(method="POST", path_prefix="/v1/refunds", status=503, times=4)
                 stack.fault(method="POST", path_prefix="/v1/payment_intents", status=502,
-                            times=2)
+                            times=3)
             threading.Thread(target=_every, args=(2.0, 4, inject), daemon=True).start()
             return "500/502 on payment_intents, 503 on refunds, 4 bursts"
 
         def stripe_429() -> str:
             def inject() -> None:
                 for prefix in ("/v1/payment_intents", "/v1/refunds", "/v1/customers"):
-                    stack.fault(method="POST", path_prefix=prefix, status=429, times=3)
+                    stack.fault(method="POST", path_prefix=prefix, status=429, times=5)
             threading.Thread(target=_every, args=(2.0, 4, inject), daemon=True).start()
             return "429 on payment_intents, refunds, customers, 4 bursts"
 
         def timeouts() -> str:
             def inject() -> None:
                 stack.fault(method="POST", path_prefix="/v1/payment_intents", status=500,
-                            delay_s=STRIPE_TIMEOUT + 1.5, times=2)
+                            delay_s=STRIPE_TIMEOUT + 1.5, times=4)
                 stack.fault(method="POST", path_prefix="/v1/refunds", status=500,
-                            delay_s=STRIPE_TIMEOUT + 1.5, times=1)
+                            delay_s=STRIPE_TIMEOUT + 1.5, times=3)
             threading.Thread(target=_every, args=(2.0, 3, inject), daemon=True).start()
             return f"delays of {STRIPE_TIMEOUT + 1.5:.1f} s (client timeout {STRIPE_TIMEOUT} s)"
 
         def dropped() -> str:
             def inject() -> None:
                 stack.fault(method="POST", path_prefix="/v1/payment_intents", status=0,
-                            times=2)
+                            times=4)
                 # The nastiest: Stripe acted, then the connection dropped before the answer.
                 stack.fault(method="POST", path_prefix="/v1/payment_intents", status=0,
-                            after=True, times=2)
+                            after=True, times=3)
                 stack.fault(method="POST", path_prefix="/v1/refunds", status=0, after=True,
-                            times=1)
+                            times=3)
             threading.Thread(target=_every, args=(2.0, 4, inject), daemon=True).start()
             return "connections dropped before and after Stripe acted"
 
@@ -896,19 +962,24 @@ def run(seconds: float, threads: int, customers: int) -> int:
             return "pg_terminate_backend on every connection, 4 times"
 
         redelivery_row = None
-        for name, inject in [("none (baseline)", none), ("Stripe 5xx", stripe_5xx),
-                             ("Stripe 429", stripe_429), ("Stripe timeouts", timeouts),
-                             ("dropped connections", dropped),
-                             ("webhooks 5× duplicated + shuffled", redelivery),
-                             ("Redis stopped/restarted", redis_down),
-                             ("worker SIGKILLed mid-job", worker_killed),
-                             ("PostgreSQL connections dropped", postgres_dropped)]:
+        faults: list[tuple[str, Callable[[], str]]] = [
+            ("none (baseline)", none), ("Stripe 5xx", stripe_5xx), ("Stripe 429", stripe_429),
+            ("Stripe timeouts", timeouts), ("dropped connections", dropped),
+            ("webhooks 5× duplicated + shuffled", redelivery),
+            ("Redis stopped/restarted", redis_down),
+            ("worker SIGKILLed mid-job", worker_killed),
+            ("PostgreSQL connections dropped", postgres_dropped)]
+        for name, inject in faults:
+            if only and only.lower() not in name.lower():
+                continue
             before = len(stack.timed.samples)
-            row = phase(stack, load, since, name, seconds, inject)
+            row = phase(stack, load, name, seconds, inject)
             rows.append(row)
             if name.startswith("webhooks"):
                 redelivery_row = (row, len(stack.timed.samples) - before)
 
+        if sabotage:
+            rows.append(sabotaged(stack))
         final = rows[-1].check or Check()
         samples = [d for d, _ in stack.timed.samples]
         acks = [s for _, s in stack.timed.samples]
@@ -951,11 +1022,14 @@ def run(seconds: float, threads: int, customers: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=12.0, help="load per fault")
-    parser.add_argument("--threads", type=int, default=4, help="client threads")
+    parser.add_argument("--seconds", type=float, default=8.0, help="load per fault")
+    parser.add_argument("--threads", type=int, default=3, help="client threads")
     parser.add_argument("--customers", type=int, default=6)
+    parser.add_argument("--only", default="", help="run only the faults whose name has this")
+    parser.add_argument("--sabotage", action="store_true",
+                        help="corrupt the books at the end: the run must then fail")
     args = parser.parse_args(argv)
-    return run(args.seconds, args.threads, args.customers)
+    return run(args.seconds, args.threads, args.customers, args.only, args.sabotage)
 
 
 if __name__ == "__main__":

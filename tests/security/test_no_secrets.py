@@ -26,10 +26,12 @@ from tests.conftest import (
     csrf_token_from,
 )
 from tests.security.flows import bearer, buy_and_refund
+from tests.security.flows import sdk as stripe_client
 
 VISA = "4242424242424242"
 MASTERCARD = "5555555555554444"
 DECLINED = "4000000000000002"
+CHARGE_FAILS = "4000000000000341"  # attaches fine, declined when charged
 CVC = "737"
 
 _CARD_CANDIDATE = re.compile(r"(?<![A-Za-z0-9])(?:\d[ -]?){12,18}\d(?![A-Za-z0-9])")
@@ -190,6 +192,22 @@ def test_full_flow_leaves_no_card_data_or_secret_anywhere(
     assert response.status_code == 201
     declined = _pk_confirm(emulator.url, response.get_json()["client_secret"], DECLINED)
     assert declined.status_code == 402
+
+    # A saved card that attaches but is declined when charged: our API's 402 body.
+    response = client.post("/api/payments/methods/setup-intent", headers=auth, json={})
+    seti = response.get_json()["client_secret"].split("_secret_")[0]
+    sdk = stripe_client(emulator.url)
+    method = sdk.v1.payment_methods.create({"type": "card", "card": {
+        "number": CHARGE_FAILS, "exp_month": 12, "exp_year": 2030, "cvc": CVC}})
+    sdk.v1.setup_intents.confirm(seti, {"payment_method": method.id})
+    response = client.post("/api/payments/methods/save", headers=auth,
+                           json={"setup_intent_id": seti})
+    assert response.status_code == 201, response.get_json()
+    response = client.post("/api/payments/process", headers=auth, json={
+        "items": [{"product_id": product.id, "quantity": 9}],
+        "payment_method_id": response.get_json()["payment_method"]["id"]})
+    assert response.status_code == 402, response.get_json()
+    error_bodies.append(response.get_data(as_text=True))
 
     # Card data sent where it does not belong must not be echoed or stored.
     for path, payload in [
