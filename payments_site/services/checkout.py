@@ -329,6 +329,18 @@ def _ensure_intent(payment: Payment, customer_id: str) -> Any:
     return intent
 
 
+def recover_lost_intent(payment: Payment) -> str:
+    """Record the intent of a payment whose create answer was lost (retries exhausted).
+
+    Repeating the create with the same idempotency key and parameters is Stripe's documented
+    recovery: Stripe answers with the intent it made the first time (or makes it now, if the
+    first request never arrived), so no intent stays unrecorded and none is made twice.
+    """
+    user = db.session.get_one(User, payment.user_id)
+    intent = _ensure_intent(payment, ensure_stripe_customer(user))
+    return str(intent.id)
+
+
 def _apply_save_choice(payment: Payment, intent: Any, save: bool) -> Any:
     """A new-card payment whose "save this card" box changed before the card was confirmed."""
     if payment.payment_method_id is not None or payment.save_payment_method == save or \

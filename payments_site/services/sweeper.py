@@ -244,6 +244,30 @@ def _differences(public_id: str, before: dict[str, Any], after: dict[str, Any]) 
     return lines
 
 
+def _record_lost_intents(report: ReconcileReport,
+                         on_change: Callable[[str], None] | None) -> None:
+    """Payments whose PaymentIntent create answer never reached us: ask Stripe again."""
+    from payments_site.services.checkout import recover_lost_intent
+
+    lost = list(db.session.scalars(
+        select(Payment).where(Payment.stripe_payment_intent_id.is_(None),
+                              Payment.needs_reconcile.is_(True)).order_by(Payment.id)))
+    for payment in lost:
+        public_id = payment.public_id
+        try:
+            intent_id = recover_lost_intent(payment)
+        except DomainError as error:
+            db.session.rollback()
+            report.errors += 1
+            line = f"{public_id}: intent still unknown ({error.code}: {error.message})"
+        else:
+            report.changed += 1
+            line = f"{public_id}: recorded PaymentIntent {intent_id} whose answer was lost"
+        report.changes.append(line)
+        if on_change:
+            on_change(line)
+
+
 def reconcile_payments(since: datetime, *,
                        on_change: Callable[[str], None] | None = None) -> ReconcileReport:
     """Re-read from Stripe every payment created since `since` (and any flagged as unknown),
@@ -252,6 +276,7 @@ def reconcile_payments(since: datetime, *,
     from payments_site.services.refunds import sync_charge_refunds
 
     report = ReconcileReport()
+    _record_lost_intents(report, on_change)
     ids = list(db.session.scalars(
         select(Payment.id)
         .where(Payment.stripe_payment_intent_id.is_not(None),

@@ -56,12 +56,6 @@ def test_the_customer_trying_again_gets_the_same_intent(app, client, emulator, c
     assert db.session.query(Payment).one().needs_reconcile is False
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reconcile_payments only re-reads payments that already know their intent id; a payment "
-    "whose create answer was lost (needs_reconcile, no intent id) is skipped, so the intent "
-    "Stripe holds for it stays unrecorded until the customer retries. Fix: for such payments "
-    "reconcile should repeat the create with the same idempotency key (pi-create-<public id>, "
-    "same params) and record the intent it gets back."))
 def test_reconcile_records_an_intent_whose_answer_was_lost(app, client, emulator, customer,
                                                            product, api_token, runner):
     """RELIABILITY 27: no Stripe call is left unrecorded once the operator reconciles."""
