@@ -8,7 +8,6 @@ then tie that intent to its payment: every PaymentIntent maps to exactly one pay
 
 from __future__ import annotations
 
-import pytest
 import requests
 
 from payments_site.extensions import db
