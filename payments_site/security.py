@@ -72,6 +72,9 @@ def init_security(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
+        # An explicit Bearer token speaks for the request, whatever the cookie says.
+        if bearer_token(request) is not None:
+            return None
         try:
             return db.session.get(User, int(user_id))
         except (TypeError, ValueError):
@@ -101,7 +104,10 @@ def init_security(app: Flask) -> None:
             return
         # A Bearer request carries its credential explicitly; a forged cross-site request
         # cannot add the header, so CSRF does not apply (an invalid token is a 401 later).
-        if bearer_token(request) is not None:
+        token = bearer_token(request)
+        if token is not None:
+            if user_from_token(token) is None:
+                raise Unauthenticated("The Bearer token is invalid or expired.")
             return
         # An anonymous JSON call carries no session to abuse: let the view answer 401.
         # (Pages keep CSRF for anonymous forms too: login CSRF is a real attack.)

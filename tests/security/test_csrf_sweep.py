@@ -75,3 +75,18 @@ def test_webhook_is_exempt_but_needs_a_signature(app, client):
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_request"
     assert db.session.query(WebhookEvent).count() == 0
+
+
+def test_a_bearer_token_speaks_for_the_request_not_the_cookie(app, login_as, make_user,
+                                                              api_token):
+    """A valid token for B alongside A's session cookie acts as B; an invalid one is a 401,
+    never a CSRF bypass for the cookie's owner."""
+    alice, bob = make_user(name="Alice"), make_user(name="Bob")
+    session = login_as(alice)
+    token = api_token(bob)
+    me = session.client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.get_json()["user"]["email"] == bob.email
+    forged = session.client.post("/api/payments/methods/setup-intent",
+                                 headers={"Authorization": "Bearer forged"})
+    assert forged.status_code == 401
+    assert forged.get_json()["error"]["code"] == "unauthenticated"
