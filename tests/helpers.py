@@ -1,10 +1,11 @@
-"""Test helpers: signing webhook payloads the way Stripe does."""
+"""Test helpers: signing webhook payloads the way Stripe does, and finding card numbers."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import re
 import time
 from typing import Any
 
@@ -21,3 +22,31 @@ def event_payload(event_type: str, obj: dict[str, Any], event_id: str) -> bytes:
     return json.dumps({"id": event_id, "object": "event", "type": event_type,
                        "api_version": "2024-06-20", "created": int(time.time()),
                        "livemode": False, "data": {"object": obj}}).encode()
+
+
+# A run of 13-19 digits, optionally grouped by spaces or dashes. `embedded` also finds runs
+# glued to letters (a number inside an id); the default wants a word boundary on both sides,
+# so long numeric ids in logs (Message-IDs, timestamps) do not count.
+_DIGITS_EMBEDDED = re.compile(r"\d(?:[ -]?\d){12,18}")
+_DIGITS_BOUNDED = re.compile(r"(?<![A-Za-z0-9])(?:\d[ -]?){12,18}\d(?![A-Za-z0-9])")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def card_numbers(text: str, *, embedded: bool = False) -> list[str]:
+    """Every Luhn-valid 13-19 digit number in `text` (what a leaked card number looks like)."""
+    pattern = _DIGITS_EMBEDDED if embedded else _DIGITS_BOUNDED
+    found = []
+    for match in pattern.finditer(text):
+        digits = re.sub(r"\D", "", match.group(0))
+        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+            found.append(digits)
+    return found

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import stripe
 from sqlalchemy import select
@@ -19,27 +17,11 @@ from tests.cards.conftest import (
     new_card,
     seti_id,
 )
-
-DIGIT_RUN = re.compile(r"\d(?:[ -]?\d){12,18}")
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch)
-        if i % 2:
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
-    return total % 10 == 0
+from tests.helpers import card_numbers
 
 
 def card_like_numbers(text: str) -> list[str]:
-    found = []
-    for match in DIGIT_RUN.finditer(text):
-        digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            found.append(digits)
-    return found
+    return card_numbers(text, embedded=True)
 
 
 def test_the_scanner_finds_card_numbers():

@@ -25,6 +25,7 @@ from tests.conftest import (
     WEBHOOK_SECRET,
     csrf_token_from,
 )
+from tests.helpers import card_numbers
 from tests.security.flows import bearer, buy_and_refund
 from tests.security.flows import sdk as stripe_client
 
@@ -34,28 +35,9 @@ DECLINED = "4000000000000002"
 CHARGE_FAILS = "4000000000000341"  # attaches fine, declined when charged
 CVC = "737"
 
-_CARD_CANDIDATE = re.compile(r"(?<![A-Za-z0-9])(?:\d[ -]?){12,18}\d(?![A-Za-z0-9])")
 _SECRET = re.compile(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9]{4,}|\bwhsec_[A-Za-z0-9]{4,}")
 _CVC = re.compile(r"(?i)cvc\W{0,6}\d{3,4}(?!\d)")
 
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
-def card_numbers(text: str) -> list[str]:
-    found = []
-    for match in _CARD_CANDIDATE.finditer(text):
-        digits = re.sub(r"\D", "", match.group(0))
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            found.append(digits)
-    return found
 
 
 def findings(text: str, tokens: list[str]) -> list[str]:
