@@ -30,9 +30,16 @@ def get_redis() -> redis.Redis:
 
 
 def get_queue(name: str) -> Queue:
-    if name not in QUEUE_NAMES:
-        raise ValueError(f"unknown queue {name!r}")
-    return Queue(name, connection=get_redis(), default_timeout=300)
+    """The named queue (one object per queue and process, like the Redis client)."""
+    connection = get_redis()
+    queues: dict[str, Queue] = current_app.extensions.setdefault("rq_queues", {})
+    queue = queues.get(name)
+    # Rebuilt when the Redis client was replaced (a new REDIS_URL).
+    if queue is None or queue.connection is not connection:
+        if name not in QUEUE_NAMES:
+            raise ValueError(f"unknown queue {name!r}")
+        queue = queues[name] = Queue(name, connection=connection, default_timeout=300)
+    return queue
 
 
 def enqueue(queue: str, func: Callable[..., Any], *args: Any, job_id: str | None = None,
@@ -42,9 +49,14 @@ def enqueue(queue: str, func: Callable[..., Any], *args: Any, job_id: str | None
     A job id makes the enqueue idempotent while the job is still known to Redis.
     """
     try:
-        get_queue(queue).enqueue(func, *args, job_id=job_id,
-                                 retry=retry or Retry(max=5, interval=[5, 15, 60, 300, 900]),
-                                 failure_ttl=7 * 24 * 3600, **kwargs)
+        rq_queue = get_queue(queue)
+        # One pipeline (MULTI/EXEC): the job, its queue entry and the queue registration
+        # reach Redis in a single round trip instead of two.
+        with rq_queue.connection.pipeline() as pipe:
+            rq_queue.enqueue(func, *args, job_id=job_id,
+                             retry=retry or Retry(max=5, interval=[5, 15, 60, 300, 900]),
+                             failure_ttl=7 * 24 * 3600, pipeline=pipe, **kwargs)
+            pipe.execute()
     except redis.exceptions.RedisError as error:
         log.warning("could not enqueue %s on %s: %s", getattr(func, "__name__", func), queue,
                     error.__class__.__name__)

@@ -9,6 +9,7 @@ https://docs.stripe.com/error-low-level#idempotency, https://docs.stripe.com/rat
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -304,23 +305,35 @@ def retrieve_dispute(dispute_id: str) -> stripe.Dispute:
 
 # --- Webhooks ------------------------------------------------------------------------------
 
-def verify_webhook(payload: bytes, signature_header: str | None) -> stripe.Event:
-    """The event if its signature matches ANY configured secret (rotation) within tolerance.
+def verify_webhook(payload: bytes, signature_header: str | None) -> dict[str, Any]:
+    """The event (a plain dict) if its signature matches ANY configured secret (rotation)
+    within tolerance.
 
     Stripe's verifier only rejects old timestamps; one far in the future is refused here too.
+    The body is decoded and parsed once, after the signature is checked; no StripeObject is
+    built (the inbox stores the raw payload and a job re-reads the object from Stripe).
     """
     if not signature_header:
         raise SignatureInvalid("missing Stripe-Signature header")
     tolerance = int(current_app.config["STRIPE_WEBHOOK_TOLERANCE"])
     _reject_future_timestamp(signature_header, tolerance)
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SignatureInvalid("payload is not UTF-8") from error
     for secret in current_app.config["STRIPE_WEBHOOK_SECRET"]:
         try:
-            return stripe.Webhook.construct_event(payload, signature_header, secret,
+            stripe.WebhookSignature.verify_header(text, signature_header, secret,
                                                   tolerance=tolerance)
         except stripe.SignatureVerificationError:
             continue
+        try:
+            event = json.loads(text)
         except ValueError as error:
             raise SignatureInvalid("payload is not valid JSON") from error
+        if not isinstance(event, dict):
+            raise SignatureInvalid("payload is not a JSON object")
+        return event
     raise SignatureInvalid("no configured secret matches the signature")
 
 

@@ -117,8 +117,11 @@ def parse_items(raw: Any) -> list[tuple[int, int]]:
 def price_items(items: list[tuple[int, int]]) -> PricedCart:
     """The cart priced from the catalog (the only source of amounts), in one currency."""
     lines: list[CartLine] = []
+    # One query for the whole cart, not one per line.
+    found = {product.id: product for product in db.session.scalars(
+        select(Product).where(Product.id.in_([product_id for product_id, _ in items])))}
     for index, (product_id, quantity) in enumerate(items):
-        product = db.session.get(Product, product_id)
+        product = found.get(product_id)
         if product is None or not product.active:
             raise InvalidRequest("This product is not available.",
                                  param=f"items[{index}].product_id")
@@ -261,15 +264,34 @@ def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMet
                    save: bool) -> Payment:
     """The open payment for this cart, or a new one, decided under a per-user row lock.
 
-    The lock is a no-op UPDATE of the user's row: on PostgreSQL a row lock, on SQLite the
-    database write lock; either way concurrent submits take turns here, and each sees the
+    The lock is the user's row: `SELECT … FOR UPDATE` on PostgreSQL (a row lock that writes
+    no new row version), a no-op UPDATE on SQLite (which has no FOR UPDATE; it takes the
+    database write lock); either way concurrent submits take turns here, and each sees the
     row the previous one committed.
     """
-    db.session.commit()  # start a fresh transaction whose first statement takes the lock
-    db.session.execute(update(User).where(User.id == user.id).values(id=User.id))
+    # Everything the new rows need is read now: a commit expires the loaded objects and
+    # reading them afterwards would cost a SELECT each.
+    user_id = user.id
+    method_id = method.id if method else None
+    description = ", ".join(f"{line.quantity} × {line.product.name}" for line in cart.lines)
+    item_values = [{"product_id": line.product.id, "name": line.product.name,
+                    "quantity": line.quantity, "unit_amount": line.product.unit_amount}
+                   for line in cart.lines]
+    if db.session.get_bind().dialect.name == "postgresql":
+        # FOR NO KEY UPDATE: the lock the no-op UPDATE took, so inserts that reference the
+        # user (FOR KEY SHARE) are not blocked by it. The open transaction has only read so
+        # far, and under READ COMMITTED every statement after the lock sees what the
+        # previous holder committed: no need to start a new transaction first.
+        db.session.execute(select(User.id).where(User.id == user_id)
+                           .with_for_update(key_share=True))
+    else:
+        # SQLite: a transaction that has read cannot take the write lock once another
+        # writer committed, so start a fresh one whose first statement takes the lock.
+        db.session.commit()
+        db.session.execute(update(User).where(User.id == user_id).values(id=User.id))
     now = utcnow()
     recent = db.session.scalar(
-        select(Payment).where(Payment.user_id == user.id, Payment.cart_hash == digest,
+        select(Payment).where(Payment.user_id == user_id, Payment.cart_hash == digest,
                               ((Payment.status.in_(REUSABLE_STATUSES))
                                & (Payment.created_at >= now - OPEN_PAYMENT_REUSE))
                               | ((Payment.status == "succeeded")
@@ -278,18 +300,16 @@ def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMet
     if recent is not None:
         db.session.commit()
         return recent
-    description = ", ".join(f"{line.quantity} × {line.product.name}" for line in cart.lines)
-    payment = Payment(user_id=user.id, status="requires_payment_method", amount=cart.amount,
+    payment = Payment(user_id=user_id, status="requires_payment_method", amount=cart.amount,
                       currency=cart.currency, cart_hash=digest, description=description[:500],
-                      payment_method_id=method.id if method else None,
-                      save_payment_method=save and method is None)
-    payment.items = [PaymentItem(product_id=line.product.id, name=line.product.name,
-                                 quantity=line.quantity, unit_amount=line.product.unit_amount)
-                     for line in cart.lines]
+                      payment_method_id=method_id, save_payment_method=save and method is None)
+    payment.items = [PaymentItem(**values) for values in item_values]
     db.session.add(payment)
+    db.session.flush()
+    public_id = payment.public_id  # read before the commit expires it
     db.session.commit()  # recorded before Stripe hears of it
-    log.info("payment %s created for user %s: %s %s", payment.public_id, user.id,
-             payment.amount, payment.currency)
+    log.info("payment %s created for user %s: %s %s", public_id, user_id, cart.amount,
+             cart.currency)
     return payment
 
 
@@ -301,8 +321,12 @@ def _mark_unknown(payment: Payment) -> None:
     db.session.commit()
 
 
-def _ensure_intent(payment: Payment, customer_id: str) -> Any:
-    """The payment's PaymentIntent, created once (the key is derived from our row)."""
+def _ensure_intent(payment: Payment, customer_id: str, *, commit: bool = True) -> Any:
+    """The payment's PaymentIntent, created once (the key is derived from our row).
+
+    `commit=False` leaves the recorded intent id in the open transaction for the caller to
+    commit with its next write, BEFORE its next Stripe call.
+    """
     params: PaymentIntentCreateParams = {
         "amount": payment.amount, "currency": payment.currency, "customer": customer_id,
         # Cards only, and no redirect-based methods, so a server-side confirm with a saved
@@ -319,13 +343,17 @@ def _ensure_intent(payment: Payment, customer_id: str) -> Any:
     except (ProviderUnavailable, ProviderError):
         _mark_unknown(payment)
         raise
-    db.session.execute(update(Payment).where(Payment.id == payment.id,
-                                             Payment.stripe_payment_intent_id.is_(None))
-                       .values(stripe_payment_intent_id=intent.id, needs_reconcile=False))
-    db.session.commit()
-    db.session.refresh(payment)
-    if payment.stripe_payment_intent_id != intent.id:  # pragma: no cover - same key, same PI
-        raise ProviderError()
+    recorded = rows_matched(db.session.execute(
+        update(Payment).where(Payment.id == payment.id,
+                              Payment.stripe_payment_intent_id.is_(None))
+        .values(stripe_payment_intent_id=intent.id, needs_reconcile=False)))
+    if commit:
+        db.session.commit()
+    if not recorded:
+        # Another request recorded an intent first: it must be this one (same key).
+        db.session.refresh(payment)
+        if payment.stripe_payment_intent_id != intent.id:  # pragma: no cover - same key
+            raise ProviderError()
     return intent
 
 
@@ -355,10 +383,13 @@ def _apply_save_choice(payment: Payment, intent: Any, save: bool) -> Any:
     return intent
 
 
-def _confirm_saved_card(payment: Payment, method: PaymentMethod) -> Payment:
+def _confirm_saved_card(payment: Payment, intent_id: str, stripe_pm_id: str) -> Payment:
     """Confirm with the saved card, once: a conditional UPDATE elects the one request that
-    may confirm (it marks the row processing); the others report the current state."""
+    may confirm (it marks the row processing); the others report the current state.
+
+    Its commit also commits anything the caller left open (a just-recorded intent id)."""
     attempt = payment.confirm_attempts + 1
+    public_id = payment.public_id  # read before the commit expires it
     claimed = rows_matched(db.session.execute(update(Payment).where(
         Payment.id == payment.id, Payment.confirm_attempts == payment.confirm_attempts,
         Payment.status.in_(("requires_payment_method", "failed")))
@@ -367,13 +398,12 @@ def _confirm_saved_card(payment: Payment, method: PaymentMethod) -> Payment:
     if not claimed:
         db.session.refresh(payment)
         return payment
-    intent_id = str(payment.stripe_payment_intent_id)
     try:
         # Expanded in the answer: no second call to read the card and charge.
         intent = stripe_gateway.confirm_payment_intent(
-            intent_id, {"payment_method": method.stripe_payment_method_id,
+            intent_id, {"payment_method": stripe_pm_id,
                         "expand": ["latest_charge", "payment_method"]},
-            idempotency_key=f"pi-confirm-{payment.public_id}-{attempt}")
+            idempotency_key=f"pi-confirm-{public_id}-{attempt}")
     except CardDeclined:
         # Stripe recorded the decline on the intent: re-read it so the row says why.
         intent = stripe_gateway.retrieve_payment_intent(intent_id)
@@ -383,8 +413,8 @@ def _confirm_saved_card(payment: Payment, method: PaymentMethod) -> Payment:
     except DomainError:
         _release_claim(payment)
         raise
-    applied = payments_service.apply_intent_state(intent, own_confirm=True)
-    return applied or payment
+    return payments_service.apply_intent_state(intent, own_confirm=True,
+                                               payment=payment) or payment
 
 
 def _release_claim(payment: Payment) -> None:
@@ -409,14 +439,19 @@ def process_payment(user: User, raw_items: Any, payment_method_id: Any = None,
     items = parse_items(raw_items)
     cart = price_items(items)
     method = _saved_method(user, payment_method_id)
-    digest = cart_hash(user, items, method.stripe_payment_method_id if method else None)
+    stripe_pm_id = method.stripe_payment_method_id if method else None
+    digest = cart_hash(user, items, stripe_pm_id)
     customer_id = ensure_stripe_customer(user)
     payment = _claim_payment(user, cart, digest, method, save_payment_method)
 
     if payment.status == "succeeded":
         return ProcessResult(payment, None, False)  # a double submit of a finished checkout
     if payment.stripe_payment_intent_id is None:
-        intent = _ensure_intent(payment, customer_id)
+        # With a saved card the new intent's id is committed together with the confirm
+        # claim below (one commit instead of two), still before the confirm call.
+        confirm_next = stripe_pm_id is not None and \
+            payment.status in ("requires_payment_method", "failed")
+        intent = _ensure_intent(payment, customer_id, commit=not confirm_next)
     else:
         # Re-read before any new attempt: Stripe is the truth (webhooks may lag, an earlier
         # call's outcome may be unknown).
@@ -424,12 +459,13 @@ def process_payment(user: User, raw_items: Any, payment_method_id: Any = None,
         payment = payments_service.apply_payment_intent(intent) or payment
         if payment.status in ("succeeded", "canceled"):
             return ProcessResult(payment, None, False)
-    if method is None:
+    if stripe_pm_id is None:
         intent = _apply_save_choice(payment, intent, save_payment_method)
         return ProcessResult(payment, intent.client_secret, False)
 
     if payment.status in ("requires_payment_method", "failed"):
-        payment = _confirm_saved_card(payment, method)
+        # The payment's own intent (recorded above, or the one it already had).
+        payment = _confirm_saved_card(payment, str(intent.id), stripe_pm_id)
     if payment.status == "failed":
         raise CardDeclined(payment.failure_message or "Your card was declined.",
                            decline_code=payment.failure_decline_code or payment.failure_code,

@@ -72,8 +72,8 @@ def _to_cache(user_id: int, key: str, digest: str, body: dict[str, Any], status:
         pass  # the database row is the truth; the cache is only a shortcut
 
 
-def _claim(user_id: int, key: str, digest: str) -> IdempotencyKey | Response:
-    """Insert our claim on the key, or return what the existing claim says."""
+def _claim(user_id: int, key: str, digest: str) -> int | Response:
+    """Insert our claim on the key (its row id), or return what the existing claim says."""
     ttl = timedelta(seconds=int(current_app.config["IDEMPOTENCY_TTL"]))
     for _ in range(3):
         now = utcnow()
@@ -81,8 +81,10 @@ def _claim(user_id: int, key: str, digest: str) -> IdempotencyKey | Response:
                              status="in_progress", created_at=now, expires_at=now + ttl)
         db.session.add(row)
         try:
+            db.session.flush()
+            row_id = row.id  # read before the commit expires it (no SELECT afterwards)
             db.session.commit()
-            return row
+            return row_id
         except IntegrityError:
             db.session.rollback()
         existing = db.session.scalar(select(IdempotencyKey).where(
@@ -104,9 +106,10 @@ def _claim(user_id: int, key: str, digest: str) -> IdempotencyKey | Response:
                 .where(IdempotencyKey.id == existing.id, IdempotencyKey.status == "in_progress",
                        IdempotencyKey.created_at == existing.created_at)
                 .values(created_at=now)))
+            existing_id = existing.id
             db.session.commit()
             if taken:
-                return db.session.get(IdempotencyKey, existing.id)  # type: ignore[return-value]
+                return existing_id
         raise IdempotencyInProgress(param="Idempotency-Key")
     raise IdempotencyInProgress(param="Idempotency-Key")
 
@@ -130,7 +133,7 @@ def run_idempotent(scope: str, user_id: int, key: str | None, payload: Any,
     claim = _claim(user_id, key, digest)
     if isinstance(claim, tuple):
         return claim
-    row_id = claim.id
+    row_id = claim
     try:
         body, status = handler()
     except DomainError as error:
@@ -148,9 +151,11 @@ def run_idempotent(scope: str, user_id: int, key: str | None, payload: Any,
 
 def _store(row_id: int, body: dict[str, Any], status: int) -> None:
     db.session.rollback()  # whatever the handler left open must not ride along
-    db.session.execute(update(IdempotencyKey).where(IdempotencyKey.id == row_id).values(
-        status="done", response_status=status, response_body=json.dumps(body)))
-    db.session.commit()
+    # One statement, committed on its own (AUTOCOMMIT: no BEGIN/COMMIT round trips).
+    with db.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+            update(IdempotencyKey).where(IdempotencyKey.id == row_id).values(
+                status="done", response_status=status, response_body=json.dumps(body)))
 
 
 def _release(row_id: int) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, inspect, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from payments_site import stripe_gateway
@@ -113,12 +113,21 @@ def apply_payment_intent(intent: Any) -> Payment | None:
     return apply_intent_state(intent, own_confirm=False)
 
 
-def apply_intent_state(intent: Any, *, own_confirm: bool) -> Payment | None:
+def apply_intent_state(intent: Any, *, own_confirm: bool,
+                       payment: Payment | None = None) -> Payment | None:
     """`apply_payment_intent`; `own_confirm` is True only for the request holding the
-    confirm claim (only it may end the claim with an unconfirmed state)."""
-    payment = find_payment_for_intent(intent)
+    confirm claim (only it may end the claim with an unconfirmed state).
+
+    `payment`: the caller's payment whose own (recorded) intent this is, so it need not be
+    looked up again; it is refreshed from the database after the update either way.
+    """
     if payment is None:
-        return None
+        payment = find_payment_for_intent(intent)
+        if payment is None:
+            return None
+    # The primary key from the identity, without loading an expired instance.
+    identity = inspect(payment).identity
+    payment_id = identity[0] if identity else payment.id
     new_status = local_status(intent)
     error = _field(intent, "last_payment_error")
     brand, last4 = _card_of(intent)
@@ -142,10 +151,10 @@ def apply_intent_state(intent: Any, *, own_confirm: bool) -> Payment | None:
     if new_status == "succeeded":
         values.update(status="succeeded", succeeded_at=utcnow())
         won_success = bool(rows_matched(db.session.execute(update(Payment).where(
-            Payment.id == payment.id, Payment.status.not_in(TERMINAL_STATUSES))
+            Payment.id == payment_id, Payment.status.not_in(TERMINAL_STATUSES))
             .values(**values))))
     else:
-        guard = [Payment.id == payment.id, Payment.status.not_in(TERMINAL_STATUSES)]
+        guard = [Payment.id == payment_id, Payment.status.not_in(TERMINAL_STATUSES)]
         if not own_confirm and new_status in ("requires_payment_method", "failed"):
             # A server-side confirm may be in flight (the row is claimed as processing while
             # the intent does not show it yet): keep the claim unless it is stale or its

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import CursorResult, and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, Table, and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from payments_site import stripe_gateway
 from payments_site.errors import DomainError, InvalidRequest, NotFound
@@ -72,14 +73,14 @@ def retry_delay(attempts: int) -> timedelta:
 
 # --- receiving -----------------------------------------------------------------------------
 
-def receive_event(payload: bytes, signature_header: str | None) -> WebhookEvent | None:
-    """Verify and store one delivery; None when it is a duplicate of a stored event.
+def receive_event(payload: bytes, signature_header: str | None) -> int | None:
+    """Verify and store one delivery; the stored row's id, or None for a duplicate.
 
     Raises InvalidRequest (400) for a bad signature: nothing is stored. A database error
     propagates (5xx), so Stripe delivers the event again later.
     """
     try:
-        event = stripe_gateway.to_dict(stripe_gateway.verify_webhook(payload, signature_header))
+        event = stripe_gateway.verify_webhook(payload, signature_header)
     except stripe_gateway.SignatureInvalid as error:
         log.warning("webhook rejected: %s", error)
         raise InvalidRequest("The Stripe-Signature header is missing or invalid.",
@@ -91,33 +92,48 @@ def receive_event(payload: bytes, signature_header: str | None) -> WebhookEvent 
 
     handled = event_type in HANDLERS
     now = utcnow()
-    # Stored and marked queued in ONE commit (each commit waits for a disk flush); if the
-    # enqueue below fails the mark is taken back and the sweeper queues the event later.
-    row = WebhookEvent(stripe_event_id=event_id, type=event_type,
-                       payload=payload.decode("utf-8"),
-                       api_version=str(event.get("api_version") or "")[:32] or None,
-                       status="pending" if handled else "ignored",
-                       enqueued_at=now if handled else None,
-                       processed_at=None if handled else now)
-    db.session.add(row)
-    try:
-        db.session.flush()
-        row_id = row.id  # read before the commit expires it (no SELECT afterwards)
-        db.session.commit()
-    except IntegrityError:
-        # The unique event id decides: this is a redelivery (or a concurrent copy).
-        db.session.rollback()
+    # Stored and marked queued in ONE statement, committed on its own (AUTOCOMMIT: no
+    # BEGIN/COMMIT round trips; the row is durable when the INSERT returns); if the enqueue
+    # below fails the mark is taken back and the sweeper queues the event later. The unique
+    # event id decides in the INSERT itself (ON CONFLICT DO NOTHING): a redelivery, or a
+    # concurrent copy, inserts nothing and gets no id back. Core, not an ORM object that
+    # would only be flushed and thrown away.
+    with db.engine.connect() as connection:
+        row_id = connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+            _insert_new_event(connection.dialect.name), {
+                "stripe_event_id": event_id, "type": event_type,
+                "payload": payload.decode("utf-8"),
+                "api_version": str(event.get("api_version") or "")[:32] or None,
+                "status": "pending" if handled else "ignored", "attempts": 0,
+                "received_at": now, "enqueued_at": now if handled else None,
+                "processed_at": None if handled else now}).scalar()
+    if row_id is None:
         log.info("webhook %s (%s) already received", event_id, event_type)
         return None
     if not handled:
         log.info("webhook %s: no handler for event type %s; acknowledged and ignored",
                  event_id, event_type)
-        return row
+        return row_id
     if not _enqueue_job(row_id):
         db.session.execute(update(WebhookEvent).where(WebhookEvent.id == row_id)
                            .values(enqueued_at=None))
         db.session.commit()
-    return row
+    return row_id
+
+
+_INSERT_NEW_EVENT: dict[str, Any] = {}
+
+
+def _insert_new_event(dialect: str) -> Any:
+    """`INSERT … ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id` in this SQL dialect
+    (built once per dialect; the values are bound per call)."""
+    statement = _INSERT_NEW_EVENT.get(dialect)
+    if statement is None:
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        table = cast(Table, WebhookEvent.__table__)
+        statement = _INSERT_NEW_EVENT[dialect] = insert(table).on_conflict_do_nothing(
+            index_elements=[table.c.stripe_event_id]).returning(table.c.id)
+    return statement
 
 
 def _enqueue_job(event_row_id: int) -> bool:
