@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user, login_required
 
 from payments_site.errors import InvalidRequest, NotFound
-from payments_site.services import checkout
+from payments_site.services import checkout, methods
 from payments_site.services.catalog import active_products
 
 bp = Blueprint("shop", __name__)
@@ -63,7 +63,7 @@ def checkout_page():  # type: ignore[no-untyped-def]
     """The cart, its server-computed total, saved cards and Stripe's Payment Element."""
     summary = checkout.checkout_summary(session)
     return render_template("shop/checkout.html", **summary,
-                           cards=checkout.saved_cards(current_user),
+                           cards=methods.list_methods(current_user),
                            checkout_token=checkout.checkout_token(session))
 
 

@@ -227,12 +227,6 @@ def checkout_summary(session: MutableMapping[str, Any]) -> dict[str, Any]:
     return {"lines": lines, "currency": currency, "total": total, "problem": problem}
 
 
-def saved_cards(user: User) -> list[PaymentMethod]:
-    return list(db.session.scalars(select(PaymentMethod).where(PaymentMethod.user_id == user.id)
-                                   .order_by(PaymentMethod.is_default.desc(),
-                                             PaymentMethod.id)))
-
-
 # --- Processing a payment --------------------------------------------------------------------
 
 @dataclass
