@@ -29,6 +29,9 @@ def event_payload(event_type: str, obj: dict[str, Any], event_id: str) -> bytes:
 # so long numeric ids in logs (Message-IDs, timestamps) do not count.
 _DIGITS_EMBEDDED = re.compile(r"\d(?:[ -]?\d){12,18}")
 _DIGITS_BOUNDED = re.compile(r"(?<![A-Za-z0-9])(?:\d[ -]?){12,18}\d(?![A-Za-z0-9])")
+# A hex digest (a KDF's or sha256's output, 32+ hex characters): random, so about one in a
+# hundred holds a Luhn-valid run of 16 digits by chance. A digest cannot carry card data.
+_HEX_DIGEST = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32,}(?![0-9A-Za-z])")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -44,8 +47,11 @@ def luhn_valid(digits: str) -> bool:
 def card_numbers(text: str, *, embedded: bool = False) -> list[str]:
     """Every Luhn-valid 13-19 digit number in `text` (what a leaked card number looks like)."""
     pattern = _DIGITS_EMBEDDED if embedded else _DIGITS_BOUNDED
+    digests = [m.span() for m in _HEX_DIGEST.finditer(text)]
     found = []
     for match in pattern.finditer(text):
+        if any(start <= match.start() and match.end() <= end for start, end in digests):
+            continue
         digits = re.sub(r"\D", "", match.group(0))
         if 13 <= len(digits) <= 19 and luhn_valid(digits):
             found.append(digits)

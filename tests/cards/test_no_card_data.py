@@ -30,6 +30,11 @@ def test_the_scanner_finds_card_numbers():
     assert card_like_numbers(AMEX) == [AMEX]
     assert card_like_numbers("4242424242424241") == []  # Luhn-invalid
     assert card_like_numbers("pm_1234 2026-11-27") == []
+    assert card_like_numbers(f"pm_1Ab{VISA}xyz") == [VISA]  # glued into an id: found
+    # Inside a password hash's hex digest: random digits, not card data (seen in a KDF output).
+    digest = "a" * 40 + "4559402393275420" + "b" * 72
+    assert card_like_numbers(f"scrypt:32768:8:1$Salt0123${digest}") == []
+    assert card_like_numbers(f"{digest[:40]}{VISA}Z") == [VISA]  # not a digest: found
 
 
 def test_no_card_number_in_any_table_or_column(login_as, customer, sdk, emulator,
