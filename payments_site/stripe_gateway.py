@@ -22,7 +22,6 @@ from stripe.params import (
     CustomerCreateParams,
     CustomerUpdateParams,
     PaymentIntentConfirmParams,
-    PaymentIntentCreateParams,
     PaymentIntentListParams,
     PaymentIntentRetrieveParams,
     PaymentIntentUpdateParams,
@@ -31,6 +30,11 @@ from stripe.params import (
     RefundListParams,
     SetupIntentCreateParams,
     SetupIntentRetrieveParams,
+)
+from stripe.params import (
+    # Re-exported: services build their create requests with it and take it from here, so
+    # this module stays the only one that imports `stripe`.
+    PaymentIntentCreateParams as PaymentIntentCreateParams,
 )
 
 from payments_site.errors import CardDeclined, DomainError, ProviderError, ProviderUnavailable

@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from stripe.params import PaymentIntentCreateParams
 
 from payments_site import stripe_gateway
 from payments_site.errors import (
@@ -321,7 +320,7 @@ def _ensure_intent(payment: Payment, customer_id: str, *, commit: bool = True) -
     `commit=False` leaves the recorded intent id in the open transaction for the caller to
     commit with its next write, BEFORE its next Stripe call.
     """
-    params: PaymentIntentCreateParams = {
+    params: stripe_gateway.PaymentIntentCreateParams = {
         "amount": payment.amount, "currency": payment.currency, "customer": customer_id,
         # Cards only, and no redirect-based methods, so a server-side confirm with a saved
         # card needs no return_url (3-D Secure still runs through Stripe.js).
