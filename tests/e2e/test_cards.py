@@ -161,3 +161,49 @@ def test_add_a_3ds_card_and_see_a_declined_one_refused(page, live_server, make_u
     screenshot(page, "cards-3ds-added")
     assert [(m.last4, m.is_default) for m in methods_of(user)] == [("3155", True)]
     assert_clean(page)
+
+
+@pytest.mark.browser
+def test_saved_card_that_needs_3ds_at_checkout(page, live_server, background_worker,
+                                               make_user, product, sdk):
+    """A saved card that asks for authentication on every charge: the server's confirm answers
+    requires_action, the page runs handleNextAction; a failed challenge shows why and leaves
+    the same payment to try again, a completed one succeeds."""
+    from payments_site.services import methods
+
+    user = make_user()
+    always_3ds = sdk.v1.payment_methods.create({"type": "card", "card": {
+        "number": "4000002760003184", "exp_month": 10, "exp_year": 2034, "cvc": "123"}})
+    methods.save_payment_method(user, always_3ds.id, make_default=True)
+    base = live_server.url
+    log_in(page, base, user)
+    page.goto(f"{base}/")
+    page.get_by_role("button", name=f"Add {product.name} to cart").click()
+    page.goto(f"{base}/checkout")
+    expect(page.locator(f'input[name="payment_choice"][value="{always_3ds.id}"]')).to_be_checked()
+
+    page.locator("#pay-button:not([disabled])").click()
+    challenge = page.get_by_role("dialog", name="3D Secure authentication")
+    challenge.get_by_role("button", name="Fail", exact=True).click()
+    error = page.locator("#payment-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("unable to authenticate")
+    expect(page.locator("#pay-button")).to_be_enabled()
+    screenshot(page, "cards-saved-3ds-failed")
+    db.session.expire_all()
+    failed = db.session.scalar(select(Payment).where(Payment.user_id == user.id))
+    assert failed is not None and failed.status != "succeeded"
+
+    page.locator("#pay-button:not([disabled])").click()
+    challenge.get_by_role("button", name="Complete", exact=True).click()
+    page.wait_for_url("**/checkout/complete**")
+    expect(page.get_by_role("heading", name="Thank you! Your payment was successful.")) \
+        .to_be_visible()
+    screenshot(page, "cards-saved-3ds-succeeded")
+    db.session.expire_all()
+    payments = list(db.session.scalars(select(Payment).where(Payment.user_id == user.id)))
+    assert [p.public_id for p in payments] == [failed.public_id]  # the same payment, retried
+    assert payments[0].status == "succeeded" and payments[0].card_last4 == "3184"
+    intents = sdk.v1.payment_intents.list({"customer": user.stripe_customer_id})
+    assert [i.id for i in intents.data] == [payments[0].stripe_payment_intent_id]
+    assert_clean(page)
