@@ -23,6 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
+    register_proxies(app)
     register_logging(app)
     register_server_timing(app)
     register_extensions(app)
@@ -34,6 +35,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     register_error_handlers(app)
     return app
+
+
+def register_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES load balancers, take the client's address and scheme from the
+    X-Forwarded-For/-Proto entries they appended (the per-IP rate limits key on that address).
+
+    Only the last n entries are believed: anything earlier was sent by the client itself.
+    The Host header is left alone (load balancers pass it through unchanged).
+    """
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        proxied = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+        app.wsgi_app = proxied  # type: ignore[method-assign]
 
 
 def register_logging(app: Flask) -> None:

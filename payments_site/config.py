@@ -23,6 +23,22 @@ def _int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _trusted_proxies() -> int:
+    """How many proxies (load balancers) stand in front of the app and append X-Forwarded-*.
+
+    0 (the default) trusts no forwarded header: the client address is the socket's peer, so a
+    client cannot pick its own address (and its own rate-limit bucket) by sending the header.
+    """
+    value = os.environ.get("TRUSTED_PROXIES", "").strip()
+    try:
+        count = int(value) if value else 0
+    except ValueError:
+        raise ConfigError(f"TRUSTED_PROXIES must be a whole number, not {value!r}") from None
+    if count < 0:
+        raise ConfigError("TRUSTED_PROXIES cannot be negative")
+    return count
+
+
 def normalize_database_url(url: str) -> str:
     """Use the psycopg 3 driver for plain `postgresql://` / `postgres://` URLs."""
     if url.startswith("postgres://"):
@@ -143,5 +159,6 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "WEBHOOK_MAX_ATTEMPTS": _int("WEBHOOK_MAX_ATTEMPTS", 8),
         "WEBHOOK_PROCESSING_LEASE": _int("WEBHOOK_PROCESSING_LEASE", 600),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "TRUSTED_PROXIES": _trusted_proxies(),
         "SERVER_TIMING": _bool(os.environ.get("SERVER_TIMING")),
     }

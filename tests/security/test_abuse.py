@@ -12,10 +12,12 @@ import pytest
 from tests.conftest import DEFAULT_PASSWORD, csrf_token_from
 
 
-def _login_form(client, email: str, password: str, ip: str = "10.0.0.1"):
+def _login_form(client, email: str, password: str, ip: str = "10.0.0.1",
+                forwarded_for: str | None = None):
     environ = {"REMOTE_ADDR": ip}
-    page = client.get("/auth/login", environ_base=environ)
-    return client.post("/auth/login", environ_base=environ, data={
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    page = client.get("/auth/login", environ_base=environ, headers=headers)
+    return client.post("/auth/login", environ_base=environ, headers=headers, data={
         "email": email, "password": password,
         "csrf_token": csrf_token_from(page.get_data(as_text=True))})
 
@@ -136,3 +138,61 @@ def test_refund_route_is_rate_limited(app, client, admin, api_token):
         assert response.status_code == 404
     _assert_throttled(client.post("/api/payments/refund", headers=headers,
                                   json={"payment_id": "pay_unknown", "amount": 100}))
+
+
+BALANCER = "10.0.0.254"  # every request reaches the app from the load balancer's address
+
+
+def _app_behind_proxies(app, proxies: int):
+    """A second app on the same database and Redis, built with TRUSTED_PROXIES=proxies."""
+    from payments_site import create_app
+
+    config = {k: v for k, v in app.config.items() if k.isupper() and k != "SERVER_NAME"}
+    return create_app({**config, "TRUSTED_PROXIES": proxies, "LOGIN_LIMIT_PER_IP": "3 per minute"})
+
+
+def test_behind_a_trusted_proxy_each_client_is_throttled_on_its_own(app, customer):
+    """TRUSTED_PROXIES=1: the per-IP login limit keys on the client the balancer names in
+    X-Forwarded-For, so one noisy client does not lock out everyone behind the balancer."""
+    proxied = _app_behind_proxies(app, 1)
+    noisy, other = proxied.test_client(), proxied.test_client()
+    for n in range(3):
+        response = _login_form(noisy, f"nobody{n}@example.com", "wrong-password-1",
+                               ip=BALANCER, forwarded_for="203.0.113.5")
+        assert response.status_code == 400, response.status_code
+    _assert_throttled(_login_form(noisy, "nobody9@example.com", "wrong-password-1",
+                                  ip=BALANCER, forwarded_for="203.0.113.5"))
+    # Addresses the client wrote in front of the balancer's entry are not believed.
+    _assert_throttled(_login_form(noisy, "nobody9@example.com", "wrong-password-1",
+                                  ip=BALANCER, forwarded_for="198.51.100.7, 203.0.113.5"))
+    # Another customer behind the same balancer still logs in.
+    response = _login_form(other, customer.email, DEFAULT_PASSWORD, ip=BALANCER,
+                           forwarded_for="203.0.113.6")
+    assert response.status_code == 302, response.status_code
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(app, client, customer):
+    """TRUSTED_PROXIES=0 (the default): a client cannot dodge the per-IP limit by sending a
+    new X-Forwarded-For with every attempt."""
+    assert app.config["TRUSTED_PROXIES"] == 0
+    app.config["LOGIN_LIMIT_PER_IP"] = "3 per minute"
+    for n in range(3):
+        response = _login_form(client, f"nobody{n}@example.com", "wrong-password-1",
+                               ip="10.0.0.7", forwarded_for=f"198.51.100.{n + 1}")
+        assert response.status_code == 400, response.status_code
+    _assert_throttled(_login_form(client, customer.email, DEFAULT_PASSWORD, ip="10.0.0.7",
+                                  forwarded_for="198.51.100.99"))
+
+
+def test_trusted_proxies_setting_is_read_and_checked(monkeypatch, tmp_path):
+    """TRUSTED_PROXIES comes from the environment, defaults to 0 and refuses nonsense."""
+    from payments_site.config import ConfigError, load_config
+
+    monkeypatch.delenv("TRUSTED_PROXIES", raising=False)
+    assert load_config(tmp_path)["TRUSTED_PROXIES"] == 0
+    monkeypatch.setenv("TRUSTED_PROXIES", "2")
+    assert load_config(tmp_path)["TRUSTED_PROXIES"] == 2
+    for bad in ("-1", "yes"):
+        monkeypatch.setenv("TRUSTED_PROXIES", bad)
+        with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
+            load_config(tmp_path)
