@@ -24,6 +24,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
 
     register_proxies(app)
+    register_json(app)
     register_logging(app)
     register_server_timing(app)
     register_extensions(app)
@@ -50,6 +51,14 @@ def register_proxies(app: Flask) -> None:
 
         proxied = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
         app.wsgi_app = proxied  # type: ignore[method-assign]
+
+
+def register_json(app: Flask) -> None:
+    """Every JSON answer (views, errors, probes) says `application/json; charset=utf-8` (API.md)."""
+    from flask.json.provider import DefaultJSONProvider
+
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.mimetype = "application/json; charset=utf-8"
 
 
 def register_logging(app: Flask) -> None:

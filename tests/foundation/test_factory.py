@@ -124,6 +124,43 @@ def test_500_rolls_back_and_leaks_nothing(app):
         assert db.session.scalar(select(func.count()).select_from(Product)) == 0
 
 
+JSON = "application/json; charset=utf-8"  # API.md: "Requests and responses are ..."
+
+
+def test_every_json_answer_says_utf8(app, client, customer, api_token):
+    """API.md: probes, the document, data, and every kind of error carry the charset."""
+    app.config["LOGIN_LIMIT_PER_IP"] = "2 per minute"
+    token = {"Authorization": f"Bearer {api_token(customer)}"}
+    answers = {
+        "healthz": client.get("/healthz"),
+        "readyz": client.get("/readyz"),
+        "openapi": client.get("/api/openapi.json"),
+        "products": client.get("/api/products"),
+        "me": client.get("/api/auth/me", headers=token),
+        "anonymous 401": client.get("/api/auth/me"),
+        "unknown api 404": client.get("/api/nothing-here"),
+        "wrong method 405": client.delete("/api/products", headers=token),
+        "invalid body 400": client.post("/api/payments/process", headers=token,
+                                        json={"items": "nope"}),
+        "page 404 asked as JSON": client.get("/nothing-here",
+                                             headers={"Accept": "application/json"}),
+    }
+    for _ in range(3):
+        throttled = client.post("/api/auth/token", json={"email": "nobody@example.com",
+                                                         "password": "wrong-password-1"})
+    answers["throttled 429"] = throttled
+    statuses = {name: r.status_code for name, r in answers.items()}
+    assert statuses == {"healthz": 200, "readyz": 200, "openapi": 200, "products": 200,
+                        "me": 200, "anonymous 401": 401, "unknown api 404": 404,
+                        "wrong method 405": 405, "invalid body 400": 400,
+                        "page 404 asked as JSON": 404, "throttled 429": 429}
+    types = {name: r.headers["Content-Type"] for name, r in answers.items()}
+    assert types == dict.fromkeys(answers, JSON)
+    assert all(r.is_json and r.get_json() is not None for r in answers.values())
+    # Pages stay HTML.
+    assert client.get("/").headers["Content-Type"] == "text/html; charset=utf-8"
+
+
 def test_create_app_twice_gives_independent_apps(app):
     other = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://",
                         "SECRET_KEY": "other"})
