@@ -1,12 +1,12 @@
 """RELIABILITY 17: every route that takes an id or acts on an account, tried by someone else.
 
-The sweep walks the app's URL map. Each endpoint under /account, /receipts, /admin, /checkout,
-/api/payments and /api/auth/me must be in ROUTES, which says how to build a request for it
-with another customer's real objects (payment, receipt number, card, refund) and what a
-stranger must get: 404 for ids (never reveal that the object exists), 403 for admin routes,
-and, for routes about "my" things, an answer that mentions none of the victim's ids.
-Anonymous callers get 401 JSON on /api and a redirect to the login page elsewhere.
-A new route that is missing from ROUTES fails the test.
+The sweep walks EVERY rule in the app's URL map. Each endpoint is either in ROUTES, which says
+how to build a request for it with another customer's real objects (payment, receipt number,
+card, refund) and what a stranger must get: 404 for ids (never reveal that the object exists),
+403 for admin routes, and, for routes about "my" things, an answer that mentions none of the
+victim's ids; or it is in PUBLIC, the commented list of routes anyone may call. Anonymous
+callers of ROUTES get 401 JSON on /api and a redirect to the login page elsewhere.
+A new route (or a new method on a route) that is in neither list fails the test.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ import pytest
 
 from tests.conftest import csrf_token_from
 from tests.security.flows import CustomerObjects, bearer, buy_and_refund
-
-PROTECTED_PREFIXES = ("/account", "/receipts", "/admin", "/checkout", "/api/payments",
-                      "/api/auth/me")
 
 ID = "id"        # names another user's object: a stranger gets 404
 ADMIN = "admin"  # admins only: a customer gets 403
@@ -80,13 +77,67 @@ ROUTES: dict[str, Route] = {
 }
 
 
-def protected_endpoints(app: Any) -> dict[str, set[str]]:
+# Endpoints (and the methods reviewed) that take no other customer's id and act on no
+# account, so the stranger and anonymous checks do not apply. Each says why it is public.
+PUBLIC: dict[str, frozenset[str]] = {
+    # CSS, scripts and fonts: the same files for everyone.
+    "static": frozenset({"GET"}),
+    # The catalog, as a page and as JSON: products are public.
+    "shop.catalog": frozenset({"GET"}),
+    "api_catalog.list_products": frozenset({"GET"}),
+    # The cart lives in the caller's own session; the product ids it takes are public.
+    "shop.cart_add": frozenset({"POST"}),
+    "shop.cart_update": frozenset({"POST"}),
+    # Getting in: anonymous by nature, throttled per IP and per account (test_abuse.py).
+    "auth.login": frozenset({"GET", "POST"}),
+    "auth.register": frozenset({"GET", "POST"}),
+    "api_auth.issue_token_route": frozenset({"POST"}),
+    # Ends the caller's own session; there is nothing of anyone else's to name.
+    "auth.logout": frozenset({"POST"}),
+    # Stripe calls it; the signature is the credential (tests/webhooks/test_receive.py).
+    "webhooks.stripe_webhook": frozenset({"POST"}),
+    # The API's public OpenAPI document.
+    "api_docs.openapi_json": frozenset({"GET"}),
+    # Load-balancer and orchestrator probes: no data, just "ok" or which dependency failed.
+    "health.healthz": frozenset({"GET"}),
+    "health.readyz": frozenset({"GET"}),
+}
+
+
+def served_endpoints(app: Any) -> dict[str, set[str]]:
+    """Every endpoint in the URL map with the methods it answers (HEAD/OPTIONS are Flask's)."""
     found: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith(PROTECTED_PREFIXES):
-            methods = (rule.methods or set()) - {"HEAD", "OPTIONS"}
-            found.setdefault(rule.endpoint, set()).update(methods)
+        methods = (rule.methods or set()) - {"HEAD", "OPTIONS"}
+        found.setdefault(rule.endpoint, set()).update(methods)
     return found
+
+
+def protected_endpoints(app: Any) -> dict[str, set[str]]:
+    return {endpoint: methods for endpoint, methods in served_endpoints(app).items()
+            if endpoint not in PUBLIC}
+
+
+def unchecked_routes(app: Any) -> list[str]:
+    """What the sweep would not cover in `app`: each problem as a line to fix."""
+    served = served_endpoints(app)
+    rules = {rule.endpoint: rule.rule for rule in app.url_map.iter_rules()}
+    problems = []
+    for endpoint, methods in sorted(served.items()):
+        where = f"{endpoint} ({rules[endpoint]}, {'/'.join(sorted(methods))})"
+        if endpoint in ROUTES and endpoint in PUBLIC:
+            problems.append(f"{where}: in both ROUTES and PUBLIC")
+        elif endpoint in ROUTES:
+            if methods != {ROUTES[endpoint].method}:
+                problems.append(f"{where}: ROUTES sweeps only {ROUTES[endpoint].method}")
+        elif endpoint in PUBLIC:
+            if not methods <= PUBLIC[endpoint]:
+                problems.append(f"{where}: PUBLIC allows only {sorted(PUBLIC[endpoint])}")
+        else:
+            problems.append(f"{where}: add it to ROUTES (or, if anyone may call it, PUBLIC)")
+    for endpoint in sorted((set(ROUTES) | set(PUBLIC)) - set(served)):
+        problems.append(f"{endpoint}: listed but no longer served; remove it")
+    return problems
 
 
 class Caller:
@@ -125,14 +176,41 @@ def victim(app, client, emulator, make_user, admin, product, api_token, run_jobs
                           product, api_token, run_jobs)
 
 
-def test_every_protected_route_is_in_the_table(app):
-    """A new route under a protected prefix must say how it is attacked (RELIABILITY 17)."""
-    found = protected_endpoints(app)
-    missing = sorted(set(found) - set(ROUTES))
-    assert not missing, f"add these endpoints to ROUTES in {__file__}: {missing}"
-    for endpoint, route in ROUTES.items():
-        if endpoint in found:
-            assert route.method in found[endpoint], (endpoint, route.method, found[endpoint])
+def test_every_route_is_swept_or_public(app):
+    """Every rule in the URL map says how it is attacked, or why it is public (RELIABILITY 17)."""
+    problems = unchecked_routes(app)
+    assert not problems, "fix ROUTES / PUBLIC in tests/security/test_access_sweep.py:\n" + \
+        "\n".join(problems)
+
+
+def test_an_unlisted_new_route_fails_the_sweep(app):
+    """The check above has teeth: routes added to a real app without a sweep entry are named."""
+    from payments_site import create_app
+
+    probe = create_app({k: v for k, v in app.config.items()
+                        if k.isupper() and k != "SERVER_NAME"})
+    assert unchecked_routes(probe) == []
+
+    @probe.get("/orders/<order_id>")
+    def order_detail(order_id: str) -> str:  # pragma: no cover - never requested
+        return order_id
+
+    @probe.get("/api/refunds/<refund_id>")
+    def refund_detail(refund_id: str) -> str:  # pragma: no cover - never requested
+        return refund_id
+
+    # A new method on a public endpoint needs a review too.
+    probe.add_url_rule("/api/products", endpoint="api_catalog.list_products",
+                       view_func=probe.view_functions["api_catalog.list_products"],
+                       methods=["DELETE"])
+    problems = unchecked_routes(probe)
+    assert len(problems) == 3, problems
+    assert any(p.startswith("order_detail (/orders/<order_id>, GET): add it to ROUTES")
+               for p in problems), problems
+    assert any(p.startswith("refund_detail (/api/refunds/<refund_id>, GET)")
+               for p in problems), problems
+    assert any(p.startswith("api_catalog.list_products (/api/products, DELETE/GET)")
+               for p in problems), problems
 
 
 def _victim_ids(objects: CustomerObjects) -> list[str]:
