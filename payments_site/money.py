@@ -13,6 +13,10 @@ ZERO_DECIMAL = frozenset({
     "vuv", "xaf", "xof", "xpf",
 })
 THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+# Amounts Stripe accepts only in steps of more than one minor unit: in the three-decimal
+# currencies the last digit must be 0, so 1.230 KWD (1230) is chargeable and 1.235 is not.
+# Charges and refunds alike (https://docs.stripe.com/currencies#three-decimal).
+AMOUNT_STEP = {"bhd": 10, "jod": 10, "kwd": 10, "omr": 10, "tnd": 10}
 
 # Currencies the site accepts, with Stripe's minimum charge in minor units
 # (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
@@ -27,6 +31,10 @@ MAXIMUM_CHARGE = 99_999_999
 
 
 class InvalidCurrency(ValueError):
+    pass
+
+
+class InvalidAmount(ValueError):
     pass
 
 
@@ -58,6 +66,21 @@ def minimum_charge(currency: str) -> int:
     return MINIMUM_CHARGE.get(currency.lower(), 50)
 
 
+def amount_step(currency: str) -> int:
+    """The minor units every amount in this currency is a multiple of (10 for KWD, else 1)."""
+    return AMOUNT_STEP.get(currency.lower(), 1)
+
+
+def require_amount_step(amount: int, currency: str) -> None:
+    """Raise InvalidAmount when Stripe would refuse `amount` for this currency's step."""
+    step = amount_step(currency)
+    if amount % step:
+        raise InvalidAmount(
+            f"{currency.upper()} amounts must be a multiple of {step} minor units "
+            f"({to_major_string(step, currency)} {currency.upper()}): "
+            f"{to_major_string(amount, currency)} is not.")
+
+
 def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
     """Format for people: $19.99, ¥500, 1.234,56 € (de_DE); CLDR knows each currency's digits."""
     return format_currency(to_decimal(amount, currency), currency.upper(), locale=locale)
@@ -65,13 +88,9 @@ def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
 
 # --- Major-unit text for forms (refund amounts) ----------------------------------------------
 
-class InvalidAmount(ValueError):
-    pass
-
-
 def to_major_string(amount: int, currency: str) -> str:
     """Minor units as plain major-unit text for a form field: 1999 usd → "19.99", 500 jpy → "500",
-    1234 bhd → "1.234" (no grouping, no symbol, so it parses back exactly)."""
+    1230 bhd → "1.230" (no grouping, no symbol, so it parses back exactly)."""
     return f"{to_decimal(amount, currency):.{exponent(currency)}f}"
 
 

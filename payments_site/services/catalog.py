@@ -9,7 +9,13 @@ from sqlalchemy import select
 from payments_site.errors import InvalidRequest, NotFound
 from payments_site.extensions import db
 from payments_site.models import Product
-from payments_site.money import MAXIMUM_CHARGE, InvalidCurrency, normalize_currency
+from payments_site.money import (
+    MAXIMUM_CHARGE,
+    InvalidAmount,
+    InvalidCurrency,
+    normalize_currency,
+    require_amount_step,
+)
 
 
 def active_products() -> list[Product]:
@@ -30,6 +36,7 @@ def product_to_dict(product: Product) -> dict[str, Any]:
 
 
 def create_product(name: str, amount: int, currency: str, description: str = "") -> Product:
+    """Add a product; InvalidRequest (400, the CLI's error) for a price Stripe cannot charge."""
     name = (name or "").strip()
     if not name:
         raise InvalidRequest("A product needs a name.", param="name")
@@ -41,6 +48,11 @@ def create_product(name: str, amount: int, currency: str, description: str = "")
         currency = normalize_currency(currency)
     except InvalidCurrency as error:
         raise InvalidRequest(str(error), param="currency") from error
+    try:
+        # Refused here, not by Stripe at checkout after the customer's payment row exists.
+        require_amount_step(amount, currency)
+    except InvalidAmount as error:
+        raise InvalidRequest(str(error), param="amount") from error
     product = Product(name=name[:200], unit_amount=amount, currency=currency,
                       description=description)
     db.session.add(product)

@@ -40,7 +40,13 @@ from payments_site.models import (
     rows_matched,
     utcnow,
 )
-from payments_site.money import MAXIMUM_CHARGE, format_money, minimum_charge
+from payments_site.money import (
+    MAXIMUM_CHARGE,
+    InvalidAmount,
+    format_money,
+    minimum_charge,
+    require_amount_step,
+)
 from payments_site.serializers import payment_to_dict
 from payments_site.services import payments as payments_service
 from payments_site.services.customers import ensure_stripe_customer
@@ -131,13 +137,25 @@ def price_items(items: list[tuple[int, int]]) -> PricedCart:
                              param="items")
     currency = currencies.pop()
     amount = sum(line.total for line in lines)
-    if amount < minimum_charge(currency):
-        raise InvalidRequest("The total is below the minimum charge of "
-                             f"{format_money(minimum_charge(currency), currency)}.",
-                             param="items")
-    if amount > MAXIMUM_CHARGE:
-        raise InvalidRequest("The total is above the maximum for one payment.", param="items")
+    problem = total_problem(amount, currency)
+    if problem:
+        raise InvalidRequest(problem, param="items")
     return PricedCart(lines, currency, amount)
+
+
+def total_problem(amount: int, currency: str) -> str | None:
+    """Why Stripe would refuse to charge this total, or None (checked before any row exists)."""
+    if amount < minimum_charge(currency):
+        return ("The total is below the minimum charge of "
+                f"{format_money(minimum_charge(currency), currency)}.")
+    if amount > MAXIMUM_CHARGE:
+        return "The total is above the maximum for one payment."
+    try:
+        # A product priced before the rule was enforced at creation could still break it.
+        require_amount_step(amount, currency)
+    except InvalidAmount as error:
+        return f"This total cannot be charged: {error}"
+    return None
 
 
 def cart_hash(user: User, items: list[tuple[int, int]], payment_method_id: str | None) -> str:
@@ -220,9 +238,8 @@ def checkout_summary(session: MutableMapping[str, Any]) -> dict[str, Any]:
     problem = None
     if lines and len({line.product.currency for line in lines}) > 1:
         problem = "All items in one payment must share one currency."
-    elif lines and currency and total < minimum_charge(currency):
-        problem = ("The total is below the minimum charge of "
-                   f"{format_money(minimum_charge(currency), currency)}.")
+    elif lines and currency:
+        problem = total_problem(total, currency)
     return {"lines": lines, "currency": currency, "total": total, "problem": problem}
 
 

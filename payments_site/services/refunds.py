@@ -21,6 +21,7 @@ from payments_site import stripe_gateway
 from payments_site.errors import InvalidRequest, NotFound, RefundTooLarge
 from payments_site.extensions import db
 from payments_site.models import REFUND_REASONS, Payment, Refund, User, rows_matched, utcnow
+from payments_site.money import InvalidAmount, require_amount_step
 from payments_site.queues import enqueue
 from payments_site.services import audit, fulfilment
 
@@ -81,6 +82,11 @@ def validate_refund_request(payment: Payment, amount: Any, reason: Any,
                                  param="amount")
         if amount <= 0:
             raise InvalidRequest("amount must be positive.", param="amount")
+        try:
+            # Stripe refuses e.g. 1.235 KWD; refused now, before a reservation or a row.
+            require_amount_step(amount, payment.currency)
+        except InvalidAmount as error:
+            raise InvalidRequest(str(error), param="amount") from error
     if payment.status != "succeeded":
         raise InvalidRequest("Only a succeeded payment can be refunded.", param="payment_id")
     remaining = refundable_amount(payment)
