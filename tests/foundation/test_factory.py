@@ -97,31 +97,85 @@ def test_unknown_page_is_html_404(client):
     assert "Page not found" in response.get_data(as_text=True)
 
 
-def test_500_rolls_back_and_leaks_nothing(app):
+SECRET_DETAIL = "secret internals sk_test_123 at /srv/app.py line 3"
+
+
+@pytest.fixture
+def broken(app):
+    """A fresh app on the same database with two failing routes (an API one and a page) that
+    flush a half-written product and then raise, and an after-request hook that commits
+    whatever the session still holds, as any later work on the request would.
+
+    `broken.seen` records, per request, how many half-written products the session could
+    still see once the error handler had answered (before Flask-SQLAlchemy's teardown).
+    """
     from sqlalchemy import func, select
 
     from payments_site.extensions import db
     from payments_site.models import Product
 
-    # A fresh app on the same database, so a failing route can be added before any request.
-    broken = create_app({k: v for k, v in app.config.items()
-                         if k.isupper() and k not in ("SERVER_NAME",)})
+    # A new app, so failing routes can be added before its first request.
+    failing = create_app({k: v for k, v in app.config.items()
+                          if k.isupper() and k not in ("SERVER_NAME",)})
+    failing.config["PROPAGATE_EXCEPTIONS"] = False
+    failing.testing = False
+    seen: list[int] = []
 
-    @broken.get("/api/_boom_for_test")
-    def boom():  # pragma: no cover - exercised through the client
+    def write_half_and_fail() -> str:
         db.session.add(Product(name="half-written", unit_amount=100, currency="usd"))
         db.session.flush()
-        raise RuntimeError("secret internals sk_test_123 at /srv/app.py line 3")
+        raise RuntimeError(SECRET_DETAIL)
 
-    broken.config["PROPAGATE_EXCEPTIONS"] = False
-    broken.testing = False
+    failing.add_url_rule("/api/_boom_for_test", "api_boom", write_half_and_fail)
+    failing.add_url_rule("/_boom_page_for_test", "page_boom", write_half_and_fail)
+
+    @failing.after_request
+    def later_work_commits(response):  # runs after the error handler, before teardown
+        seen.append(db.session.scalar(select(func.count()).select_from(Product)
+                                      .where(Product.name == "half-written")))
+        db.session.commit()
+        return response
+
+    failing.seen = seen  # type: ignore[attr-defined]
+    return failing
+
+
+def _half_written_products(app) -> int:
+    from sqlalchemy import func, select
+
+    from payments_site.extensions import db
+    from payments_site.models import Product
+
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Product))
+
+
+def test_500_rolls_back_before_anything_else_can_commit(broken):
+    """The error handler rolls the session back itself: the failed view's flushed row is
+    gone before the rest of the request runs, so a later commit cannot keep it."""
     response = broken.test_client().get("/api/_boom_for_test")
     assert response.status_code == 500
+    assert response.get_json()["error"]["code"] == "internal_error"
     body = response.get_data(as_text=True)
     assert "secret internals" not in body and "sk_test" not in body and "Traceback" not in body
-    assert response.get_json()["error"]["code"] == "internal_error"
-    with broken.app_context():
-        assert db.session.scalar(select(func.count()).select_from(Product)) == 0
+    assert broken.seen == [0]
+    assert _half_written_products(broken) == 0
+
+
+def test_500_page_for_a_browser_shows_no_internals(broken):
+    """A page route that fails answers the HTML error page: status 500, no exception text,
+    no traceback, no file paths; and nothing it wrote is kept."""
+    response = broken.test_client().get("/_boom_page_for_test",
+                                        headers={"Accept": "text/html,*/*;q=0.8"})
+    assert response.status_code == 500
+    assert response.mimetype == "text/html"
+    body = response.get_data(as_text=True)
+    assert "Something went wrong" in body
+    for internal in ("secret internals", "sk_test", "Traceback", "RuntimeError", "/srv/",
+                     ".py", "write_half_and_fail"):
+        assert internal not in body, internal
+    assert broken.seen == [0]
+    assert _half_written_products(broken) == 0
 
 
 JSON = "application/json; charset=utf-8"  # API.md: "Requests and responses are ..."
