@@ -56,6 +56,23 @@ def new_message_id() -> str:
     return f"<{uuid.uuid4().hex}@{_message_id_domain()}>"
 
 
+def new_email(*, dedupe_key: str, kind: str, to: str, subject: str, text_body: str,
+              html_body: str | None = None, payment_id: int | None = None,
+              receipt_id: int | None = None) -> OutboundEmail:
+    """A pending email row, not yet added to the session.
+
+    For a caller that must record the email in the same transaction as the change it is
+    about (a receipt): it adds the row, commits, then calls `queue_delivery`.
+    """
+    return OutboundEmail(
+        message_id=new_message_id(), dedupe_key=dedupe_key,
+        kind=kind, to_address=to, subject=subject, body_text=text_body,
+        body_html=html_body, sender=str(current_app.config["MAIL_DEFAULT_SENDER"]),
+        payment_id=payment_id, receipt_id=receipt_id, status="pending",
+        # Whole seconds: the Date header is built from it on every attempt.
+        created_at=utcnow().replace(microsecond=0))
+
+
 def send_later(*, dedupe_key: str, kind: str, to: str, subject: str, text_body: str,
                html_body: str | None = None, payment_id: int | None = None,
                receipt_id: int | None = None) -> OutboundEmail:
@@ -67,13 +84,9 @@ def send_later(*, dedupe_key: str, kind: str, to: str, subject: str, text_body: 
     """
     email = _by_dedupe_key(dedupe_key)
     if email is None:
-        email = OutboundEmail(
-            message_id=new_message_id(), dedupe_key=dedupe_key,
-            kind=kind, to_address=to, subject=subject, body_text=text_body,
-            body_html=html_body, sender=str(current_app.config["MAIL_DEFAULT_SENDER"]),
-            payment_id=payment_id, receipt_id=receipt_id, status="pending",
-            # Whole seconds: the Date header is built from it on every attempt.
-            created_at=utcnow().replace(microsecond=0))
+        email = new_email(dedupe_key=dedupe_key, kind=kind, to=to, subject=subject,
+                          text_body=text_body, html_body=html_body, payment_id=payment_id,
+                          receipt_id=receipt_id)
         db.session.add(email)
         try:
             db.session.commit()

@@ -4,7 +4,9 @@ Numbering: the sequence row is incremented (`UPDATE … RETURNING`) in the same 
 receipt INSERT, so the row lock serialises concurrent workers and a rolled-back attempt (for
 instance a duplicate job hitting the unique `source_key`) gives its number back. The PDF is
 rendered inside that transaction because it prints the number; it is stored and never rendered
-again.
+again. The document's email row is inserted in that same transaction too, so a receipt never
+exists without the email that delivers it (a job lost or killed after the commit only delays
+the send: the sweeper queues pending emails again).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def _issue(series: str, source_key: str, payment: Payment, refund: Refund | None
         return existing
     payment_id, refund_id = payment.id, refund.id if refund else None
     context = _document_context(payment, refund)
+    email_inputs = _email_inputs(payment, refund)
     # End the read transaction: on SQLite the numbering transaction must begin with its write
     # (a WAL reader that later writes fails instead of waiting for the lock).
     db.session.commit()
@@ -114,6 +117,9 @@ def _issue(series: str, source_key: str, payment: Payment, refund: Refund | None
                           refund_id=refund_id, pdf=pdf, sha256=hashlib.sha256(pdf).hexdigest(),
                           size=len(pdf), created_at=issued_at)
         db.session.add(receipt)
+        db.session.flush()  # the receipt's id names its email
+        db.session.add(emails.new_email(**_receipt_email_fields(
+            series, number, issued_at, receipt.id, email_inputs)))
         db.session.commit()
     except IntegrityError:
         # Another worker issued this receipt first; rolling back returns our number.
@@ -253,33 +259,66 @@ def _pdf_text(format_for: Callable[[str], str], locale: str) -> str:
 
 # --- email ------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _EmailInputs:
+    """What a document's email says about the payment, read as plain values."""
+
+    payment_id: int
+    to: str
+    customer_name: str
+    locale: str
+    currency: str
+    amount: int  # the refund's amount on a refund note, else the payment's
+    total: int
+    card: str
+    receipt_number: str | None
+
+
+def _email_inputs(payment: Payment, refund: Refund | None) -> _EmailInputs:
+    user = payment.user
+    return _EmailInputs(
+        payment_id=payment.id, to=user.email, customer_name=user.name or user.email,
+        locale=_locale(user.locale), currency=payment.currency,
+        amount=refund.amount if refund is not None else payment.amount, total=payment.amount,
+        card=(f"{card_brand_name(payment.card_brand)} ending in {payment.card_last4}"
+              if payment.card_last4 else ""),
+        receipt_number=payment.receipt.number if payment.receipt else None)
+
+
+def _receipt_email_fields(series: str, number: str, issued_at: datetime, receipt_id: int,
+                          inputs: _EmailInputs, *, dedupe_key: str | None = None,
+                          kind: str | None = None) -> dict[str, Any]:
+    """The arguments of `emails.new_email` / `emails.send_later` for one document."""
+    merchant_name = current_app.config["MERCHANT_NAME"]
+    context = {
+        "merchant_name": merchant_name,
+        "customer_name": inputs.customer_name,
+        "number": number,
+        "amount": format_money(inputs.amount, inputs.currency, inputs.locale),
+        "total": format_money(inputs.total, inputs.currency, inputs.locale),
+        "card": inputs.card,
+        "issued_on": format_date(issued_at, "long", locale=inputs.locale),
+        "receipt_number": inputs.receipt_number,
+    }
+    base = EMAIL_TEMPLATE[series]
+    return {"dedupe_key": dedupe_key or f"receipt:{receipt_id}", "kind": kind or series,
+            "to": inputs.to, "subject": f"{DOCUMENT_TITLE[series]} {number} from {merchant_name}",
+            "text_body": render_template(f"{base}.txt", **context),
+            "html_body": render_template(f"{base}.html", **context),
+            "payment_id": inputs.payment_id, "receipt_id": receipt_id}
+
+
 def queue_receipt_email(receipt: Receipt, *, dedupe_key: str | None = None,
                         kind: str | None = None) -> OutboundEmail:
-    """Email the stored PDF to the payment's owner, once per dedupe key."""
-    payment = receipt.payment
-    user = payment.user
-    locale = _locale(user.locale)
+    """Email the stored PDF to the payment's owner, once per dedupe key.
+
+    With the default key this finds the row issuing recorded and queues it if still pending
+    (or, for a receipt issued before the row was part of issuing, records it now).
+    """
     refund = db.session.get(Refund, receipt.refund_id) if receipt.refund_id else None
-    amount = refund.amount if refund is not None else payment.amount
-    context = {
-        "merchant_name": current_app.config["MERCHANT_NAME"],
-        "customer_name": user.name or user.email,
-        "number": receipt.number,
-        "amount": format_money(amount, payment.currency, locale),
-        "total": format_money(payment.amount, payment.currency, locale),
-        "card": (f"{card_brand_name(payment.card_brand)} ending in {payment.card_last4}"
-                 if payment.card_last4 else ""),
-        "issued_on": format_date(receipt.created_at, "long", locale=locale),
-        "receipt_number": payment.receipt.number if payment.receipt else None,
-    }
-    base = EMAIL_TEMPLATE[receipt.series]
-    title = DOCUMENT_TITLE[receipt.series]
-    return emails.send_later(
-        dedupe_key=dedupe_key or f"receipt:{receipt.id}", kind=kind or receipt.series,
-        to=user.email, subject=f"{title} {receipt.number} from {context['merchant_name']}",
-        text_body=render_template(f"{base}.txt", **context),
-        html_body=render_template(f"{base}.html", **context),
-        payment_id=payment.id, receipt_id=receipt.id)
+    return emails.send_later(**_receipt_email_fields(
+        receipt.series, receipt.number, receipt.created_at, receipt.id,
+        _email_inputs(receipt.payment, refund), dedupe_key=dedupe_key, kind=kind))
 
 
 def resend_payment_receipt(payment_public_id: str, viewer: User) -> OutboundEmail:

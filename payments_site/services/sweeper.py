@@ -28,7 +28,7 @@ from sqlalchemy import and_, exists, or_, select
 
 from payments_site.errors import DomainError
 from payments_site.extensions import db
-from payments_site.models import Payment, Receipt, Refund, WebhookEvent, utcnow
+from payments_site.models import OutboundEmail, Payment, Receipt, Refund, WebhookEvent, utcnow
 from payments_site.queues import get_redis
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,27 @@ def sweep_missing_receipts(now: datetime | None = None) -> int:
     return len(payments) + len(refunds)
 
 
+def sweep_receipts_without_email(now: datetime | None = None) -> int:
+    """Record and queue the email of receipts and refund notes that have none.
+
+    Issuing now inserts the email row with the receipt, so this only finds receipts issued
+    by an older build whose job died between the two commits; the dedupe key of the
+    original email makes it safe to run while a late job still runs.
+    """
+    from payments_site.services.receipts import queue_receipt_email
+
+    now = now or utcnow()
+    orphans = db.session.scalars(
+        select(Receipt).where(Receipt.created_at >= now - RECEIPT_WINDOW,
+                              ~exists().where(OutboundEmail.receipt_id == Receipt.id))
+        .order_by(Receipt.id).limit(BATCH)).all()
+    for receipt in orphans:
+        log.warning("sweeper: %s %s had no email; recording it", receipt.series,
+                    receipt.number)
+        queue_receipt_email(receipt)
+    return len(orphans)
+
+
 def purge_idempotency_keys() -> int:
     from payments_site.services.idempotency import purge_expired
 
@@ -152,6 +173,7 @@ SWEEPS: dict[str, Callable[[], int]] = {
     "webhook_events": sweep_webhook_events,
     "emails": sweep_pending_emails,
     "receipts": sweep_missing_receipts,
+    "receipt_emails": sweep_receipts_without_email,
     "refunds": sweep_pending_refunds,
     "idempotency_keys_purged": purge_idempotency_keys,
 }
