@@ -6,7 +6,8 @@
 # of the License, or (at your option) any later version. This program is distributed in the hope
 # that it will be useful, but WITHOUT ANY WARRANTY; without even the implied warranty of
 # MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE. See the LICENSE file in this folder.
-"""Command line: `python -m stripe_emulator --host 127.0.0.1 --port 8420 [--data DIR]`."""
+"""Command line: `python -m stripe_emulator --host 127.0.0.1 --port 8420 [--data DIR]
+[--processing-delay SECONDS]`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import logging
 
 from aiohttp import web
 
-from . import persistence
+from . import persistence, sepa
 from .server import create_app
 
 
@@ -28,7 +29,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=None,
                         help="keep state in this directory (default: memory only)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--processing-delay", type=float, default=None, metavar="SECONDS",
+                        help="how long a SEPA Direct Debit PaymentIntent stays processing "
+                             f"(default: ${sepa.DELAY_ENV} or {sepa.DEFAULT_DELAY_S:g})")
     args = parser.parse_args(argv)
+    if args.processing_delay is not None and args.processing_delay < 0:
+        parser.error("--processing-delay must be >= 0")
+    sepa.set_processing_delay(args.processing_delay)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     persistence.configure(args.data)

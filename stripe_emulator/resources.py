@@ -22,7 +22,7 @@ from typing import Any
 from localstripe import resources as ls
 from localstripe.resources import List, StripeObject, store
 
-from . import cards, webhooks
+from . import cards, sepa, webhooks
 from .errors import StripeError, invalid_param, missing_param, no_such, unknown_param
 
 # Webhook events carry the API version of the SDK the app pins (stripe-python 16.1.0).
@@ -37,6 +37,7 @@ on_background_change: list[Callable[[], None]] = []
 MIN_AMOUNTS = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "chf": 50, "jpy": 50}
 ZERO_DECIMAL = {"jpy", "krw", "vnd", "clp", "pyg", "xof", "xaf", "ugx", "rwf", "mga", "kmf",
                 "gnf", "djf", "bif", "vuv", "xpf"}
+PM_TYPES = ("card", "sepa_debit")
 NOISE_PARAMS = ("key", "payment_user_agent", "referrer", "time_on_page", "guid", "muid", "sid",
                 "_stripe_version", "_stripe_account")
 
@@ -126,6 +127,15 @@ def format_amount(amount: int, currency: str) -> str:
     symbol = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}.get(currency, "")
     value = str(amount) if currency in ZERO_DECIMAL else f"{amount / 100:.2f}"
     return f"{symbol}{value}" if symbol else f"{value} {currency.upper()}"
+
+
+def call_later(delay_s: float, callback: Callable[[], None]) -> None:
+    """Run `callback` on the server's loop after the current request has answered."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # objects built outside the server (e.g. on load)
+    loop.call_later(delay_s, callback)
 
 
 def emit(event_type: str, obj: StripeObject) -> Event:
@@ -219,16 +229,73 @@ class Event(ls.Event):
 
 
 class PaymentMethod(ls.PaymentMethod):
-    """A card PaymentMethod that keeps brand/last4/exp/fingerprint and a behaviour name only."""
+    """A card or SEPA Direct Debit PaymentMethod.
+
+    Cards keep brand/last4/exp/fingerprint and a behaviour name only; SEPA debits keep the
+    country, bank code, last4, a keyed fingerprint and the test IBAN's outcome, never the IBAN.
+    """
 
     def __init__(self, type: Any = None, card: Any = None, billing_details: Any = None,  # noqa: A002
-                 metadata: Any = None, allow_redisplay: Any = None, **kwargs: Any) -> None:
+                 metadata: Any = None, allow_redisplay: Any = None, sepa_debit: Any = None,
+                 **kwargs: Any) -> None:
         reject_unknown(kwargs)
         if type is None:
             raise missing_param("type")
-        if type != "card":
-            raise invalid_param("type", f"Invalid type: the emulator supports only card, "
-                                        f"not {type!r}.")
+        if type not in ("card", "sepa_debit"):
+            raise invalid_param("type", f"Invalid type: the emulator supports card and "
+                                        f"sepa_debit, not {type!r}.")
+        if type == "card" and sepa_debit is not None:
+            raise invalid_param("sepa_debit", "You cannot pass sepa_debit for a PaymentMethod "
+                                              "of type card.")
+        if type == "sepa_debit" and card is not None:
+            raise invalid_param("card", "You cannot pass card for a PaymentMethod of type "
+                                        "sepa_debit.")
+        details = self._check_card(card) if type == "card" else None
+        iban = self._check_sepa(sepa_debit) if type == "sepa_debit" else None
+        billing = as_dict(billing_details, "billing_details")
+        reject_unknown({k: v for k, v in billing.items()
+                        if k not in ("address", "email", "name", "phone")}, "billing_details")
+        address = as_dict(billing.get("address"), "billing_details[address]")
+        allow_redisplay = as_enum(allow_redisplay, "allow_redisplay",
+                                  ("always", "limited", "unspecified"))
+        StripeObject.__init__(self, id=new_id("pm_"))
+        self.type = str(type)
+        self.allow_redisplay = allow_redisplay or "unspecified"
+        self.billing_details = {
+            # Stripe stores blank form fields as null.
+            "address": {k: address.get(k) or None for k in ("city", "country", "line1",
+                                                            "line2", "postal_code", "state")},
+            "email": billing.get("email") or None, "name": billing.get("name") or None,
+            "phone": billing.get("phone") or None}
+        self._behaviour = "ok"
+        self._sepa_outcome: str | None = None
+        if details is not None:
+            self.card = {
+                "brand": details.brand, "display_brand": details.brand,
+                "checks": {"address_line1_check": None,
+                           "address_postal_code_check": "pass" if address.get("postal_code")
+                           else None,
+                           "cvc_check": "pass" if card.get("cvc") not in (None, "") else None},
+                "country": "US", "exp_month": details.exp_month, "exp_year": details.exp_year,
+                "fingerprint": details.fingerprint, "funding": details.funding,
+                "generated_from": None, "last4": details.last4,
+                "networks": {"available": [details.brand], "preferred": None},
+                "regulated_status": "unregulated",
+                "three_d_secure_usage": {"supported": True}, "wallet": None}
+            self._behaviour = details.behaviour
+        if iban is not None:
+            self.sepa_debit = {
+                "bank_code": iban.bank_code, "branch_code": iban.branch_code,
+                "country": iban.country, "fingerprint": iban.fingerprint,
+                "generated_from": {"charge": None, "setup_attempt": None},
+                "last4": iban.last4}
+            self._sepa_outcome = iban.outcome
+        self.customer: str | None = None
+        self.metadata = metadata_update({}, metadata)
+        self._setup_done = False  # set up for future use (SetupIntent or setup_future_usage)
+
+    @staticmethod
+    def _check_card(card: Any) -> cards.CardDetails:
         card = as_dict(card, "card")
         if not card:
             raise missing_param("card")
@@ -239,39 +306,16 @@ class PaymentMethod(ls.PaymentMethod):
             if card.get(field) in (None, ""):
                 raise missing_param(f"card[{field}]")
         t = time.gmtime()
-        details = cards.check_card(card.get("number"), card.get("exp_month"),
-                                   card.get("exp_year"), card.get("cvc"), t.tm_year, t.tm_mon)
-        billing = as_dict(billing_details, "billing_details")
-        reject_unknown({k: v for k, v in billing.items()
-                        if k not in ("address", "email", "name", "phone")}, "billing_details")
-        address = as_dict(billing.get("address"), "billing_details[address]")
-        allow_redisplay = as_enum(allow_redisplay, "allow_redisplay",
-                                  ("always", "limited", "unspecified"))
-        StripeObject.__init__(self, id=new_id("pm_"))
-        self.type = "card"
-        self.allow_redisplay = allow_redisplay or "unspecified"
-        self.billing_details = {
-            # Stripe stores blank form fields as null.
-            "address": {k: address.get(k) or None for k in ("city", "country", "line1",
-                                                            "line2", "postal_code", "state")},
-            "email": billing.get("email") or None, "name": billing.get("name") or None,
-            "phone": billing.get("phone") or None}
-        self.card = {
-            "brand": details.brand, "display_brand": details.brand,
-            "checks": {"address_line1_check": None,
-                       "address_postal_code_check": "pass" if address.get("postal_code")
-                       else None,
-                       "cvc_check": "pass" if card.get("cvc") not in (None, "") else None},
-            "country": "US", "exp_month": details.exp_month, "exp_year": details.exp_year,
-            "fingerprint": details.fingerprint, "funding": details.funding,
-            "generated_from": None, "last4": details.last4,
-            "networks": {"available": [details.brand], "preferred": None},
-            "regulated_status": "unregulated",
-            "three_d_secure_usage": {"supported": True}, "wallet": None}
-        self.customer: str | None = None
-        self.metadata = metadata_update({}, metadata)
-        self._behaviour = details.behaviour
-        self._setup_done = False  # set up for future use (SetupIntent or setup_future_usage)
+        return cards.check_card(card.get("number"), card.get("exp_month"),
+                                card.get("exp_year"), card.get("cvc"), t.tm_year, t.tm_mon)
+
+    @staticmethod
+    def _check_sepa(sepa_debit: Any) -> sepa.IbanDetails:
+        data = as_dict(sepa_debit, "sepa_debit")
+        if not data:
+            raise missing_param("sepa_debit")
+        reject_unknown({k: v for k, v in data.items() if k != "iban"}, "sepa_debit")
+        return sepa.check_iban(data.get("iban"))
 
     @property
     def _card_behaviour(self) -> cards.Behaviour:
@@ -303,7 +347,11 @@ class PaymentMethod(ls.PaymentMethod):
 
     @classmethod
     def _get(cls, pm_id: Any, param: str = "id") -> PaymentMethod:
-        """Retrieve, turning Stripe's `pm_card_*` test ids into fresh PaymentMethods."""
+        """Retrieve, turning Stripe's test ids (`pm_card_*`, `pm_success_de`…) into fresh
+        PaymentMethods."""
+        if isinstance(pm_id, str) and pm_id in sepa.TEST_PAYMENT_METHODS:
+            return cls(type="sepa_debit",
+                       sepa_debit={"iban": sepa.TEST_PAYMENT_METHODS[pm_id]})
         if isinstance(pm_id, str) and pm_id in cards.TEST_PAYMENT_METHODS:
             number = cards.TEST_PAYMENT_METHODS[pm_id]
             return cls(type="card", card={"number": number, "exp_month": 12,
@@ -328,6 +376,9 @@ class PaymentMethod(ls.PaymentMethod):
         reject_unknown(data)
         reject_unknown({k: v for k, v in card.items() if k not in ("exp_month", "exp_year")},
                        "card")
+        if card and obj.type != "card":
+            raise invalid_param("card", f"You cannot update card details of a PaymentMethod "
+                                        f"of type {obj.type}.")
         if "exp_month" in card:
             obj.card["exp_month"] = as_int(card["exp_month"], "card[exp_month]", 1)
         if "exp_year" in card:
@@ -398,15 +449,31 @@ class PaymentMethod(ls.PaymentMethod):
         if customer is not None:
             lookup(ls.Customer, customer, "customer")
         if type is not None:
-            as_enum(type, "type", ("card",))
+            as_enum(type, "type", PM_TYPES)
         return list_objects(
             "payment_method", url,
             lambda pm: isinstance(pm, PaymentMethod) and pm.customer is not None
-            and (customer is None or pm.customer == customer),
+            and (customer is None or pm.customer == customer)
+            and (type is None or pm.type == type),
             limit, starting_after, ending_before)
 
 
 # --------------------------------------------------------------------------- charges
+
+
+def _outcome(decline: cards.Decline | None) -> dict[str, Any]:
+    if decline is None:
+        return {"network_status": "approved_by_network", "reason": None,
+                "risk_level": "normal", "risk_score": 20,
+                "seller_message": "Payment complete.", "type": "authorized"}
+    blocked = decline.decline_code == "fraudulent"
+    return {
+        "network_status": "not_sent_to_network" if blocked else "declined_by_network",
+        "reason": decline.decline_code or decline.code,
+        "risk_level": "highest" if blocked else "normal",
+        "risk_score": 95 if blocked else 20,
+        "seller_message": "The bank did not return any further details with this decline.",
+        "type": "blocked" if blocked else "issuer_declined"}
 
 
 class Charge(ls.Charge):
@@ -431,38 +498,47 @@ class Charge(ls.Charge):
         self.fraud_details: dict[str, Any] = {}
         self.invoice = None
         self.metadata = dict(intent.metadata)
-        if decline is None:
-            self.outcome = {"network_status": "approved_by_network", "reason": None,
-                            "risk_level": "normal", "risk_score": 20,
-                            "seller_message": "Payment complete.", "type": "authorized"}
-        else:
-            blocked = decline.decline_code == "fraudulent"
-            self.outcome = {
-                "network_status": "not_sent_to_network" if blocked else "declined_by_network",
-                "reason": decline.decline_code, "risk_level": "highest" if blocked else "normal",
-                "risk_score": 95 if blocked else 20,
-                "seller_message": "The bank did not return any further details with this "
-                                  "decline.",
-                "type": "blocked" if blocked else "issuer_declined"}
+        self.outcome = _outcome(decline)
         self.payment_intent = intent.id
         self.payment_method = pm.id
-        card: dict[str, Any] = pm.card
-        self.payment_method_details: dict[str, Any] = {"type": "card", "card": {
-            "amount_authorization": intent.amount if decline is None else None,
-            "brand": card["brand"], "checks": dict(card["checks"]), "country": card["country"],
-            "exp_month": card["exp_month"], "exp_year": card["exp_year"],
-            "fingerprint": card["fingerprint"], "funding": card["funding"],
-            "installments": None, "last4": card["last4"], "mandate": None,
-            "network": card["brand"], "network_token": {"used": False},
-            "three_d_secure": {"authentication_flow": "challenge", "result": "authenticated",
-                               "version": "2.2.0"} if three_d_secure else None,
-            "wallet": None}}
+        self.payment_method_details: dict[str, Any]
+        if pm.type == "sepa_debit":
+            debit: dict[str, Any] = pm.sepa_debit
+            self.payment_method_details = {"type": "sepa_debit", "sepa_debit": {
+                **{k: debit[k] for k in ("bank_code", "branch_code", "country", "fingerprint",
+                                         "last4")},
+                # The mandate the customer accepted; the emulator has no Mandate objects.
+                "mandate": new_id("mandate_")}}
+        else:
+            card: dict[str, Any] = pm.card
+            self.payment_method_details = {"type": "card", "card": {
+                "amount_authorization": intent.amount if decline is None else None,
+                "brand": card["brand"], "checks": dict(card["checks"]),
+                "country": card["country"],
+                "exp_month": card["exp_month"], "exp_year": card["exp_year"],
+                "fingerprint": card["fingerprint"], "funding": card["funding"],
+                "installments": None, "last4": card["last4"], "mandate": None,
+                "network": card["brand"], "network_token": {"used": False},
+                "three_d_secure": {"authentication_flow": "challenge",
+                                   "result": "authenticated",
+                                   "version": "2.2.0"} if three_d_secure else None,
+                "wallet": None}}
         self.receipt_email = intent.receipt_email
         self.receipt_number = None
         self.receipt_url = f"https://pay.stripe.com/receipts/emulator/{self.id}"
         self.statement_descriptor = None
         self.status = "failed" if decline else "succeeded"
         self._refund_ids: list[str] = []
+
+    def _fail(self, decline: cards.Decline) -> None:
+        """A pending (delayed-notification) charge the bank later refused."""
+        self.status = "failed"
+        self.captured = False
+        self.amount_captured = 0
+        self.balance_transaction = None
+        self.failure_code = decline.code
+        self.failure_message = decline.message
+        self.outcome = _outcome(decline)
 
     @property
     def paid(self) -> bool:
@@ -565,7 +641,26 @@ THREE_DS_ACTION: dict[str, Any] = {"type": "use_stripe_sdk",
                    "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": ""}}
 
 
-def _payment_method_types(automatic: Any, types: Any) -> tuple[dict[str, Any] | None, list[str]]:
+# Currencies each payment method type can be used with (https://docs.stripe.com/payments/
+# sepa-debit/accept-a-payment: "Supported currencies: eur"); card takes any.
+PM_TYPE_CURRENCIES: dict[str, tuple[str, ...]] = {"sepa_debit": ("eur",)}
+
+
+def _check_type_currency(pm_type: str, currency: str | None, param: str) -> None:
+    allowed = PM_TYPE_CURRENCIES.get(pm_type)
+    if currency is not None and allowed is not None and currency not in allowed:
+        raise invalid_param(param, f"The currency provided ({currency}) is invalid. Payments "
+                                   f"with {pm_type} support the following currencies: "
+                                   f"{', '.join(allowed)}.")
+
+
+def _payment_method_types(automatic: Any, types: Any, currency: str | None = None
+                          ) -> tuple[dict[str, Any] | None, list[str]]:
+    """(automatic_payment_methods, payment_method_types) as Stripe reports them.
+
+    With automatic payment methods the list is what the emulator's "dashboard" enables and the
+    currency allows: card, plus sepa_debit for eur (SetupIntents have no currency).
+    """
     if automatic is not None and types is not None:
         raise StripeError(400, "You may only specify one of these parameters: "
                                "automatic_payment_methods, payment_method_types.",
@@ -574,10 +669,11 @@ def _payment_method_types(automatic: Any, types: Any) -> tuple[dict[str, Any] | 
         if not isinstance(types, list) or not types:
             raise invalid_param("payment_method_types", "Invalid array")
         for t in types:
-            if t not in ("card", "link"):
+            if t not in ("card", "link", "sepa_debit"):
                 raise invalid_param("payment_method_types",
                                     f'The payment method type "{t}" is invalid. Please ensure '
                                     f'the provided type is activated in your dashboard.')
+            _check_type_currency(str(t), currency, "payment_method_types")
         return None, [str(t) for t in types]
     auto = as_dict(automatic, "automatic_payment_methods") or {"enabled": True}
     reject_unknown({k: v for k, v in auto.items() if k not in ("enabled", "allow_redirects")},
@@ -590,7 +686,24 @@ def _payment_method_types(automatic: Any, types: Any) -> tuple[dict[str, Any] | 
         result["allow_redirects"] = as_enum(auto["allow_redirects"],
                                             "automatic_payment_methods[allow_redirects]",
                                             ("always", "never"))
-    return (result if enabled else None), ["card"]
+    eligible = [t for t in PM_TYPES
+                if currency is None or currency in PM_TYPE_CURRENCIES.get(t, (currency,))]
+    return (result if enabled else None), (eligible if enabled else ["card"])
+
+
+def _check_pm_allowed(pm: PaymentMethod, types: list[str], currency: str | None,
+                      kind: str = "PaymentIntent") -> None:
+    """A PaymentMethod must be of a type the intent allows, in a currency that type takes."""
+    if pm.type not in types:
+        code = "payment_intent_incompatible_payment_method" if kind == "PaymentIntent" \
+            else "setup_intent_invalid_parameter"
+        raise StripeError(
+            400, f"The PaymentMethod provided ({pm.type}) is not allowed for this {kind}. "
+                 f"Please attach a PaymentMethod of one of the following types: "
+                 f"{', '.join(types)}. Alternatively update the allowed payment_method_types "
+                 f"for this {kind} to include \"{pm.type}\".",
+            param="payment_method", code=code)
+    _check_type_currency(pm.type, currency, "payment_method")
 
 
 class PaymentIntent(ls.PaymentIntent):
@@ -630,8 +743,11 @@ class PaymentIntent(ls.PaymentIntent):
         if receipt_email not in (None, "") and "@" not in str(receipt_email):
             raise invalid_param("receipt_email", f"Invalid email address: {receipt_email}",
                                 "email_invalid")
-        auto, types = _payment_method_types(automatic_payment_methods, payment_method_types)
+        auto, types = _payment_method_types(automatic_payment_methods, payment_method_types,
+                                            currency)
         pm = PaymentMethod._get(payment_method, "payment_method") if payment_method else None
+        if pm is not None:
+            _check_pm_allowed(pm, types, currency)
         StripeObject.__init__(self, id=new_id("pi_"))
         self.amount = amount
         self.amount_capturable = 0
@@ -727,7 +843,8 @@ class PaymentIntent(ls.PaymentIntent):
             obj.shipping = as_dict(data.pop("shipping"), "shipping") or None
         if "amount" in data:
             obj.amount = as_int(data.pop("amount"), "amount", 1)
-        if "currency" in data:
+        currency_changed = "currency" in data
+        if currency_changed:
             obj.currency = str(data.pop("currency")).lower()
         if "customer" in data:
             customer = data.pop("customer")
@@ -744,7 +861,14 @@ class PaymentIntent(ls.PaymentIntent):
         if "payment_method_types" in data or "automatic_payment_methods" in data:
             obj.automatic_payment_methods, obj.payment_method_types = _payment_method_types(
                 data.pop("automatic_payment_methods", None),
-                data.pop("payment_method_types", None))
+                data.pop("payment_method_types", None), obj.currency)
+        elif currency_changed and obj.automatic_payment_methods:
+            # The eligible types follow the currency (sepa_debit only for eur).
+            obj.payment_method_types = _payment_method_types(
+                obj.automatic_payment_methods, None, obj.currency)[1]
+        elif currency_changed:
+            for t in obj.payment_method_types:
+                _check_type_currency(t, obj.currency, "currency")
         if "capture_method" in data:
             obj.capture_method = as_enum(data.pop("capture_method"), "capture_method",
                                          ("automatic", "automatic_async", "manual"))
@@ -901,9 +1025,16 @@ class PaymentIntent(ls.PaymentIntent):
         if off and self.setup_future_usage == "on_session":
             raise invalid_param("off_session", "You cannot set off_session with "
                                                "setup_future_usage=on_session.")
+        _check_pm_allowed(pm, self.payment_method_types, self.currency)
+        if pm.type == "sepa_debit" and self.capture_method == "manual":
+            raise invalid_param("capture_method", "The payment method type sepa_debit does not "
+                                                  "support capture_method=manual.")
         self.payment_method = pm.id
         self.last_payment_error = None
         self.next_action = None
+        if pm.type == "sepa_debit":
+            self._start_debit(pm)
+            return
         auth = pm._authentication(off)
         if auth == "challenge" and as_bool(error_on_requires_action, "error_on_requires_action"):
             auth = "fail"
@@ -943,10 +1074,7 @@ class PaymentIntent(ls.PaymentIntent):
         else:
             self.status = "succeeded"
             self.amount_received = self.amount
-        if self.setup_future_usage:
-            pm._setup_done = True
-            if self.customer and pm.customer is None:
-                pm._attach_to(self.customer)
+        self._set_up_for_future(pm)
         emit("charge.succeeded", charge)
         if self.status == "succeeded":
             emit("payment_intent.succeeded", self)
@@ -957,6 +1085,59 @@ class PaymentIntent(ls.PaymentIntent):
             charge.disputed = True
             emit("charge.dispute.created", dispute)
         return charge
+
+    def _set_up_for_future(self, pm: PaymentMethod) -> None:
+        if self.setup_future_usage:
+            pm._setup_done = True
+            if self.customer and pm.customer is None:
+                pm._attach_to(self.customer)
+
+    # ---- delayed notification (SEPA Direct Debit)
+
+    def _start_debit(self, pm: PaymentMethod) -> None:
+        """The debit is submitted: the charge is pending and the intent `processing` until the
+        bank answers, `sepa.processing_delay_s()` later (never inside this request).
+
+        https://docs.stripe.com/payments/payment-intents/verifying-status#checking-status
+        """
+        charge = Charge(self, pm, None, False)
+        charge.status = "pending"
+        self.latest_charge = charge.id
+        self.status = "processing"
+        emit("charge.pending", charge)
+        emit("payment_intent.processing", self)
+        call_later(sepa.processing_delay_s(), self._settle_debit)
+
+    def _settle_debit(self) -> None:
+        """The bank's answer: `succeeded`, or back to `requires_payment_method`."""
+        if store.get("payment_intent:" + self.id) is not self or self.status != "processing":
+            return  # wiped or canceled meanwhile
+        charge = store.get("charge:" + str(self.latest_charge))
+        pm = store.get("payment_method:" + str(getattr(charge, "payment_method", None)))
+        if not isinstance(charge, Charge) or not isinstance(pm, PaymentMethod):
+            return
+        failure = sepa.OUTCOMES[pm._sepa_outcome or "succeeds"].failure
+        if failure is None:
+            charge.status = "succeeded"
+            self.status = "succeeded"
+            self.amount_received = self.amount
+            self._set_up_for_future(pm)
+            emit("charge.succeeded", charge)
+            emit("payment_intent.succeeded", self)
+        else:
+            charge._fail(failure)
+            self.status = "requires_payment_method"
+            self.payment_method = None
+            self.last_payment_error = {
+                "charge": charge.id, "code": failure.code,
+                "doc_url": f"https://docs.stripe.com/error-codes/"
+                           f"{failure.code.replace('_', '-')}",
+                "message": failure.message, "payment_method": pm._export(),
+                "type": "invalid_request_error"}
+            emit("charge.failed", charge)
+            emit("payment_intent.payment_failed", self)
+        for callback in on_background_change:
+            callback()
 
     @classmethod
     def _api_list_all(cls, url: str, customer: Any = None, created: Any = None,
@@ -1127,6 +1308,7 @@ class SetupIntent(ls.SetupIntent):
                 pm.customer != self.customer:
             raise StripeError(400, "The payment method you provided has already been attached "
                                    "to a customer.", param="payment_method")
+        _check_pm_allowed(pm, self.payment_method_types, None, "SetupIntent")
         self.payment_method = pm.id
         self.last_setup_error = None
         behaviour = pm._card_behaviour
@@ -1239,11 +1421,7 @@ class Refund(ls.Refund):
         emit("refund.created", obj)
         emit("charge.refunded", store["charge:" + obj.charge])
         if obj._flow != "succeeded":
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return obj
-            loop.call_later(REFUND_SETTLE_S, obj._settle)
+            call_later(REFUND_SETTLE_S, obj._settle)
         return obj
 
     def _settle(self) -> None:
@@ -1338,10 +1516,11 @@ def customer_payment_methods(id: str, type: Any = None, limit: Any = None,  # no
     reject_unknown(kwargs)
     lookup(ls.Customer, id)
     if type is not None:
-        as_enum(type, "type", ("card",))
+        as_enum(type, "type", PM_TYPES)
     return list_objects(
         "payment_method", f"/v1/customers/{id}/payment_methods",
-        lambda pm: isinstance(pm, PaymentMethod) and pm.customer == id,
+        lambda pm: isinstance(pm, PaymentMethod) and pm.customer == id
+        and (type is None or pm.type == type),
         limit, starting_after, ending_before)
 
 
@@ -1352,6 +1531,17 @@ def customer_payment_method(id: str, payment_method: str, **kwargs: Any) -> Paym
     if pm.customer != id:
         raise no_such("payment_method", payment_method, "payment_method")
     return pm
+
+
+def resume_background() -> None:
+    """After a reload from --data, finish what was still settling when the process stopped:
+    debits in `processing` and refunds that had not reached their final status yet."""
+    for obj in list(store.values()):
+        if isinstance(obj, PaymentIntent) and obj.status == "processing":
+            call_later(sepa.processing_delay_s(), obj._settle_debit)
+        elif isinstance(obj, Refund) and (obj._flow, obj.status) in (("pending", "pending"),
+                                                                      ("fails", "succeeded")):
+            call_later(REFUND_SETTLE_S, obj._settle)
 
 
 def install() -> None:

@@ -503,6 +503,10 @@ async def _close_webhooks(app: web.Application) -> None:
     await webhooks.close()
 
 
+async def _resume_background(app: web.Application) -> None:
+    res.resume_background()
+
+
 def create_app() -> web.Application:
     res.install()
     res.on_background_change.append(persistence.save)
@@ -512,6 +516,7 @@ def create_app() -> web.Application:
         auth_middleware, idempotency_middleware])
     app.on_response_prepare.append(add_cors_headers)
     app.on_cleanup.append(_close_webhooks)
+    app.on_startup.append(_resume_background)
     add_api_routes(app)
     r = app.router
     r.add_post("/_config/webhooks/{name}", config_webhook)

@@ -65,11 +65,13 @@ def test_event_types_for_payment_flow(emulator, sc: stripe.StripeClient,
     si = sc.v1.setup_intents.create(params={"customer": cus.id, "confirm": True,
                                             "payment_method": "pm_card_visa"})
     sc.v1.payment_methods.detach(si.payment_method)
+    sc.v1.payment_intents.create(params={  # SEPA Direct Debit: processing first
+        "amount": 1000, "currency": "eur", "confirm": True, "payment_method": "pm_success_de"})
     expected = {"payment_intent.created", "payment_intent.succeeded",
                 "payment_intent.payment_failed", "payment_intent.requires_action",
-                "payment_intent.canceled", "charge.succeeded", "charge.failed",
-                "charge.refunded", "refund.created", "charge.dispute.created",
-                "setup_intent.succeeded", "payment_method.attached",
+                "payment_intent.canceled", "payment_intent.processing", "charge.succeeded",
+                "charge.failed", "charge.pending", "charge.refunded", "refund.created",
+                "charge.dispute.created", "setup_intent.succeeded", "payment_method.attached",
                 "payment_method.detached"}
     events = receiver.wait_for(lambda evs: expected <= {e["type"] for e in evs})
     dispute = next(e for e in events if e["type"] == "charge.dispute.created")["data"]["object"]
@@ -80,6 +82,145 @@ def test_event_types_for_payment_flow(emulator, sc: stripe.StripeClient,
     assert sc.v1.charges.retrieve(dispute["charge"]).disputed is True
     failed = next(e for e in events if e["type"] == "payment_intent.payment_failed")
     assert failed["data"]["object"]["last_payment_error"]["decline_code"] == "generic_decline"
+
+
+def _all_verified(receiver: WebhookReceiver) -> list[stripe.Event]:
+    """Every accepted delivery, each checked with the SDK's signature verification."""
+    return [_verify(d) for d in receiver.deliveries if d["status"] == 200]
+
+
+def test_sepa_debit_processing_then_succeeded_webhooks(emulator, sc: stripe.StripeClient,
+                                                       receiver: WebhookReceiver) -> None:
+    """A SEPA Direct Debit (DE89370400440532013000) emits payment_intent.processing when it is
+    confirmed, and payment_intent.succeeded (with charge.succeeded) only after the delay.
+
+    https://docs.stripe.com/testing#sepa-direct-debit and
+    https://docs.stripe.com/payments/sepa-debit/accept-a-payment#web-confirm-paymentintent-succeeded
+    ("payment_intent.processing" … "payment_intent.succeeded")
+    """
+    receiver.register(emulator.url)
+    pm = sc.v1.payment_methods.create(params={"type": "sepa_debit",
+                                              "sepa_debit": {"iban": "DE89370400440532013000"}})
+    pi = sc.v1.payment_intents.create(params={
+        "amount": 2500, "currency": "eur", "payment_method_types": ["sepa_debit"],
+        "payment_method": pm.id, "confirm": True})
+    assert pi.status == "processing"
+    receiver.wait_for(lambda evs: "payment_intent.succeeded" in [e["type"] for e in evs])
+    events = _all_verified(receiver)
+    of_pi = [e for e in events if e.data.object.id == pi.id]
+    assert [e.type for e in of_pi] == ["payment_intent.created", "payment_intent.processing",
+                                       "payment_intent.succeeded"]
+    assert [e.data.object.status for e in of_pi] == ["requires_confirmation", "processing",
+                                                     "succeeded"]
+    of_charge = [e for e in events if e.data.object.id == pi.latest_charge]
+    assert [(e.type, e.data.object.status) for e in of_charge] == [
+        ("charge.pending", "pending"), ("charge.succeeded", "succeeded")]
+    types = [e.type for e in events]
+    assert types.index("payment_intent.processing") < types.index("charge.succeeded")
+    assert "payment_intent.payment_failed" not in types
+    # The final events come after the processing delay, not with the confirm's answer.
+    at = {json.loads(d["body"])["type"]: d["at"] for d in receiver.deliveries}
+    assert at["payment_intent.succeeded"] - at["payment_intent.processing"] > 0.5
+
+
+def test_sepa_debit_processing_then_failed_webhooks(emulator, sc: stripe.StripeClient,
+                                                    receiver: WebhookReceiver) -> None:
+    """DE62370400440532013001: payment_intent.processing, then charge.failed and
+    payment_intent.payment_failed carrying last_payment_error (status
+    requires_payment_method).
+
+    https://docs.stripe.com/testing#sepa-direct-debit and
+    https://docs.stripe.com/payments/sepa-debit/accept-a-payment (payment_intent.payment_failed)
+    """
+    receiver.register(emulator.url, events=["payment_intent.processing",
+                                            "payment_intent.succeeded",
+                                            "payment_intent.payment_failed",
+                                            "charge.succeeded", "charge.failed"])
+    pm = sc.v1.payment_methods.create(params={"type": "sepa_debit",
+                                              "sepa_debit": {"iban": "DE62370400440532013001"}})
+    pi = sc.v1.payment_intents.create(params={
+        "amount": 2500, "currency": "eur", "automatic_payment_methods": {"enabled": True},
+        "payment_method": pm.id, "confirm": True})
+    assert pi.status == "processing"
+    receiver.wait_for(lambda evs: "payment_intent.payment_failed" in [e["type"] for e in evs])
+    events = _all_verified(receiver)
+    assert [e.type for e in events] == ["payment_intent.processing", "charge.failed",
+                                        "payment_intent.payment_failed"]
+    failed = events[-1].data.object
+    assert failed.id == pi.id and failed.status == "requires_payment_method"
+    assert failed.last_payment_error.code == "payment_intent_payment_attempt_failed"
+    assert failed.last_payment_error.payment_method.id == pm.id
+    assert events[1].data.object.status == "failed"
+    assert events[1].data.object.failure_code == "payment_intent_payment_attempt_failed"
+
+
+def test_refund_pending_then_succeeded_webhooks(emulator, sc: stripe.StripeClient,
+                                                receiver: WebhookReceiver) -> None:
+    """4000000000007726: the refund is created `pending`, and a little later refund.updated
+    and charge.refund.updated carry it `succeeded`.
+
+    https://docs.stripe.com/testing#refunds and
+    https://docs.stripe.com/api/events/types#event_types-charge.refund.updated
+    """
+    receiver.register(emulator.url)
+    pi = sc.v1.payment_intents.create(params={
+        "amount": 3000, "currency": "usd", "confirm": True,
+        "payment_method": card(sc, "4000000000007726").id})
+    refund = sc.v1.refunds.create(params={"payment_intent": pi.id})
+    assert refund.status == "pending"
+    receiver.wait_for(lambda evs: "charge.refund.updated" in [e["type"] for e in evs])
+    events = [e for e in _all_verified(receiver)
+              if e.type.startswith(("refund.", "charge.refund."))]
+    assert [(e.type, e.data.object.status) for e in events] == [
+        ("refund.created", "pending"), ("refund.updated", "succeeded"),
+        ("charge.refund.updated", "succeeded")]
+    assert {e.data.object.id for e in events} == {refund.id}
+    assert all(e.data.object.object == "refund" for e in events)
+    assert "charge.refunded" in receiver.types()
+    assert sc.v1.refunds.retrieve(refund.id).status == "succeeded"
+
+
+def test_refund_fails_after_succeeding_webhooks(emulator, sc: stripe.StripeClient,
+                                                receiver: WebhookReceiver) -> None:
+    """4000000000005126: the refund is `succeeded` at first, then refund.updated,
+    charge.refund.updated and refund.failed carry it `failed` with a failure_reason; the
+    amount is refundable again.
+
+    https://docs.stripe.com/testing#refunds and
+    https://docs.stripe.com/refunds#failed-refunds
+    """
+    receiver.register(emulator.url)
+    pi = sc.v1.payment_intents.create(params={
+        "amount": 3000, "currency": "usd", "confirm": True,
+        "payment_method": card(sc, "4000000000005126").id})
+    refund = sc.v1.refunds.create(params={"payment_intent": pi.id})
+    assert refund.status == "succeeded"
+    receiver.wait_for(lambda evs: "refund.failed" in [e["type"] for e in evs])
+    events = [e for e in _all_verified(receiver)
+              if e.type.startswith(("refund.", "charge.refund."))]
+    assert [(e.type, e.data.object.status) for e in events] == [
+        ("refund.created", "succeeded"), ("refund.updated", "failed"),
+        ("charge.refund.updated", "failed"), ("refund.failed", "failed")]
+    assert events[-1].data.object.failure_reason
+    assert sc.v1.charges.retrieve(pi.latest_charge).amount_refunded == 0
+
+
+def test_refund_metadata_update_emits_refund_updated(emulator, sc: stripe.StripeClient,
+                                                     receiver: WebhookReceiver) -> None:
+    """Updating a refund's metadata emits refund.updated with the new metadata.
+
+    https://docs.stripe.com/api/refunds/update and
+    https://docs.stripe.com/api/events/types#event_types-refund.updated
+    """
+    receiver.register(emulator.url, events=["refund.updated"])
+    pi = sc.v1.payment_intents.create(params={
+        "amount": 3000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa"})
+    refund = sc.v1.refunds.create(params={"payment_intent": pi.id})
+    sc.v1.refunds.update(refund.id, params={"metadata": {"ticket": "T-9"}})
+    events = receiver.wait_for(lambda evs: len(evs) >= 1)
+    assert [e["type"] for e in events] == ["refund.updated"]
+    assert events[0]["data"]["object"]["metadata"] == {"ticket": "T-9"}
+    assert events[0]["data"]["object"]["status"] == "succeeded"
 
 
 def test_setup_failed_event(emulator, sc: stripe.StripeClient,
