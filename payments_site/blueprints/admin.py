@@ -1,4 +1,4 @@
-"""Admin pages: every payment, its timeline and the refund form."""
+"""Admin pages: every payment, its timeline and the refund form; emails that failed."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from payments_site.extensions import login_manager
 from payments_site.models import Payment
 from payments_site.money import InvalidAmount, format_money, parse_major_amount, to_major_string
 from payments_site.serializers import refund_to_dict
-from payments_site.services import admin_payments, refunds
+from payments_site.services import admin_payments, emails, refunds
 from payments_site.services.idempotency import run_idempotent
 from payments_site.templating import viewer_locale
 
@@ -120,6 +120,22 @@ def refund(public_id: str):  # type: ignore[no-untyped-def]
     else:
         flash(f"The refund of {money} was not made: {body['error']['message']}", "error")
     return redirect(url_for("admin.payment_detail", public_id=payment.public_id))
+
+
+@bp.get("/emails")
+def failed_emails():  # type: ignore[no-untyped-def]
+    """Emails that gave up after their last attempt, newest first, each with a Retry button."""
+    return render_template("admin/emails.html", failed=admin_payments.failed_emails())
+
+
+@bp.post("/emails/<int:email_id>/retry")
+def retry_email(email_id: int):  # type: ignore[no-untyped-def]
+    """Queue a failed email again with fresh attempts (audit-logged); 404 for an unknown id."""
+    if emails.retry_failed_email(email_id, actor=current_user):
+        flash(f"Email #{email_id} is queued to be sent again.", "success")
+    else:
+        flash(f"Email #{email_id} is not failed any more (it was retried already).", "warning")
+    return redirect(url_for("admin.failed_emails"))
 
 
 def _render_detail(payment: Payment, form: RefundForm, *, confirm_amount: int | None = None,

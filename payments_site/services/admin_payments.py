@@ -157,6 +157,27 @@ def _filtered(filters: PaymentFilters) -> Select[Payment]:
     return stmt
 
 
+# --- Emails that gave up -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FailedEmail:
+    email: OutboundEmail
+    payment_public_id: str | None  # the payment it is about, for the link; None if none
+
+
+def failed_emails(limit: int = 100) -> list[FailedEmail]:
+    """Failed emails, newest first, with their payments' public ids (one query for those)."""
+    from payments_site.services.emails import failed_emails as failed
+
+    rows = failed(limit)
+    payment_ids = {email.payment_id for email in rows if email.payment_id}
+    public_ids = dict(db.session.execute(
+        select(Payment.id, Payment.public_id).where(Payment.id.in_(payment_ids)))
+        .tuples().all()) if payment_ids else {}
+    return [FailedEmail(email, public_ids.get(email.payment_id) if email.payment_id else None)
+            for email in rows]
+
+
 # --- One payment's timeline -----------------------------------------------------------------
 
 @dataclass
@@ -177,6 +198,7 @@ _AUDIT_TITLES = {
     "refund.succeeded": "Refund succeeded",
     "refund.failed": "Refund failed",
     "refund.recorded_from_stripe": "Refund made on Stripe recorded",
+    "email.retried": "Failed email retried",
 }
 
 

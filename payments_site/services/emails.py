@@ -27,9 +27,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
+from payments_site.errors import NotFound
 from payments_site.extensions import db
-from payments_site.models import OutboundEmail, Receipt, rows_matched, utcnow
+from payments_site.models import OutboundEmail, Payment, Receipt, User, rows_matched, utcnow
 from payments_site.queues import enqueue, get_redis
+from payments_site.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -149,17 +151,33 @@ def failed_emails(limit: int = 100) -> list[OutboundEmail]:
         .order_by(OutboundEmail.created_at.desc(), OutboundEmail.id.desc()).limit(limit)))
 
 
-def retry_failed_email(email_id: int) -> bool:
-    """Put a failed email back in the queue with a fresh set of attempts (admin action)."""
+def retry_failed_email(email_id: int, *, actor: User | None = None) -> bool:
+    """Put a failed email back in the queue with a fresh set of attempts (admin action).
+
+    The move is audit-logged (who, which email, its payment) in the same transaction.
+    NotFound for an unknown id; False when the email is not failed (retried already).
+    If Redis is down the email stays pending and the sweeper queues it.
+    """
+    email = db.session.get(OutboundEmail, email_id)
+    if email is None:
+        raise NotFound("No such email.")
+    attempts, last_error = email.attempts, email.last_error
     result = db.session.execute(
         update(OutboundEmail)
         .where(OutboundEmail.id == email_id, OutboundEmail.status == "failed")
-        .values(status="pending", attempts=0))
-    db.session.commit()
+        .values(status="pending", attempts=0)
+        .execution_options(synchronize_session=False))
     if not rows_matched(result):
+        db.session.rollback()
         return False
-    email = db.session.get(OutboundEmail, email_id)
-    return email is not None and queue_delivery(email)
+    payment = db.session.get(Payment, email.payment_id) if email.payment_id else None
+    audit.record("email.retried", actor=actor, payment=payment, email_id=email_id,
+                 to=email.to_address, subject=email.subject, kind=email.kind,
+                 previous_attempts=attempts, last_error=last_error)
+    db.session.commit()
+    db.session.refresh(email)
+    queue_delivery(email)
+    return True
 
 
 # --- delivery ---------------------------------------------------------------------------------
