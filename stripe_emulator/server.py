@@ -410,12 +410,18 @@ def _plain(obj: Any, params: dict[str, Any]) -> Any:
 async def _control_body(request: web.Request) -> dict[str, Any]:
     if request.content_type == "application/json":
         try:
-            data = await request.json()
+            body = await request.json()
         except ValueError:
             raise StripeError(400, "Invalid JSON body.") from None
-        return data if isinstance(data, dict) else {}
+        return body if isinstance(body, dict) else {}
     form = await request.post()
-    return ls_server.unflatten_data(form) if form else {}
+    data: dict[str, Any] = ls_server.unflatten_data(form) if form else {}
+    # A plain form repeats a key for a list (events=a&events=b): keep every value.
+    for key in set(form.keys()):
+        values = form.getall(key)
+        if len(values) > 1 and "[" not in key:
+            data[key] = [str(v) for v in values]
+    return data
 
 
 async def config_webhook(request: web.Request) -> web.Response:

@@ -70,7 +70,10 @@ def test_refund_unpaid_intent_and_bad_params(sc: stripe.StripeClient) -> None:
     pi = sc.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"})
     with pytest.raises(stripe.InvalidRequestError) as exc:
         sc.v1.refunds.create(params={"payment_intent": pi.id})
+    assert exc.value.http_status == 400
+    assert exc.value.code == "charge_not_found" and exc.value.param == "payment_intent"
     assert "does not have a successful charge to refund" in str(exc.value.user_message)
+    assert sc.v1.refunds.list(params={"payment_intent": pi.id}).data == []
     paid = _paid(sc)
     for params, param in (({"payment_intent": paid.id, "reason": "changed_mind"}, "reason"),
                           ({"payment_intent": paid.id, "amount": 0}, "amount"),

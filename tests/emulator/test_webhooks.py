@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+import requests
 import stripe
 
 from tests.emulator.helpers import WEBHOOK_SECRET, WebhookReceiver, card, client
@@ -305,13 +307,49 @@ def test_events_api(emulator, sc: stripe.StripeClient) -> None:
         client(emulator.url).v1.events.retrieve("evt_missing")
 
 
+@pytest.mark.parametrize("encoding", ["form", "form-indexed", "form-comma", "json"])
+def test_webhook_config_form_or_json(emulator, sc: stripe.StripeClient,
+                                     receiver: WebhookReceiver, encoding: str) -> None:
+    """`POST /_config/webhooks/<name>` takes a form or a JSON body alike: url, secret, the
+    events list and duplicate take effect (only the listed events arrive, each twice, signed
+    with that secret).
+
+    https://docs.stripe.com/webhooks#verify-events and
+    https://docs.stripe.com/webhooks#handle-duplicate-events
+    """
+    wanted = ["customer.created", "customer.updated"]
+    common = {"url": receiver.url, "secret": WEBHOOK_SECRET, "duplicate": "2"}
+    target = f"{emulator.url}/_config/webhooks/enc"
+    if encoding == "json":
+        resp = requests.post(target, json={**common, "duplicate": 2, "events": wanted},
+                             timeout=5)
+    elif encoding == "form":  # events=a&events=b, as an HTML form or `requests` sends a list
+        resp = requests.post(target, data={**common, "events": wanted}, timeout=5)
+    elif encoding == "form-indexed":  # events[0]=a&events[1]=b, Stripe's own encoding
+        resp = requests.post(target, data={**common, "events[0]": wanted[0],
+                                           "events[1]": wanted[1]}, timeout=5)
+    else:
+        resp = requests.post(target, data={**common, "events": ",".join(wanted)}, timeout=5)
+    assert resp.status_code == 200
+    if encoding != "json":
+        assert resp.request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert resp.json()["events"] == wanted and resp.json()["duplicate"] == 2
+    listed = requests.get(f"{emulator.url}/_config/webhooks", timeout=5).json()["endpoints"]
+    assert [(e["name"], e["events"]) for e in listed] == [("enc", wanted)]
+    cus = sc.v1.customers.create()
+    sc.v1.customers.update(cus.id, params={"description": "x"})
+    sc.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"})  # not listed
+    receiver.wait_for(lambda evs: len(evs) >= 4)
+    time.sleep(0.3)  # nothing else should arrive
+    events = _all_verified(receiver)
+    assert sorted(e.type for e in events) == ["customer.created"] * 2 + ["customer.updated"] * 2
+
+
 def test_bad_webhook_config(emulator) -> None:
     """The control route rejects a missing url/secret.
 
     https://docs.stripe.com/webhooks
     """
-    import requests
-
     resp = requests.post(f"{emulator.url}/_config/webhooks/x", json={"url": "nope"},
                          timeout=5)
     assert resp.status_code == 400
