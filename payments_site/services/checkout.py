@@ -310,9 +310,13 @@ def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMet
     if recent is not None:
         db.session.commit()
         return recent
+    # needs_reconcile until the intent's id is recorded: if this process or the database dies
+    # while Stripe creates the intent, `flask payments reconcile` repeats the create with the
+    # same key and records what Stripe made, so no intent stays unrecorded.
     payment = Payment(user_id=user_id, status="requires_payment_method", amount=cart.amount,
                       currency=cart.currency, cart_hash=digest, description=description[:500],
-                      payment_method_id=method_id, save_payment_method=save and method is None)
+                      payment_method_id=method_id, save_payment_method=save and method is None,
+                      needs_reconcile=True)
     payment.items = [PaymentItem(**values) for values in item_values]
     db.session.add(payment)
     db.session.flush()
