@@ -111,6 +111,7 @@ def test_two_workers_running_the_same_job_at_once_send_one_email(app, make_payme
 
 
 def test_a_worker_killed_before_sending_sends_on_the_retry(app, make_payment, mail_sink):
+    """RELIABILITY 26: a worker killed before the SMTP send → the retried job sends it once."""
     receipt = receipts.issue_payment_receipt(make_payment().id)
     email = _receipt_email(receipt)
     # Killed while the row was pending and nothing was sent: only the attempt is recorded.
@@ -123,6 +124,8 @@ def test_a_worker_killed_before_sending_sends_on_the_retry(app, make_payment, ma
 
 
 def test_a_kill_after_smtp_accepted_repeats_the_identical_message(app, make_payment, mail_sink):
+    """RELIABILITY 26: a kill after the SMTP server accepted the message → the retry repeats
+    that same message (same Message-ID, same bytes), never a different one, never lost."""
     receipt = receipts.issue_payment_receipt(make_payment().id)
     email = _receipt_email(receipt)
 
@@ -239,6 +242,8 @@ def _age(email: OutboundEmail, minutes: int = 10) -> None:
 
 def test_redis_down_at_enqueue_the_sweeper_sends_it_later(app, make_payment, monkeypatch,
                                                            run_jobs, mail_sink):
+    """RELIABILITY 25: Redis down when the email is queued → the row is kept and the sweeper
+    sends it once Redis is back."""
     payment = make_payment()
     monkeypatch.setitem(app.extensions, "redis",
                         redis.Redis(host="127.0.0.1", port=_closed_port(),

@@ -38,6 +38,7 @@ def _fire_concurrently(app: Any, token: str, bodies: list[dict[str, Any]]) -> li
 
 def test_ten_concurrent_partial_refunds_totalling_150_percent(app, sdk, customer, admin,
                                                               api_token, run_jobs):
+    """RELIABILITY 12: refunded never exceeds captured; the local total equals Stripe's."""
     payment = paid_payment(sdk, customer, 10_000)
     token = api_token(admin)
     # 10 × 1500 = 15000 = 150% of the captured 10000: at most 6 can fit.
@@ -66,6 +67,7 @@ def test_ten_concurrent_partial_refunds_totalling_150_percent(app, sdk, customer
 
 def test_concurrent_mixed_amounts_never_over_reserve(app, sdk, customer, admin, api_token,
                                                      run_jobs):
+    """RELIABILITY 12: concurrent refunds of mixed amounts never reserve more than was captured."""
     payment = paid_payment(sdk, customer, 1000)
     token = api_token(admin)
     amounts = [100, 250, 50, 300, 175, 125, 200, 80, 120, 100]  # 1500 = 150%

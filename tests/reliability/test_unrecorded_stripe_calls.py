@@ -57,7 +57,8 @@ def test_the_customer_trying_again_gets_the_same_intent(app, client, emulator, c
 
 def test_reconcile_records_an_intent_whose_answer_was_lost(app, client, emulator, customer,
                                                            product, api_token, runner):
-    """RELIABILITY 27: no Stripe call is left unrecorded once the operator reconciles."""
+    """RELIABILITY 15: an intent whose create answer was lost is recorded once the operator
+    reconciles (the database-down half of 27 is tests/payments/test_database_down.py)."""
     app.config["PAYMENT_LIMIT"] = "1000 per minute"
     _lose_every_answer(emulator.url, "/v1/payment_intents")
     response = client.post("/api/payments/process", headers=bearer(api_token(customer)),

@@ -26,6 +26,7 @@ from tests.webhooks.conftest import (
 
 def test_same_event_twice_in_a_row(client: FlaskClient, make_payment: Any, stripe_events: Any,
                                    run_jobs: Any, mail_sink: Any) -> None:
+    """RELIABILITY 4: the same event id twice in a row → one row, effects once, both 2xx."""
     payment = make_payment()
     payload = raw(stripe_events.one("payment_intent.succeeded",
                                     payment.stripe_payment_intent_id))
@@ -48,7 +49,8 @@ def test_same_event_twice_in_a_row(client: FlaskClient, make_payment: Any, strip
 
 def test_ten_concurrent_copies(live_server: Any, make_payment: Any, stripe_events: Any,
                                run_jobs: Any, mail_sink: Any) -> None:
-    """Ten copies at once over real HTTP: all 2xx, one row, one receipt, one email."""
+    """RELIABILITY 4: ten copies at once over real HTTP: all 2xx, one row, one receipt,
+    one email."""
     payment = make_payment()
     payload = raw(stripe_events.one("payment_intent.succeeded",
                                     payment.stripe_payment_intent_id))
@@ -74,8 +76,8 @@ def test_ten_concurrent_copies(live_server: Any, make_payment: Any, stripe_event
 def test_emulator_duplicates_every_event(emulator_webhook: Any, make_payment: Any,
                                          background_worker: None, sc: Any,
                                          mail_sink: Any, admin: Any) -> None:
-    """Stripe's own redelivery (here: every event sent 4 times) for a paid, refunded and
-    disputed payment: one row per event id, every effect once."""
+    """RELIABILITY 4: Stripe's own redelivery (here: every event sent 4 times) for a paid,
+    refunded and disputed payment: one row per event id, every effect once."""
     emulator_webhook(duplicate=4)
     paid = make_payment()
     disputed = make_payment(card="4000000000000259")

@@ -43,6 +43,8 @@ def writes_then_calls_stripe() -> Iterator[str]:
 def test_failure_rolls_back_records_and_retries(
         app: Flask, client: FlaskClient, emulator: Any, make_payment: Any, run_jobs: Any,
         writes_then_calls_stripe: str) -> None:
+    """RELIABILITY 7: a failing handler's writes are rolled back, the error is recorded on the
+    event, and a later retry succeeds."""
     payment = make_payment()
     payload = event_payload(writes_then_calls_stripe,
                             {"id": "obj_1", "payment": payment.id}, "evt_partial")
@@ -79,6 +81,7 @@ def test_failure_rolls_back_records_and_retries(
 def test_gives_up_after_max_attempts_then_operator_retries(
         app: Flask, client: FlaskClient, emulator: Any, make_payment: Any, run_jobs: Any,
         stripe_events: Any, runner: Any) -> None:
+    """RELIABILITY 7: after the last attempt the event stays failed until an operator retries it."""
     app.config["WEBHOOK_MAX_ATTEMPTS"] = 3
     payment = make_payment(card="4000000000000259")
     dispute_event = stripe_events.one("charge.dispute.created")

@@ -27,6 +27,7 @@ def _return_from_stripe(app: Flask, payment_id: int) -> str:
 def test_fulfilment_once_in_either_order(app: Flask, client: FlaskClient, make_payment: Any,
                                          stripe_events: Any, run_jobs: Any, mail_sink: Any,
                                          order: str) -> None:
+    """RELIABILITY 11: the webhook before or after the browser's return → one receipt, one email."""
     payment = make_payment()
     event = stripe_events.one("payment_intent.succeeded", payment.stripe_payment_intent_id)
     if order == "webhook_first":
@@ -46,7 +47,8 @@ def test_fulfilment_once_in_either_order(app: Flask, client: FlaskClient, make_p
 def test_fulfilment_once_when_webhook_and_return_race(
         app: Flask, emulator_webhook: Any, make_payment: Any, background_worker: None,
         mail_sink: Any) -> None:
-    """The emulator delivers while the customer's return re-reads the intent, over and over."""
+    """RELIABILITY 11: the emulator delivers while the customer's return re-reads the intent,
+    over and over."""
     emulator_webhook(duplicate=3)
     payments = [make_payment() for _ in range(5)]
     threads = [threading.Thread(target=_return_from_stripe, args=(app, p.id)) for p in payments]

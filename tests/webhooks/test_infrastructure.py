@@ -43,6 +43,8 @@ def own_redis(app: Flask, tmp_path: Path) -> Iterator[EmbeddedRedis]:
 def test_redis_down_at_enqueue_then_back(client: FlaskClient, own_redis: EmbeddedRedis,
                                          make_payment: Any, stripe_events: Any,
                                          run_jobs: Any, mail_sink: Any) -> None:
+    """RELIABILITY 25: Redis down at enqueue → the events are still committed and processed,
+    once each, when Redis is back."""
     payments = [make_payment() for _ in range(3)]
     own_redis.stop()
     for payment in payments:
@@ -138,9 +140,10 @@ def _statuses() -> dict[str, int]:
 def test_worker_killed_mid_job_every_effect_once(
         app: Flask, client: FlaskClient, database_url: str, tmp_path: Path, emulator: Any,
         make_payment: Any, make_user: Any, sc: stripe.StripeClient, mail_sink: Any) -> None:
-    """50 disputes; the worker is SIGKILLed while it holds one of them. After a restart
-    (and the sweeper finding the dead claim) every payment is flagged once, audit-logged
-    once and its alert emailed once (a repeat may only be the very same message)."""
+    """RELIABILITY 26: 50 disputes; the worker is SIGKILLed while it holds one of them.
+    After a restart (and the sweeper finding the dead claim) every payment is flagged once,
+    audit-logged once and its alert emailed once (a repeat may only be the very same
+    message)."""
     make_user("ops@example.com", role="admin")
     payments = [make_payment(card="4000000000000259", amount=1000 + i) for i in range(50)]
     events = sc.v1.events.list({"type": "charge.dispute.created", "limit": 100}).data

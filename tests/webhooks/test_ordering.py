@@ -39,6 +39,8 @@ def _assert_matches_stripe(payment: Payment, sc: stripe.StripeClient) -> None:
 def test_refund_before_success_and_processing_after_success(
         client: FlaskClient, make_payment: Any, stripe_events: Any, sc: stripe.StripeClient,
         run_jobs: Any, mail_sink: Any) -> None:
+    """RELIABILITY 5: `charge.refunded` before `succeeded`, a stale `processing` after it → the
+    local payment and refunds equal Stripe's."""
     payment = make_payment()
     intent_id = str(payment.stripe_payment_intent_id)
     refund = sc.v1.refunds.create({"payment_intent": intent_id, "amount": 700})
@@ -74,7 +76,8 @@ def test_refund_before_success_and_processing_after_success(
 def test_every_order_of_a_payments_events_converges(
         client: FlaskClient, make_payment: Any, stripe_events: Any, sc: stripe.StripeClient,
         run_jobs: Any) -> None:
-    """Several payments, two refunds each, all events delivered shuffled and twice."""
+    """RELIABILITY 5: several payments, two refunds each, all events delivered shuffled and
+    twice."""
     payments = [make_payment(amount=3000) for _ in range(3)]
     for payment in payments:
         for amount in (1000, 500):

@@ -55,6 +55,8 @@ def test_signed_event_is_stored_and_queued(client: FlaskClient) -> None:
 @pytest.mark.parametrize("case", ["missing", "wrong_secret", "one_byte_changed", "garbage",
                                   "no_v1", "not_json"])
 def test_bad_signature_is_rejected_and_nothing_stored(client: FlaskClient, case: str) -> None:
+    """RELIABILITY 1: no signature, the wrong secret or a body changed by one byte → 400;
+    nothing stored, nothing queued."""
     payload = _intent_event()
     headers = {"Stripe-Signature": sign_payload(payload, WEBHOOK_SECRET)}
     body = payload
@@ -85,7 +87,7 @@ def test_bad_signature_is_rejected_and_nothing_stored(client: FlaskClient, case:
                                                (-60, True), (-3600, False),
                                                (-10 * 365 * 86400, False)])
 def test_timestamp_tolerance(client: FlaskClient, age: int, accepted: bool) -> None:
-    """299 s old passes, 301 s old fails; a timestamp far in the future fails too."""
+    """RELIABILITY 2: 299 s old passes, 301 s old fails; a timestamp far in the future fails too."""
     payload = _intent_event()
     response = post_event(client, payload, timestamp=int(time.time()) - age)
     assert response.status_code == (200 if accepted else 400)
@@ -93,6 +95,7 @@ def test_timestamp_tolerance(client: FlaskClient, age: int, accepted: bool) -> N
 
 
 def test_two_secrets_during_rotation(app: Flask, client: FlaskClient) -> None:
+    """RELIABILITY 3: while secrets rotate, an event signed with either is accepted."""
     new_secret = "whsec_" + "n" * 32
     app.config["STRIPE_WEBHOOK_SECRET"] = [WEBHOOK_SECRET, new_secret]
     assert post_event(client, _intent_event("evt_old"), secret=WEBHOOK_SECRET).status_code == 200
@@ -104,6 +107,7 @@ def test_two_secrets_during_rotation(app: Flask, client: FlaskClient) -> None:
 
 def test_unknown_event_type_is_acknowledged_ignored_and_logged(
         client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
+    """RELIABILITY 6: an unknown event type → 200 and a log line."""
     payload = event_payload("customer.tax_id.created", {"id": "txi_1", "object": "tax_id"},
                             "evt_unknown")
     with caplog.at_level(logging.INFO, logger="payments_site.services.webhooks"):
@@ -159,7 +163,8 @@ def requests_delete_faults(emulator: Any) -> None:
 
 
 def test_redis_unreachable_still_acknowledges(app: Flask, client: FlaskClient) -> None:
-    """The event is committed before the enqueue; a failed enqueue leaves it pending."""
+    """RELIABILITY 25: the event is committed before the enqueue; a failed enqueue leaves it
+    pending for the sweeper."""
     app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
     saved = app.extensions.pop("redis", None)
     try:
