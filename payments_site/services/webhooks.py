@@ -6,6 +6,12 @@ one event at the same time), its handler runs in one transaction, and a failure 
 and recorded on the row with the time of the next attempt. Handlers re-fetch the object from
 Stripe instead of trusting the payload, so late, duplicated or reordered events converge on
 Stripe's current state.
+
+A type with no handler is acknowledged and stored as `ignored`. Some are ignored on purpose
+(IGNORED_ON_PURPOSE, with the reason logged for each delivery): for saved cards only the card
+itself matters (`setup_intent.succeeded`, `payment_method.*`); a SetupIntent that failed, was
+canceled or waits for 3-D Secure attached no card, so there is nothing to record, and the
+customer saw the outcome in the page (Stripe.js `confirmSetup`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,15 @@ Handler = Callable[[Event], None]
 
 HANDLERS: dict[str, Handler] = {}
 
+# Event types that need no work, with why; they are stored as `ignored` and never get a handler.
+IGNORED_ON_PURPOSE: dict[str, str] = {
+    "setup_intent.setup_failed": "the SetupIntent attached no card (the customer saw the "
+                                 "decline in the page); nothing to save",
+    "setup_intent.requires_action": "3-D Secure is under way in the customer's browser; "
+                                    "setup_intent.succeeded follows if it passes",
+    "setup_intent.canceled": "a canceled SetupIntent attached no card; nothing to undo",
+}
+
 # After the n-th failed attempt the next one waits RETRY_DELAYS[n - 1] seconds; after
 # WEBHOOK_MAX_ATTEMPTS (config, default 8) the event stays `failed` until an operator replays it.
 RETRY_DELAYS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600)
@@ -50,6 +65,9 @@ def handles(*event_types: str) -> Callable[[Handler], Handler]:
 
     def register(handler: Handler) -> Handler:
         for event_type in event_types:
+            if event_type in IGNORED_ON_PURPOSE:
+                raise ValueError(f"{event_type} is ignored on purpose; remove it from "
+                                 "IGNORED_ON_PURPOSE to handle it")
             if event_type in HANDLERS and HANDLERS[event_type] is not handler:
                 raise ValueError(f"{event_type} already has a handler")
             HANDLERS[event_type] = handler
@@ -111,14 +129,22 @@ def receive_event(payload: bytes, signature_header: str | None) -> int | None:
         log.info("webhook %s (%s) already received", event_id, event_type)
         return None
     if not handled:
-        log.info("webhook %s: no handler for event type %s; acknowledged and ignored",
-                 event_id, event_type)
+        _log_ignored(event_id, event_type)
         return row_id
     if not _enqueue_job(row_id):
         db.session.execute(update(WebhookEvent).where(WebhookEvent.id == row_id)
                            .values(enqueued_at=None))
         db.session.commit()
     return row_id
+
+
+def _log_ignored(event_id: str, event_type: str) -> None:
+    reason = IGNORED_ON_PURPOSE.get(event_type)
+    if reason:
+        log.info("webhook %s (%s) ignored on purpose: %s", event_id, event_type, reason)
+    else:
+        log.info("webhook %s: no handler for event type %s; acknowledged and ignored",
+                 event_id, event_type)
 
 
 _INSERT_NEW_EVENT: dict[str, Any] = {}
@@ -201,8 +227,7 @@ def process_event(event_row_id: int, *, replay: bool = False) -> str:
         db.session.rollback()
         return _record_failure(event_row_id, stripe_event_id, event_type, attempts, error)
     if handler is None:
-        log.info("webhook %s: no handler for event type %s; ignored", stripe_event_id,
-                 event_type)
+        _log_ignored(stripe_event_id, event_type)
     return "processed" if handler is not None else "ignored"
 
 
