@@ -21,6 +21,7 @@ from flask import current_app, g, has_app_context
 from stripe.params import (
     CustomerCreateParams,
     CustomerUpdateParams,
+    DisputeListParams,
     PaymentIntentConfirmParams,
     PaymentIntentListParams,
     PaymentIntentRetrieveParams,
@@ -297,6 +298,19 @@ def list_refunds(params: RefundListParams) -> list[stripe.Refund]:
     return list(page.data)
 
 
+def list_refunds_created_since(created_gte: int) -> list[stripe.Refund]:
+    """Every refund created at or after `created_gte` (Unix time), newest first, all pages
+    (each page one call with the usual retries)."""
+    params: RefundListParams = {"created": {"gte": created_gte}, "limit": 100}
+    refunds: list[stripe.Refund] = []
+    while True:
+        page = _call("refunds.list", _client().v1.refunds.list, params)
+        refunds.extend(page.data)
+        if not page.has_more or not page.data:
+            return refunds
+        params = {**params, "starting_after": page.data[-1].id}
+
+
 def retrieve_charge(charge_id: str) -> stripe.Charge:
     return _call("charges.retrieve", _client().v1.charges.retrieve, charge_id)
 
@@ -305,6 +319,25 @@ def retrieve_charge(charge_id: str) -> stripe.Charge:
 
 def retrieve_dispute(dispute_id: str) -> stripe.Dispute:
     return _call("disputes.retrieve", _client().v1.disputes.retrieve, dispute_id)
+
+
+def list_disputes_created_since(created_gte: int) -> list[stripe.Dispute]:
+    """Every dispute created at or after `created_gte` (Unix time), newest first.
+
+    Stripe lists disputes newest first, so paging stops at the first older one instead of
+    sending a `created` filter (the offline emulator accepts none on disputes).
+    """
+    params: DisputeListParams = {"limit": 100}
+    disputes: list[stripe.Dispute] = []
+    while True:
+        page = _call("disputes.list", _client().v1.disputes.list, params)
+        for dispute in page.data:
+            if dispute.created < created_gte:
+                return disputes
+            disputes.append(dispute)
+        if not page.has_more or not page.data:
+            return disputes
+        params = {**params, "starting_after": page.data[-1].id}
 
 
 # --- Webhooks ------------------------------------------------------------------------------

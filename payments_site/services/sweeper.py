@@ -7,7 +7,8 @@ Redis whose loss the sweeper exists to survive, and one lost or failed run would
 a loop in the worker's job loop would wait behind long jobs and RQ's 400 s idle dequeue.
 Everything the sweeper queues is safe to run twice, so an extra sweep costs only a lookup.
 
-Also here: `reconcile_payments`, the operator's "re-read recent payments from Stripe".
+Also here: `reconcile_payments`, the operator's "re-read recent payments from Stripe" (and
+older ones Stripe refunded or saw disputed recently).
 """
 
 from __future__ import annotations
@@ -242,19 +243,25 @@ class ReconcileReport:
     errors: int = 0
     changes: list[str] = field(default_factory=list)
 
+    def add(self, line: str, on_change: Callable[[str], None] | None) -> None:
+        self.changes.append(line)
+        if on_change:
+            on_change(line)
+
 
 def _snapshot(payment: Payment) -> dict[str, Any]:
     refunds = db.session.scalars(select(Refund).where(Refund.payment_id == payment.id)).all()
     return {"status": payment.status, "amount_refunded": payment.amount_refunded,
             "card": (payment.card_brand, payment.card_last4),
             "charge": payment.stripe_charge_id,
-            "dispute": payment.dispute_status,
+            "dispute": (f"{payment.stripe_dispute_id} ({payment.dispute_status or 'unknown'})"
+                        if payment.stripe_dispute_id else None),
             "refunds": {r.public_id: (r.status, r.amount) for r in refunds}}
 
 
 def _differences(public_id: str, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     lines = []
-    for key in ("status", "amount_refunded", "charge", "card"):
+    for key in ("status", "amount_refunded", "charge", "card", "dispute"):
         if before[key] != after[key]:
             lines.append(f"{public_id}: {key} {before[key]} -> {after[key]}")
     for refund_id, (status, amount) in after["refunds"].items():
@@ -285,51 +292,107 @@ def _record_lost_intents(report: ReconcileReport,
         else:
             report.changed += 1
             line = f"{public_id}: recorded PaymentIntent {intent_id} whose answer was lost"
-        report.changes.append(line)
-        if on_change:
-            on_change(line)
+        report.add(line, on_change)
+
+
+def _stripe_id(value: Any) -> str | None:
+    """A Stripe reference, expanded (an object) or not (an id)."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def _local_payment_id(stripe_object: dict[str, Any]) -> int | None:
+    """Our payment that a Stripe refund or dispute is about, by PaymentIntent or charge."""
+    for column, key in ((Payment.stripe_payment_intent_id, "payment_intent"),
+                        (Payment.stripe_charge_id, "charge")):
+        stripe_id = _stripe_id(stripe_object.get(key))
+        if stripe_id:
+            payment_id = db.session.scalar(select(Payment.id).where(column == stripe_id))
+            if payment_id is not None:
+                return int(payment_id)
+    return None
+
+
+def _stripe_activity_since(since: datetime, report: ReconcileReport,
+                           on_change: Callable[[str], None] | None) -> dict[int, set[str]]:
+    """Our payments (of any age) that Stripe refunded or saw disputed since `since`, each
+    with the ids of those disputes: their webhooks may never have arrived."""
+    from payments_site import stripe_gateway
+
+    created_gte = int(since.timestamp())
+    try:
+        refunds = stripe_gateway.list_refunds_created_since(created_gte)
+        disputes = stripe_gateway.list_disputes_created_since(created_gte)
+    except DomainError as error:
+        db.session.rollback()
+        report.errors += 1
+        report.add(f"could not list Stripe's refunds and disputes since {since.isoformat()} "
+                   f"({error.code}: {error.message})", on_change)
+        return {}
+    found: dict[int, set[str]] = {}
+    for refund in refunds:
+        payment_id = _local_payment_id(stripe_gateway.to_dict(refund))
+        if payment_id is not None:
+            found.setdefault(payment_id, set())
+    for dispute in disputes:
+        payment_id = _local_payment_id(stripe_gateway.to_dict(dispute))
+        if payment_id is not None:
+            found.setdefault(payment_id, set()).add(dispute.id)
+    return found
+
+
+def _reconcile_payment(payment_id: int, dispute_ids: set[str], report: ReconcileReport,
+                       on_change: Callable[[str], None] | None) -> None:
+    """Re-read one payment from Stripe with its refunds and disputes; report what changed."""
+    from payments_site.services.disputes import DisputedPaymentUnknown, apply_dispute
+    from payments_site.services.payments import sync_payment_intent
+    from payments_site.services.refunds import sync_charge_refunds
+
+    payment = db.session.get_one(Payment, payment_id)
+    public_id, intent_id = payment.public_id, payment.stripe_payment_intent_id
+    before = _snapshot(payment)
+    report.checked += 1
+    try:
+        synced = sync_payment_intent(intent_id) if intent_id else None
+        payment = db.session.get_one(Payment, payment_id)
+        db.session.refresh(payment)
+        if payment.stripe_charge_id and (synced is not None or not intent_id):
+            sync_charge_refunds(payment.stripe_charge_id)
+        db.session.refresh(payment)
+        known = {payment.stripe_dispute_id} if payment.stripe_dispute_id else set()
+        for dispute_id in sorted(dispute_ids | known):
+            apply_dispute(dispute_id)
+        db.session.commit()
+        db.session.refresh(payment)
+    except (DomainError, DisputedPaymentUnknown) as error:
+        db.session.rollback()
+        report.errors += 1
+        reason = (f"{error.code}: {error.message}" if isinstance(error, DomainError)
+                  else str(error))
+        report.add(f"{public_id}: could not re-read from Stripe ({reason})", on_change)
+        return
+    lines = _differences(public_id, before, _snapshot(payment))
+    if lines:
+        report.changed += 1
+        for line in lines:
+            report.add(line, on_change)
 
 
 def reconcile_payments(since: datetime, *,
                        on_change: Callable[[str], None] | None = None) -> ReconcileReport:
     """Re-read from Stripe every payment created since `since` (and any flagged as unknown),
-    with its refunds, and apply what differs; reports one line per change."""
-    from payments_site.services.payments import sync_payment_intent
-    from payments_site.services.refunds import sync_charge_refunds
-
+    and every older one that Stripe refunded or saw disputed since then, with its refunds
+    and disputes; apply what differs and report one line per change."""
     report = ReconcileReport()
     _record_lost_intents(report, on_change)
-    ids = list(db.session.scalars(
+    recent = list(db.session.scalars(
         select(Payment.id)
         .where(Payment.stripe_payment_intent_id.is_not(None),
                or_(Payment.created_at >= since, Payment.needs_reconcile.is_(True)))
         .order_by(Payment.id)))
-    for payment_id in ids:
-        payment = db.session.get_one(Payment, payment_id)
-        public_id, intent_id = payment.public_id, payment.stripe_payment_intent_id
-        before = _snapshot(payment)
-        report.checked += 1
-        try:
-            synced = sync_payment_intent(str(intent_id))
-            payment = db.session.get_one(Payment, payment_id)
-            db.session.refresh(payment)
-            if synced is not None and payment.stripe_charge_id:
-                sync_charge_refunds(payment.stripe_charge_id)
-            db.session.commit()
-            db.session.refresh(payment)
-        except DomainError as error:
-            db.session.rollback()
-            report.errors += 1
-            line = f"{public_id}: could not re-read from Stripe ({error.code}: {error.message})"
-            report.changes.append(line)
-            if on_change:
-                on_change(line)
-            continue
-        lines = _differences(public_id, before, _snapshot(payment))
-        if lines:
-            report.changed += 1
-            report.changes.extend(lines)
-            for line in lines:
-                if on_change:
-                    on_change(line)
+    activity = _stripe_activity_since(since, report, on_change)
+    older = sorted(set(activity) - set(recent))
+    for payment_id in recent + older:
+        _reconcile_payment(payment_id, activity.get(payment_id, set()), report, on_change)
     return report
