@@ -7,6 +7,9 @@ import re
 from payments_site.services.catalog import create_product
 from tests.payments.conftest import VISA
 
+MASTERCARD = "5555555555554444"
+AMEX = "378282246310005"
+
 
 def _add(session, product_id, quantity="1"):
     return session.client.post("/cart/add", data={"product_id": product_id,
@@ -62,11 +65,21 @@ def test_checkout_needs_login(client):
 
 
 def test_saved_cards_are_offered_default_first(shopper, customer, mug, make_card):
-    make_card(customer)
+    """The default card is listed first and preselected, even when it is neither the oldest
+    card (the first saved) nor the newest."""
+    oldest = make_card(customer, VISA)
+    middle = make_card(customer, MASTERCARD)
+    newest = make_card(customer, AMEX)
+    response = shopper.post("/api/payments/methods/default", json={"payment_method_id": middle})
+    assert response.status_code == 200, response.get_json()
     _add(shopper, mug.id)
     html = shopper.get("/checkout").get_data(as_text=True)
-    assert "Visa ending in 4242" in html
-    assert re.search(r'value="pm_[^"]+" checked', html)
+    offered = re.findall(r'name="payment_choice" value="(pm_[^"]+)"( checked)?', html)
+    assert [pm for pm, _ in offered][0] == middle
+    assert {pm for pm, _ in offered} == {oldest, middle, newest}
+    assert [pm for pm, checked in offered if checked] == [middle]
+    assert 'value="new" checked' not in html
+    assert "Mastercard ending in 4444" in html and "Visa ending in 4242" in html
     assert 'name="save_payment_method"' in html
 
 

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import requests
 from sqlalchemy import select
 
 from payments_site.extensions import db
 from payments_site.models import Payment
+from payments_site.services.catalog import create_product
 from tests.payments.conftest import intents_of
 
 
 def test_5xx_on_create_is_retried_with_the_same_key(shopper, customer, mug, sc, fault):
-    fault(status=500, times=2)
+    """Each of the first two creates reaches Stripe and takes effect, then answers 500: only
+    a retry with the SAME idempotency key gets the first intent back instead of a new one."""
+    fault(status=500, after=True, times=2)
     response = shopper.post("/api/payments/process", json={
         "items": [{"product_id": mug.id, "quantity": 1}]})
     assert response.status_code == 201, response.get_json()
-    assert len(intents_of(sc, customer)) == 1
+    payment = response.get_json()["payment"]
+    intents = sc.v1.payment_intents.list({"limit": 100}).data
+    assert [i.metadata["payment_id"] for i in intents] == [payment["id"]]
+    assert intents[0].id == payment["stripe_payment_intent_id"]
 
 
 def test_a_lost_response_after_create_does_not_duplicate(shopper, customer, mug, sc, fault):
@@ -64,12 +73,47 @@ def test_exhausted_retries_mark_the_payment_and_the_next_attempt_reconciles(
     assert [i.id for i in intents] == [row.stripe_payment_intent_id]
 
 
-def test_429_backs_off_then_succeeds(shopper, customer, mug, sc, fault):
-    fault(status=429, times=2)
-    response = shopper.post("/api/payments/process", json={
-        "items": [{"product_id": mug.id, "quantity": 1}]})
-    assert response.status_code == 201
-    assert len(intents_of(sc, customer)) == 1
+_RETRY_LINE = re.compile(r"stripe payment_intents\.create failed \(\w+, http (\d+)\); "
+                         r"retry (\d+) in ([\d.]+)s")
+
+
+def _retries(caplog) -> list[tuple[int, int, float]]:
+    """(http status, retry number, chosen delay) from the gateway's retry log lines."""
+    found = []
+    for record in caplog.records:
+        match = _RETRY_LINE.search(record.getMessage())
+        if match:
+            found.append((int(match[1]), int(match[2]), float(match[3])))
+    return found
+
+
+def test_429_backs_off_longer_than_5xx_then_succeeds(app, shopper, customer, mug, sc, fault,
+                                                     caplog):
+    """A 429 is retried with its own, longer backoff: every wait after a 429 is longer than
+    any wait after a 5xx at the same retry (read from the gateway's log of the delay it
+    chose, not from a clock)."""
+    base = 0.05
+    app.config["STRIPE_RETRY_BASE_DELAY"] = base
+    other = create_product("Tea towel", 900, "usd")
+    with caplog.at_level(logging.WARNING, logger="payments_site.stripe_gateway"):
+        fault(status=500, times=2)
+        assert shopper.post("/api/payments/process", json={
+            "items": [{"product_id": other.id, "quantity": 1}]}).status_code == 201
+        server_errors = _retries(caplog)
+        caplog.clear()
+        fault(status=429, times=2)
+        response = shopper.post("/api/payments/process", json={
+            "items": [{"product_id": mug.id, "quantity": 1}]})
+        rate_limited = _retries(caplog)
+    assert response.status_code == 201, response.get_json()
+    assert [(s, n) for s, n, _ in server_errors] == [(500, 1), (500, 2)]
+    assert [(s, n) for s, n, _ in rate_limited] == [(429, 1), (429, 2)]
+    tolerance = 0.005  # the log rounds to 0.01 s
+    for (_, n, after_5xx), (_, _, after_429) in zip(server_errors, rate_limited, strict=True):
+        ceiling_5xx = base * 2 ** (n - 1)
+        assert after_5xx <= ceiling_5xx + tolerance
+        assert after_429 >= 2 * ceiling_5xx - tolerance > after_5xx
+    assert len(intents_of(sc, customer)) == 2  # one per checkout, none from the retries
 
 
 def test_confirm_failing_leaves_no_second_charge(shopper, customer, mug, make_card, sc, fault):
