@@ -199,14 +199,16 @@ _AUDIT_TITLES = {
     "refund.failed": "Refund failed",
     "refund.recorded_from_stripe": "Refund made on Stripe recorded",
     "email.retried": "Failed email retried",
+    "receipt.resent": "Receipt re-sent",
+    "webhook.replayed": "Stripe event replayed",
 }
 
 
 def payment_timeline(payment: Payment) -> list[TimelineEntry]:
     """Everything that happened to a payment, oldest first, from every table that knows."""
     entries = _payment_entries(payment)
-    audit_rows = list(db.session.scalars(select(AuditLog).where(
-        AuditLog.payment_id == payment.id).order_by(AuditLog.created_at, AuditLog.id)))
+    events = _webhook_events(payment)
+    audit_rows = _audit_rows(payment, [event.stripe_event_id for event in events])
     refunds = list(payment.refunds)
     actor_ids = {row.actor_id for row in audit_rows if row.actor_id} | \
         {r.created_by_id for r in refunds if r.created_by_id}
@@ -236,7 +238,7 @@ def payment_timeline(payment: Payment) -> list[TimelineEntry]:
                                      badge=refund.status))
     entries += _receipt_entries(payment)
     entries += _email_entries(payment)
-    entries += _webhook_entries(payment)
+    entries += _webhook_entries(events)
     entries.sort(key=lambda entry: entry.at)
     return entries
 
@@ -294,17 +296,41 @@ def _email_entries(payment: Payment) -> list[TimelineEntry]:
                 OutboundEmail.payment_id == payment.id).order_by(OutboundEmail.id))]
 
 
-def _webhook_entries(payment: Payment) -> list[TimelineEntry]:
+def _like_stripe_id(stripe_id: str) -> str:
+    # Stripe ids are [A-Za-z0-9_] only, so they are safe inside LIKE once `_` is escaped.
+    return stripe_id.replace("_", "\\_")
+
+
+def _audit_rows(payment: Payment, event_ids: list[str]) -> list[AuditLog]:
+    """The payment's audit rows, plus replays of its webhook events.
+
+    A replay is audited with the event's id rather than the payment's (the event is what
+    was replayed), so it is found by that id in its details.
+    """
+    about = AuditLog.payment_id == payment.id
+    if event_ids:
+        replays = and_(AuditLog.payment_id.is_(None), AuditLog.action == "webhook.replayed",
+                       or_(*[AuditLog.details.like(
+                           f'%"stripe_event_id": "{_like_stripe_id(i)}"%', escape="\\")
+                           for i in event_ids]))
+        about = or_(about, replays)
+    return list(db.session.scalars(select(AuditLog).where(about)
+                                   .order_by(AuditLog.created_at, AuditLog.id)))
+
+
+def _webhook_events(payment: Payment) -> list[WebhookEvent]:
     ids = [i for i in (payment.stripe_payment_intent_id, payment.stripe_charge_id,
                        payment.stripe_dispute_id) if i]
     if not ids:
         return []
-    # Stripe ids are [A-Za-z0-9_] only, so they are safe inside LIKE once `_` is escaped.
-    patterns = [WebhookEvent.payload.like("%" + i.replace("_", "\\_") + "%", escape="\\")
+    patterns = [WebhookEvent.payload.like("%" + _like_stripe_id(i) + "%", escape="\\")
                 for i in ids]
-    events = db.session.scalars(select(WebhookEvent).where(or_(*patterns))
-                                .order_by(WebhookEvent.received_at)
-                                .limit(TIMELINE_EVENT_LIMIT))
+    return list(db.session.scalars(select(WebhookEvent).where(or_(*patterns))
+                                   .order_by(WebhookEvent.received_at)
+                                   .limit(TIMELINE_EVENT_LIMIT)))
+
+
+def _webhook_entries(events: list[WebhookEvent]) -> list[TimelineEntry]:
     return [TimelineEntry(event.received_at, "webhook", f"Stripe event {event.type}",
                           event.stripe_event_id + (f" · {event.last_error}"
                                                    if event.last_error else ""),

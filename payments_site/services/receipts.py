@@ -34,7 +34,7 @@ from payments_site.errors import NotFound
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Payment, Receipt, Refund, User, utcnow
 from payments_site.money import format_money
-from payments_site.services import emails
+from payments_site.services import audit, emails
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +330,10 @@ def resend_payment_receipt(payment_public_id: str, viewer: User) -> OutboundEmai
     if receipt is None:
         raise NotFound("This payment has no receipt yet. It is issued a moment after the "
                        "payment succeeds.")
+    # Committed with the email row below: who asked for it, for the payment's timeline.
+    audit.record("receipt.resent", actor=viewer, payment=payment, amount=payment.amount,
+                 currency=payment.currency, receipt_number=receipt.number,
+                 to=payment.user.email)
     return queue_receipt_email(receipt, dedupe_key=f"receipt:{receipt.id}:resend:"
                                                    f"{uuid.uuid4().hex}", kind="receipt_resend")
 

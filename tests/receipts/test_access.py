@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import func, select
 
 from payments_site.extensions import db
-from payments_site.models import OutboundEmail
+from payments_site.models import AuditLog, OutboundEmail
 from payments_site.services import receipts
 from tests.receipts.conftest import pdf_text
 
@@ -115,6 +117,26 @@ def test_admin_resend_goes_to_the_owner(app, make_payment, customer, admin, logi
     run_jobs()
     messages = mail_sink.wait_for(2)
     assert [m["To"] for m in messages] == [customer.email, customer.email]
+
+
+def test_an_admin_resend_is_audited_on_the_payments_timeline(app, make_payment, customer, admin,
+                                                            login_as):
+    payment = make_payment()
+    receipt = receipts.issue_payment_receipt(payment.id)
+    session = login_as(admin)
+    assert session.post(f"/api/payments/{payment.public_id}/receipt/resend").status_code == 202
+
+    [entry] = db.session.scalars(select(AuditLog).where(AuditLog.action == "receipt.resent"))
+    assert (entry.actor_id, entry.payment_id) == (admin.id, payment.id)
+    assert (entry.amount, entry.currency) == (payment.amount, "usd")
+    assert json.loads(entry.details) == {"receipt_number": receipt.number,
+                                         "to": customer.email}
+    html = session.get(f"/admin/payments/{payment.public_id}").get_data(as_text=True)
+    timeline = html[html.index('id="timeline"'):]
+    item = timeline[timeline.index("Receipt re-sent"):]
+    item = item[:item.index("</li>")]
+    assert receipt.number in item and customer.email in item
+    assert "by admin@example.com" in item and "$64.48" in item
 
 
 def test_resend_by_another_customer_is_404(app, make_payment, make_user, login_as):

@@ -80,3 +80,31 @@ def test_replay_needs_csrf_and_is_audit_logged(
     missing = session.client.post("/admin/webhooks/evt_nope/replay",
                                   data={"csrf_token": session.csrf_token})
     assert missing.status_code == 404
+
+
+def test_a_replay_shows_on_the_payments_timeline_with_the_admin(
+        client: FlaskClient, login_as: Any, admin: Any, make_payment: Any,
+        stripe_events: Any, run_jobs: Any) -> None:
+    payment = _store_events(client, make_payment, stripe_events)
+    run_jobs()
+    session = login_as(admin)
+    row = next(r for r in event_rows() if r.type == "payment_intent.succeeded")
+
+    def timeline() -> str:
+        html = session.get(f"/admin/payments/{payment.public_id}").get_data(as_text=True)
+        return html[html.index('id="timeline"'):]
+
+    assert "Stripe event replayed" not in timeline()
+    session.client.post(f"/admin/webhooks/{row.stripe_event_id}/replay",
+                        data={"csrf_token": session.csrf_token})
+    page = timeline()
+    entry = page[page.index("Stripe event replayed"):]
+    entry = entry[:entry.index("</li>")]
+    assert row.stripe_event_id in entry and "outcome: processed" in entry
+    assert "by admin@example.com" in entry
+    # Another payment's timeline, with events of its own, does not show it.
+    other = make_payment()
+    post_event(client, raw(stripe_events.one("payment_intent.succeeded",
+                                             other.stripe_payment_intent_id)))
+    html = session.get(f"/admin/payments/{other.public_id}").get_data(as_text=True)
+    assert "Stripe event replayed" not in html
