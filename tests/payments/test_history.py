@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from payments_site.extensions import db
 from payments_site.models import Payment, PaymentItem, Refund, utcnow
@@ -79,7 +81,36 @@ def test_one_payment_for_owner_and_admin_only(shopper, customer, admin, login_as
     assert stranger.get(f"/checkout/complete?payment={payment.public_id}").status_code == 404
 
 
-def test_account_pages(shopper, customer, mug):
+def _refunded_payment_with_receipt(shopper, customer, admin, mug, make_card, api_token,
+                                   run_jobs):
+    """A real purchase (2 mugs, saved Visa), its receipt issued, then $10.00 refunded."""
+    response = shopper.post("/api/payments/process", json={
+        "items": [{"product_id": mug.id, "quantity": 2}],
+        "payment_method_id": make_card(customer)})
+    assert response.status_code == 201, response.get_json()
+    public_id = response.get_json()["payment"]["id"]
+    run_jobs()  # fulfilment: the receipt
+    refund = shopper.client.post("/api/payments/refund",
+                                 json={"payment_id": public_id, "amount": 1000},
+                                 headers={"Authorization": f"Bearer {api_token(admin)}"})
+    assert refund.status_code == 202, refund.get_json()
+    run_jobs()  # the refund goes to Stripe
+    payment = db.session.scalar(select(Payment).where(Payment.public_id == public_id))
+    db.session.refresh(payment)
+    assert (payment.amount_refunded, payment.refund_status) == (1000, "partial")
+    assert payment.receipt is not None
+    return payment
+
+
+def _row(html, public_id):
+    match = re.search(rf'<tr data-payment-id="{public_id}">(.*?)</tr>', html, re.S)
+    assert match, f"{public_id} is not listed"
+    return match.group(1)
+
+
+def test_account_pages(shopper, customer, admin, mug, make_card, api_token, run_jobs):
+    paid = _refunded_payment_with_receipt(shopper, customer, admin, mug, make_card, api_token,
+                                          run_jobs)
     rows = _payments(customer, mug, 22)
     rows[0].status = "failed"
     rows[0].failure_message = "Your card was declined."
@@ -89,12 +120,35 @@ def test_account_pages(shopper, customer, mug):
     assert page.status_code == 200 and page.headers["Cache-Control"].startswith("no-store")
     assert html.count("data-payment-id=") == 20 and "Older payments" in html
     assert "$19.99" in html
+    # The refunded payment, newest, with its status and refund badges.
+    refunded_row = _row(html, paid.public_id)
+    assert 'class="badge badge-succeeded">succeeded<' in refunded_row
+    assert ">partial refund<" in refunded_row
+    assert "$39.98" in refunded_row and "Visa •••• 4242" in refunded_row
+    assert ">partial refund<" not in _row(html, rows[1].public_id)
     failed = shopper.get("/account/payments?status=failed").get_data(as_text=True)
     assert failed.count("data-payment-id=") == 1
     assert shopper.get("/account/payments?status=bogus").status_code == 400
     detail = shopper.get(f"/account/payments/{rows[0].public_id}").get_data(as_text=True)
     assert "Ceramic mug" in detail and "Your card was declined." in detail
     assert "Timeline" in detail
+
+    detail = shopper.get(f"/account/payments/{paid.public_id}").get_data(as_text=True)
+    items = re.search(r'id="items-title".*?</table>', detail, re.S).group(0)
+    assert re.search(r"<td>Ceramic mug</td><td[^>]*>2</td><td[^>]*>\$19\.99</td>"
+                     r"<td[^>]*>\$39\.98</td>", items)
+    assert "Visa ending in 4242" in detail
+    assert 'badge-succeeded">succeeded</span> <span class="badge">partial refund' in detail
+    refunds = re.search(r'id="refunds-title".*?</section>', detail, re.S).group(0)
+    assert re.search(r'badge-succeeded">succeeded</span></td><td class="num">\$10\.00', refunds)
+    assert "<dt>Refunded</dt><dd>$10.00</dd>" in detail
+    number = paid.receipt.number
+    assert f'href="/receipts/{number}.pdf"' in detail
+    pdf = shopper.get(f"/receipts/{number}.pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    timeline = re.search(r'id="timeline-title".*?</ol>', detail, re.S).group(0)
+    assert re.findall(r"<strong>(.*?)</strong>", timeline) == \
+        ["Created", "Paid", "Refund succeeded"]
 
 
 def test_money_follows_the_viewer_locale(make_user, login_as, mug):
