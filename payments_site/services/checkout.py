@@ -335,6 +335,14 @@ def _mark_unknown(payment: Payment) -> None:
     db.session.commit()
 
 
+def _clear_unknown(payment: Payment) -> None:
+    db.session.rollback()
+    db.session.execute(update(Payment).where(Payment.id == payment.id,
+                                             Payment.stripe_payment_intent_id.is_(None))
+                       .values(needs_reconcile=False, updated_at=utcnow()))
+    db.session.commit()
+
+
 def _ensure_intent(payment: Payment, customer_id: str, *, commit: bool = True) -> Any:
     """The payment's PaymentIntent, created once (the key is derived from our row).
 
@@ -343,8 +351,8 @@ def _ensure_intent(payment: Payment, customer_id: str, *, commit: bool = True) -
     """
     params: stripe_gateway.PaymentIntentCreateParams = {
         "amount": payment.amount, "currency": payment.currency, "customer": customer_id,
-        # Cards only, and no redirect-based methods, so a server-side confirm with a saved
-        # card needs no return_url (3-D Secure still runs through Stripe.js).
+        # No redirect-based methods, so a server-side confirm with a saved card needs no
+        # return_url (3-D Secure still runs through Stripe.js).
         "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
         "description": payment.description,
         "metadata": {"payment_id": payment.public_id, "user_id": str(payment.user_id)},
@@ -356,6 +364,11 @@ def _ensure_intent(payment: Payment, customer_id: str, *, commit: bool = True) -
             params, idempotency_key=f"pi-create-{payment.public_id}")
     except (ProviderUnavailable, ProviderError):
         _mark_unknown(payment)
+        raise
+    except DomainError:
+        # Stripe refused the create outright (and keeps that answer under the key): nothing
+        # was made, so there is nothing for reconcile to look for.
+        _clear_unknown(payment)
         raise
     recorded = rows_matched(db.session.execute(
         update(Payment).where(Payment.id == payment.id,

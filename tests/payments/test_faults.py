@@ -125,3 +125,27 @@ def test_confirm_failing_leaves_no_second_charge(shopper, customer, mug, make_ca
     assert response.get_json()["payment"]["status"] == "succeeded"
     charges = sc.v1.charges.list({"customer": customer.stripe_customer_id}).data
     assert len(charges) == 1
+
+
+def test_a_create_stripe_refuses_is_not_left_for_reconcile(shopper, customer, mug, sc, runner):
+    """Stripe answers the create with a definite 400 (the customer was deleted on Stripe's
+    side): nothing was made, so the payment is not flagged as unknown and reconcile has no
+    intent to look for; the caller gets a clear error, not a 5xx."""
+    first = shopper.post("/api/payments/process", json={
+        "items": [{"product_id": mug.id, "quantity": 1}]})
+    assert first.status_code == 201
+    db.session.refresh(customer)
+    sc.v1.customers.delete(customer.stripe_customer_id)
+
+    response = shopper.post("/api/payments/process", json={
+        "items": [{"product_id": mug.id, "quantity": 2}]})
+    assert 400 <= response.status_code < 500, response.get_json()
+    assert set(response.get_json()["error"]) >= {"code", "message"}
+    db.session.expire_all()
+    refused = db.session.scalars(select(Payment).where(
+        Payment.stripe_payment_intent_id.is_(None))).all()
+    assert len(refused) == 1 and refused[0].amount == 2 * mug.unit_amount
+    assert refused[0].needs_reconcile is False
+    result = runner.invoke(args=["payments", "reconcile"])
+    assert result.exit_code == 0, result.output
+    assert refused[0].public_id not in result.output
