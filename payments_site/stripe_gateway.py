@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import stripe
 from flask import current_app, g, has_app_context
@@ -42,6 +42,7 @@ from payments_site.errors import CardDeclined, DomainError, ProviderError, Provi
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 PaymentIntent = stripe.PaymentIntent
 SetupIntent = stripe.SetupIntent
@@ -106,8 +107,20 @@ def _is_retryable(error: stripe.StripeError) -> bool:
     return bool(error.headers and error.headers.get("stripe-should-retry") == "true")
 
 
-def _call(operation: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run one Stripe call with bounded retries; map the final error to a domain exception."""
+def _retry_after(error: stripe.StripeError) -> float:
+    """Seconds a `Retry-After` header asks for (0 when absent or unreadable), at most 8."""
+    raw = error.headers.get("retry-after") if error.headers else None
+    try:
+        seconds = float(raw) if raw is not None else 0.0
+    except ValueError:
+        return 0.0
+    return min(max(seconds, 0.0), 8.0)
+
+
+def _call(operation: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run one Stripe call with bounded retries; map the final error to a domain exception.
+
+    Typed with the SDK method's own signature, so mypy checks every call's parameters."""
     attempts = int(current_app.config["STRIPE_MAX_RETRIES"]) + 1
     for attempt in range(attempts):
         try:
@@ -116,7 +129,9 @@ def _call(operation: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> 
             raise _card_declined(error) from error
         except stripe.StripeError as error:
             if _is_retryable(error) and attempt + 1 < attempts:
-                delay = _backoff(attempt, rate_limited=isinstance(error, stripe.RateLimitError))
+                delay = max(_backoff(attempt,
+                                     rate_limited=isinstance(error, stripe.RateLimitError)),
+                            _retry_after(error))
                 log.warning("stripe %s failed (%s, http %s); retry %d in %.2fs", operation,
                             error.__class__.__name__, error.http_status, attempt + 1, delay)
                 time.sleep(delay)
@@ -125,7 +140,7 @@ def _call(operation: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _timed(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+def _timed(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """One Stripe request; its wait is added to `g` for the Server-Timing header."""
     started = time.perf_counter()
     try:

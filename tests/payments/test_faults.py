@@ -116,6 +116,22 @@ def test_429_backs_off_longer_than_5xx_then_succeeds(app, shopper, customer, mug
     assert len(intents_of(sc, customer)) == 2  # one per checkout, none from the retries
 
 
+def test_429_waits_at_least_what_retry_after_asks(app, shopper, customer, mug, sc, fault,
+                                                 caplog):
+    """Stripe's 429 says how long to wait (`Retry-After`, one second from the emulator, as the
+    official SDK honours it): our own backoff, tiny here, never cuts that short."""
+    app.config["STRIPE_RETRY_BASE_DELAY"] = 0.01
+    with caplog.at_level(logging.WARNING, logger="payments_site.stripe_gateway"):
+        fault(status=429, times=1)
+        response = shopper.post("/api/payments/process", json={
+            "items": [{"product_id": mug.id, "quantity": 1}]})
+        waits = _retries(caplog)
+    assert response.status_code == 201, response.get_json()
+    assert [(status, n) for status, n, _ in waits] == [(429, 1)]
+    assert waits[0][2] >= 1.0
+    assert len(intents_of(sc, customer)) == 1
+
+
 def test_confirm_failing_leaves_no_second_charge(shopper, customer, mug, make_card, sc, fault):
     pm_id = make_card(customer)
     body = {"items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id}
