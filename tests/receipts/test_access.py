@@ -51,6 +51,21 @@ def test_unknown_number_is_404(app, customer, login_as):
     assert login_as(customer).get("/receipts/2026-999999.pdf").status_code == 404
 
 
+def test_the_payment_page_links_to_its_receipt_pdf(app, make_payment, customer, login_as):
+    payment = make_payment()
+    session = login_as(customer)
+    before = session.get(f"/account/payments/{payment.public_id}").get_data(as_text=True)
+    assert "/receipts/" not in before  # no receipt yet, no link
+
+    receipt = receipts.issue_payment_receipt(payment.id)
+    html = session.get(f"/account/payments/{payment.public_id}").get_data(as_text=True)
+    link = f'href="/receipts/{receipt.number}.pdf"'
+    assert link in html
+    assert f"Download receipt {receipt.number} (PDF)" in html
+    response = session.get(f"/receipts/{receipt.number}.pdf")
+    assert response.status_code == 200 and response.data == receipt.pdf
+
+
 def test_receipts_page_lists_receipts_and_refund_notes(app, make_payment, make_refund,
                                                         make_user, customer, login_as):
     payment = make_payment()
@@ -184,8 +199,14 @@ def test_resend_with_a_session_needs_the_csrf_token(app, make_payment, customer,
     before = _email_count()
     session = login_as(customer)
     response = session.client.post(f"/api/payments/{payment.public_id}/receipt/resend")
-    assert response.status_code in (400, 403)
+    # API.md: a bad or missing CSRF token is 403 forbidden.
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "forbidden"
+    wrong = session.client.post(f"/api/payments/{payment.public_id}/receipt/resend",
+                                headers={"X-CSRFToken": "not-the-token"})
+    assert wrong.status_code == 403
     assert _email_count() == before
+    assert db.session.scalar(select(func.count(AuditLog.id))) == 0
 
 
 def test_resend_with_a_bearer_token_needs_no_csrf(app, client, make_payment, customer,

@@ -71,6 +71,27 @@ def test_receipt_email_reaches_the_smtp_server_with_the_stored_pdf(
     assert receipt.emailed_at is not None
 
 
+def test_refund_note_email_carries_the_stored_pdf(app, make_payment, make_refund, customer,
+                                                  run_jobs, mail_sink):
+    payment = make_payment()
+    receipt = receipts.issue_payment_receipt(payment.id)
+    note = receipts.issue_refund_note(make_refund(payment, 1000).id)
+    run_jobs()
+
+    messages = mail_sink.wait_for(2)
+    assert len(messages) == 2
+    [message] = [m for m in messages if m["Subject"].startswith("Refund note")]
+    assert message["To"] == customer.email
+    assert message["Subject"] == f"Refund note {note.number} from {app.config['MERCHANT_NAME']}"
+    filename, data = _pdf_attachment(message)
+    assert filename == f"{note.number}.pdf"
+    db.session.refresh(note)
+    assert data == note.pdf  # byte-identical to what is stored
+    assert data != receipt.pdf
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "$10.00" in text and receipt.number in text and note.number in text
+
+
 def test_a_duplicated_job_sends_one_email(app, make_payment, run_jobs, mail_sink):
     receipt = receipts.issue_payment_receipt(make_payment().id)
     email = _receipt_email(receipt)

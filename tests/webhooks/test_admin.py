@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 from flask.testing import FlaskClient
+from markupsafe import escape
 from sqlalchemy import select
 
 from payments_site.extensions import db
 from payments_site.models import AuditLog
 from tests.helpers import event_payload
-from tests.webhooks.conftest import event_rows, post_event, raw
+from tests.webhooks.conftest import add_fault, event_rows, post_event, raw
 
 
 def _store_events(client: FlaskClient, make_payment: Any, stripe_events: Any) -> Any:
@@ -108,3 +109,23 @@ def test_a_replay_shows_on_the_payments_timeline_with_the_admin(
                                              other.stripe_payment_intent_id)))
     html = session.get(f"/admin/payments/{other.public_id}").get_data(as_text=True)
     assert "Stripe event replayed" not in html
+
+
+def test_the_page_shows_why_an_event_failed(
+        app: Any, client: FlaskClient, emulator: Any, login_as: Any, admin: Any,
+        make_payment: Any, stripe_events: Any, run_jobs: Any) -> None:
+    payment = make_payment()
+    # Stripe answers 500 to every attempt of the job's re-fetch.
+    add_fault(emulator, method="GET", path_prefix="/v1/payment_intents", status=500,
+              times=int(app.config["STRIPE_MAX_RETRIES"]) + 1)
+    post_event(client, raw(stripe_events.one("payment_intent.succeeded",
+                                             payment.stripe_payment_intent_id)))
+    run_jobs(include_scheduled=False)
+    [row] = event_rows()
+    assert row.status == "failed" and row.last_error
+
+    html = login_as(admin).get("/admin/webhooks?status=failed").get_data(as_text=True)
+    cells = html[html.index(row.stripe_event_id):]
+    cells = cells[:cells.index("</tr>")]
+    assert f'<td class="small">{escape(row.last_error)}</td>' in cells
+    assert "ProviderError" in cells and "next try" in cells

@@ -153,7 +153,12 @@ def test_route_only_verifies_stores_and_queues(client: FlaskClient, make_payment
     db.session.refresh(payment)
     assert payment.status == "succeeded"
     assert count(Receipt) == 1
-    mail_sink.wait_for(1)
+    # The worker, not the request, emailed the receipt: exactly one message, with its PDF.
+    [message] = mail_sink.wait_for(1)
+    receipt = db.session.query(Receipt).one()
+    assert message["Subject"].startswith(f"Receipt {receipt.number} ")
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_content() == receipt.pdf
 
 
 def requests_delete_faults(emulator: Any) -> None:
