@@ -50,6 +50,8 @@ ROUTES: dict[str, Route] = {
     "admin.payments": Route("GET", ADMIN, lambda o: "/admin/payments"),
     "admin.payment_detail": Route("GET", ADMIN, lambda o: f"/admin/payments/{o.payment_id}"),
     "admin.refund": Route("POST", ADMIN, lambda o: f"/admin/payments/{o.payment_id}/refund"),
+    "admin.failed_emails": Route("GET", ADMIN, lambda o: "/admin/emails"),
+    "admin.retry_email": Route("POST", ADMIN, lambda o: "/admin/emails/1/retry"),
     "admin_webhooks.index": Route("GET", ADMIN, lambda o: "/admin/webhooks"),
     "admin_webhooks.replay": Route("POST", ADMIN,
                                    lambda o: "/admin/webhooks/evt_does_not_matter/replay"),
