@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -93,3 +97,21 @@ class WebhookReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def start_emulator(port: int, *extra: str, cwd: Path | None = None,
+                   env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`python -m stripe_emulator` on 127.0.0.1:`port` as its own process, once it answers."""
+    from tests._services import ROOT, wait_for_port
+
+    proc = subprocess.Popen([sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1",
+                             "--port", str(port), *extra], cwd=cwd or ROOT,
+                            env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port("127.0.0.1", port)
+    return proc
+
+
+def stop_emulator(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)

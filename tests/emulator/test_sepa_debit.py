@@ -9,17 +9,14 @@ The test IBANs and their outcomes are Stripe's: https://docs.stripe.com/testing#
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import stripe
 
-from tests._services import ROOT, free_port, wait_for_port
-from tests.emulator.helpers import card, client
+from tests._services import free_port
+from tests.emulator.helpers import card, client, start_emulator, stop_emulator
 
 SUCCEEDS = "DE89370400440532013000"
 FAILS = "DE62370400440532013001"
@@ -240,19 +237,6 @@ def test_setup_future_usage_attaches_after_success(sc: stripe.StripeClient) -> N
     assert sc.v1.payment_methods.retrieve(pm.id).customer == cus.id
 
 
-def _start(port: int, *extra: str, env: dict[str, str] | None = None
-           ) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1",
-                             "--port", str(port), *extra], cwd=ROOT,
-                            env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port("127.0.0.1", port)
-    return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def test_processing_delay_is_configurable() -> None:
@@ -261,7 +245,7 @@ def test_processing_delay_is_configurable() -> None:
     https://docs.stripe.com/testing#sepa-direct-debit, "after at least three minutes".)
     """
     port = free_port()
-    proc = _start(port, env={"STRIPE_EMULATOR_PROCESSING_DELAY_S": "2.5"})
+    proc = start_emulator(port, env={"STRIPE_EMULATOR_PROCESSING_DELAY_S": "2.5"})
     try:
         sc = client(f"http://127.0.0.1:{port}")
         pi = debit(sc, "pm_success_de")
@@ -269,8 +253,8 @@ def test_processing_delay_is_configurable() -> None:
         assert sc.v1.payment_intents.retrieve(pi.id).status == "processing"
         wait_status(sc, pi.id, "succeeded", timeout=4)
     finally:
-        _stop(proc)
-    proc = _start(port, "--processing-delay", "0",
+        stop_emulator(proc)
+    proc = start_emulator(port, "--processing-delay", "0",
                   env={"STRIPE_EMULATOR_PROCESSING_DELAY_S": "30"})
     try:
         sc = client(f"http://127.0.0.1:{port}")
@@ -278,7 +262,7 @@ def test_processing_delay_is_configurable() -> None:
         assert pi.status == "processing"
         wait_status(sc, pi.id, "succeeded", timeout=0.8)
     finally:
-        _stop(proc)
+        stop_emulator(proc)
 
 
 def test_processing_debit_settles_after_restart(tmp_path: Path) -> None:
@@ -288,17 +272,17 @@ def test_processing_debit_settles_after_restart(tmp_path: Path) -> None:
     https://docs.stripe.com/payments/payment-intents/verifying-status
     """
     port = free_port()
-    proc = _start(port, "--data", str(tmp_path), "--processing-delay", "30")
+    proc = start_emulator(port, "--data", str(tmp_path), "--processing-delay", "30")
     try:
         sc = client(f"http://127.0.0.1:{port}")
         pi = debit(sc, "pm_failed_de")
         assert pi.status == "processing"
     finally:
-        _stop(proc)
-    proc = _start(port, "--data", str(tmp_path), "--processing-delay", "0.2")
+        stop_emulator(proc)
+    proc = start_emulator(port, "--data", str(tmp_path), "--processing-delay", "0.2")
     try:
         sc = client(f"http://127.0.0.1:{port}")
         pi = wait_status(sc, pi.id, "requires_payment_method", timeout=3)
         assert pi.last_payment_error.code == "payment_intent_payment_attempt_failed"
     finally:
-        _stop(proc)
+        stop_emulator(proc)

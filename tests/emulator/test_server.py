@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 import stripe
 
-from tests._services import ROOT, free_port, wait_for_port
-from tests.emulator.helpers import PUBLISHABLE_KEY, WebhookReceiver, client
-
-
-def _start(port: int, *extra: str, cwd: Path = ROOT,
-           env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1",
-                             "--port", str(port), *extra], cwd=cwd,
-                            env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port("127.0.0.1", port)
-    return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(timeout=10)
+from tests._services import ROOT, free_port
+from tests.emulator.helpers import (
+    PUBLISHABLE_KEY,
+    WebhookReceiver,
+    client,
+    start_emulator,
+    stop_emulator,
+)
 
 
 def _listeners(port: int) -> list[tuple[str, str]]:
@@ -139,7 +128,7 @@ def test_memory_only_writes_no_file(tmp_path: Path, receiver: WebhookReceiver) -
     cwd, env = _fresh_dirs(tmp_path)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = _start(port, "--processing-delay", "0.1", cwd=cwd, env=env)
+    proc = start_emulator(port, "--processing-delay", "0.1", cwd=cwd, env=env)
     try:
         receiver.register(url)
         sc = client(url)
@@ -157,7 +146,7 @@ def test_memory_only_writes_no_file(tmp_path: Path, receiver: WebhookReceiver) -
                                           for e in evs))
         requests.delete(f"{url}/_config/data", timeout=5).raise_for_status()
     finally:
-        _stop(proc)
+        stop_emulator(proc)
     assert _everything_under(cwd, Path(env["TMPDIR"])) == []
     after = marker.stat().st_mtime if marker.exists() else None
     assert before == after
@@ -174,16 +163,16 @@ def test_data_dir_persists_and_nothing_in_tmp(tmp_path: Path) -> None:
     cwd, env = _fresh_dirs(tmp_path)
     data = tmp_path / "data"
     port = free_port()
-    proc = _start(port, "--data", str(data), cwd=cwd, env=env)
+    proc = start_emulator(port, "--data", str(data), cwd=cwd, env=env)
     try:
         sc = client(f"http://127.0.0.1:{port}")
         pi = sc.v1.payment_intents.create(params={
             "amount": 1000, "currency": "usd", "confirm": True,
             "payment_method": "pm_card_visa"}, options={"idempotency_key": "persist-1"})
     finally:
-        _stop(proc)
+        stop_emulator(proc)
     assert [p.name for p in data.iterdir()] == ["stripe_emulator.pickle"]
-    proc = _start(port, "--data", str(data), cwd=cwd, env=env)
+    proc = start_emulator(port, "--data", str(data), cwd=cwd, env=env)
     try:
         sc = client(f"http://127.0.0.1:{port}")
         assert sc.v1.payment_intents.retrieve(pi.id).status == "succeeded"
@@ -192,7 +181,7 @@ def test_data_dir_persists_and_nothing_in_tmp(tmp_path: Path) -> None:
             "payment_method": "pm_card_visa"}, options={"idempotency_key": "persist-1"})
         assert again.id == pi.id
     finally:
-        _stop(proc)
+        stop_emulator(proc)
     assert _everything_under(cwd, Path(env["TMPDIR"])) == []
     after = marker.stat().st_mtime if marker.exists() else None
     assert before == after
