@@ -314,16 +314,9 @@ def list_refunds(params: RefundListParams) -> list[stripe.Refund]:
 
 
 def list_refunds_created_since(created_gte: int) -> list[stripe.Refund]:
-    """Every refund created at or after `created_gte` (Unix time), newest first, all pages
-    (each page one call with the usual retries)."""
+    """Every refund created at or after `created_gte` (Unix time), newest first, all pages."""
     params: RefundListParams = {"created": {"gte": created_gte}, "limit": 100}
-    refunds: list[stripe.Refund] = []
-    while True:
-        page = _call("refunds.list", _client().v1.refunds.list, params)
-        refunds.extend(page.data)
-        if not page.has_more or not page.data:
-            return refunds
-        params = {**params, "starting_after": page.data[-1].id}
+    return _all_pages("refunds.list", _client().v1.refunds.list, params)
 
 
 def retrieve_charge(charge_id: str) -> stripe.Charge:
@@ -337,22 +330,25 @@ def retrieve_dispute(dispute_id: str) -> stripe.Dispute:
 
 
 def list_disputes_created_since(created_gte: int) -> list[stripe.Dispute]:
-    """Every dispute created at or after `created_gte` (Unix time), newest first.
+    """Every dispute created at or after `created_gte` (Unix time), newest first, all pages."""
+    params: DisputeListParams = {"created": {"gte": created_gte}, "limit": 100}
+    return _all_pages("disputes.list", _client().v1.disputes.list, params)
 
-    Stripe lists disputes newest first, so paging stops at the first older one instead of
-    sending a `created` filter (the offline emulator accepts none on disputes).
-    """
-    params: DisputeListParams = {"limit": 100}
-    disputes: list[stripe.Dispute] = []
+
+_Listed = TypeVar("_Listed", bound=stripe.StripeObject)
+_ListParams = TypeVar("_ListParams", RefundListParams, DisputeListParams)
+
+
+def _all_pages(operation: str, list_page: Callable[[_ListParams], stripe.ListObject[_Listed]],
+               params: _ListParams) -> list[_Listed]:
+    """Every object of a Stripe list, page after page (each page one call with retries)."""
+    found: list[_Listed] = []
     while True:
-        page = _call("disputes.list", _client().v1.disputes.list, params)
-        for dispute in page.data:
-            if dispute.created < created_gte:
-                return disputes
-            disputes.append(dispute)
+        page = _call(operation, list_page, params)
+        found.extend(page.data)
         if not page.has_more or not page.data:
-            return disputes
-        params = {**params, "starting_after": page.data[-1].id}
+            return found
+        params = {**params, "starting_after": page.data[-1]["id"]}  # type: ignore[assignment]
 
 
 # --- Webhooks ------------------------------------------------------------------------------

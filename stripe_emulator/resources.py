@@ -625,14 +625,15 @@ class Dispute(StripeObject):
 
     @classmethod
     def _api_list_all(cls, url: str, charge: Any = None, payment_intent: Any = None,
-                      limit: Any = None, starting_after: Any = None, ending_before: Any = None,
-                      **kwargs: Any) -> List:
+                      created: Any = None, limit: Any = None, starting_after: Any = None,
+                      ending_before: Any = None, **kwargs: Any) -> List:
+        # https://docs.stripe.com/api/disputes/list (charge, payment_intent, created, paging)
         reject_unknown(kwargs)
         return list_objects(
             "dispute", url,
             lambda d: (charge is None or d.charge == charge)
             and (payment_intent is None or d.payment_intent == payment_intent),
-            limit, starting_after, ending_before)
+            limit, starting_after, ending_before, created)
 
 
 # --------------------------------------------------------------------------- payment intents
