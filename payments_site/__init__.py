@@ -109,10 +109,14 @@ def register_extensions(app: Flask) -> None:
     mail.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_storage_uri(app.config["REDIS_URL"]))
     limiter.init_app(app)
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        from payments_site.models.sqlite import configure_sqlite
+    with app.app_context():
+        if app.config.get("DB_POOL_PRE_PING", True):
+            from payments_site.models.pool import install_idle_ping
 
-        with app.app_context():
+            install_idle_ping(db.engine, float(app.config.get("DB_POOL_PING_IDLE", 2.0)))
+        if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+            from payments_site.models.sqlite import configure_sqlite
+
             configure_sqlite(db.engine)
 
 

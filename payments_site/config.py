@@ -23,6 +23,20 @@ def _int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _seconds(name: str, default: float) -> float:
+    """A duration in seconds, 0 or more (a clear ConfigError otherwise)."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not seconds >= 0:  # also refuses nan
+        raise ConfigError(f"{name} cannot be negative")
+    return seconds
+
+
 def _trusted_proxies() -> int:
     """How many proxies (load balancers) stand in front of the app and append X-Forwarded-*.
 
@@ -66,12 +80,14 @@ def engine_options(database_url: str) -> dict[str, Any]:
     A gthread worker needs at most one connection per thread; the overflow absorbs bursts.
     Keep workers x (DB_POOL_SIZE + DB_MAX_OVERFLOW) under PostgreSQL's max_connections.
     """
-    # The ping costs a round trip per request; without it a connection the server dropped
-    # fails one request per process before the pool is refreshed.
-    options: dict[str, Any] = {"pool_pre_ping": _bool(os.environ.get("DB_POOL_PRE_PING"), True)}
+    # Pings are sent by `models.pool` (only to connections idle for DB_POOL_PING_IDLE
+    # seconds), not by SQLAlchemy's pre_ping, which pings before every transaction.
+    # LIFO: a busy process reuses its most recent connections, and the rest stay idle long
+    # enough to be pinged (or closed by a server-side idle timeout) before they are used.
+    options: dict[str, Any] = {"pool_pre_ping": False}
     if not database_url.startswith("sqlite"):
         options.update(pool_size=_int("DB_POOL_SIZE", 5), max_overflow=_int("DB_MAX_OVERFLOW", 5),
-                       pool_timeout=_int("DB_POOL_TIMEOUT", 10),
+                       pool_timeout=_int("DB_POOL_TIMEOUT", 10), pool_use_lifo=True,
                        pool_recycle=_int("DB_POOL_RECYCLE", 1800))
     return options
 
@@ -104,6 +120,10 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
+        # Ping a pooled connection before use (DB_POOL_PRE_PING) once it has been idle
+        # this long; 0 pings before every transaction.
+        "DB_POOL_PRE_PING": _bool(os.environ.get("DB_POOL_PRE_PING"), True),
+        "DB_POOL_PING_IDLE": _seconds("DB_POOL_PING_IDLE", 2.0),
         "REDIS_URL": redis_url,
         "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", ""),
         "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY", ""),

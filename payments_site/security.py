@@ -104,9 +104,9 @@ def init_security(app: Flask) -> None:
             return
         # A Bearer request carries its credential explicitly; a forged cross-site request
         # cannot add the header, so CSRF does not apply (an invalid token is a 401 later).
-        token = bearer_token(request)
-        if token is not None:
-            if user_from_token(token) is None:
+        if bearer_token(request) is not None:
+            # Resolved once by the request loader below and kept for the view.
+            if not current_user.is_authenticated:
                 raise Unauthenticated("The Bearer token is invalid or expired.")
             return
         # An anonymous JSON call carries no session to abuse: let the view answer 401.

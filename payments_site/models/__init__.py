@@ -1,7 +1,14 @@
 """The data model; importing this package registers every table on the metadata."""
 
 from payments_site.models.audit import AuditLog
-from payments_site.models.base import Base, public_id, rows_matched, utcnow
+from payments_site.models.base import (
+    Base,
+    commit_keeping_loaded,
+    public_id,
+    rows_matched,
+    update_now,
+    utcnow,
+)
 from payments_site.models.email import OutboundEmail
 from payments_site.models.idempotency import IdempotencyKey
 from payments_site.models.payment import (
@@ -21,5 +28,5 @@ __all__ = [
     "PAYMENT_STATUSES", "REFUND_REASONS", "REFUND_STATUSES", "ROLES", "TERMINAL_STATUSES",
     "AuditLog", "Base", "IdempotencyKey", "OutboundEmail", "Payment", "PaymentItem",
     "PaymentMethod", "Product", "Receipt", "ReceiptSequence", "Refund", "User", "WebhookEvent",
-    "public_id", "rows_matched", "utcnow",
+    "commit_keeping_loaded", "public_id", "rows_matched", "update_now", "utcnow",
 ]

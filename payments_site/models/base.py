@@ -7,8 +7,18 @@ import string
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, DateTime, MetaData, Result
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    DateTime,
+    Engine,
+    MetaData,
+    Result,
+    inspect,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -25,6 +35,67 @@ _ALPHABET = string.ascii_letters + string.digits
 def rows_matched(result: Result[Any]) -> int:
     """Rows a conditional UPDATE/DELETE matched: how it tells which caller won."""
     return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def commit_keeping_loaded(session: Session) -> None:
+    """Commit without expiring the objects the session holds.
+
+    For a transaction whose every write the session already reflects (rows it just
+    inserted, ORM UPDATEs whose values it applied to the loaded objects and that matched):
+    nothing needs reloading, and a plain commit would cost a SELECT per object on its next
+    use. Not after a write that matched nothing or that the session did not make.
+    """
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+
+
+def update_now(session: Session, obj: Any, *criteria: ColumnElement[bool],
+               **values: Any) -> bool:
+    """UPDATE `obj`'s row SET `values` WHERE `criteria`, committed on return; True if it matched.
+
+    A conditional write that decides something (who records an intent, who may confirm):
+    - With no transaction open in the session, it runs as one autocommitted statement on
+      its own connection: one round trip instead of BEGIN, UPDATE and COMMIT. (Nothing the
+      session holds can conflict with it: it holds no locks and no uncommitted rows.)
+    - Inside an open transaction it runs there, and commits that transaction.
+    It is one Core statement: the ORM's bulk UPDATE would also evaluate the WHERE clause in
+    Python against every object in the session, which costs more than the statement.
+    When the row matched, `obj` takes the values as its state, so reading them needs no
+    SELECT; when it did not, nothing on `obj` is changed (refresh it to see who won).
+    `updated_at`, where the table has one, is set too.
+    """
+    state = inspect(obj)
+    if state.identity is None:
+        raise ValueError(f"{obj!r} has no row yet: flush it before update_now")
+    table = state.mapper.local_table
+    if "updated_at" in table.c and "updated_at" not in values:
+        values["updated_at"] = utcnow()
+    keys = [table.c[column.key] == value
+            for column, value in zip(state.mapper.primary_key, state.identity, strict=True)]
+    statement = update(table).where(*keys, *criteria).values(**values)
+    bind = session.get_bind()
+    if not session.in_transaction() and isinstance(bind, Engine):
+        with bind.connect() as connection:
+            matched = rows_matched(connection.execution_options(
+                isolation_level="AUTOCOMMIT").execute(statement)) > 0
+        if matched:
+            _take_values(obj, values)
+        return matched
+    matched = rows_matched(session.execute(statement)) > 0
+    if matched:
+        _take_values(obj, values)
+        commit_keeping_loaded(session)  # what this transaction read is as current as the write
+    else:
+        session.commit()
+    return matched
+
+
+def _take_values(obj: Any, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        set_committed_value(obj, key, value)
 
 
 def utcnow() -> datetime:

@@ -37,7 +37,8 @@ from payments_site.models import (
     PaymentMethod,
     Product,
     User,
-    rows_matched,
+    commit_keeping_loaded,
+    update_now,
     utcnow,
 )
 from payments_site.money import (
@@ -279,8 +280,6 @@ def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMet
     database write lock); either way concurrent submits take turns here, and each sees the
     row the previous one committed.
     """
-    # Everything the new rows need is read now: a commit expires the loaded objects and
-    # reading them afterwards would cost a SELECT each.
     user_id = user.id
     method_id = method.id if method else None
     description = ", ".join(f"{line.quantity} × {line.product.name}" for line in cart.lines)
@@ -297,7 +296,7 @@ def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMet
     else:
         # SQLite: a transaction that has read cannot take the write lock once another
         # writer committed, so start a fresh one whose first statement takes the lock.
-        db.session.commit()
+        commit_keeping_loaded(db.session())
         db.session.execute(update(User).where(User.id == user_id).values(id=User.id))
     now = utcnow()
     recent = db.session.scalar(
@@ -308,7 +307,7 @@ def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMet
                                  & (Payment.succeeded_at >= now - RECENT_SUCCESS_WINDOW)))
         .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(1))
     if recent is not None:
-        db.session.commit()
+        commit_keeping_loaded(db.session())  # read under the lock just now
         return recent
     # needs_reconcile until the intent's id is recorded: if this process or the database dies
     # while Stripe creates the intent, `flask payments reconcile` repeats the create with the
@@ -318,11 +317,13 @@ def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMet
                       payment_method_id=method_id, save_payment_method=save and method is None,
                       needs_reconcile=True)
     payment.items = [PaymentItem(**values) for values in item_values]
+    # A new payment has none yet: known, so answering the request does not look them up.
+    payment.receipts, payment.refunds = [], []
     db.session.add(payment)
     db.session.flush()
-    public_id = payment.public_id  # read before the commit expires it
-    db.session.commit()  # recorded before Stripe hears of it
-    log.info("payment %s created for user %s: %s %s", public_id, user_id, cart.amount,
+    # Recorded before Stripe hears of it. The session holds exactly what was inserted.
+    commit_keeping_loaded(db.session())
+    log.info("payment %s created for user %s: %s %s", payment.public_id, user_id, cart.amount,
              cart.currency)
     return payment
 
@@ -343,12 +344,9 @@ def _clear_unknown(payment: Payment) -> None:
     db.session.commit()
 
 
-def _ensure_intent(payment: Payment, customer_id: str, *, commit: bool = True) -> Any:
-    """The payment's PaymentIntent, created once (the key is derived from our row).
-
-    `commit=False` leaves the recorded intent id in the open transaction for the caller to
-    commit with its next write, BEFORE its next Stripe call.
-    """
+def _ensure_intent(payment: Payment, customer_id: str) -> Any:
+    """The payment's PaymentIntent, created once (the key is derived from our row); its id
+    is committed before this returns, so before any further Stripe call."""
     params: stripe_gateway.PaymentIntentCreateParams = {
         "amount": payment.amount, "currency": payment.currency, "customer": customer_id,
         # No redirect-based methods, so a server-side confirm with a saved card needs no
@@ -370,12 +368,8 @@ def _ensure_intent(payment: Payment, customer_id: str, *, commit: bool = True) -
         # was made, so there is nothing for reconcile to look for.
         _clear_unknown(payment)
         raise
-    recorded = rows_matched(db.session.execute(
-        update(Payment).where(Payment.id == payment.id,
-                              Payment.stripe_payment_intent_id.is_(None))
-        .values(stripe_payment_intent_id=intent.id, needs_reconcile=False)))
-    if commit:
-        db.session.commit()
+    recorded = update_now(db.session(), payment, Payment.stripe_payment_intent_id.is_(None),
+                          stripe_payment_intent_id=intent.id, needs_reconcile=False)
     if not recorded:
         # Another request recorded an intent first: it must be this one (same key).
         db.session.refresh(payment)
@@ -412,16 +406,14 @@ def _apply_save_choice(payment: Payment, intent: Any, save: bool) -> Any:
 
 def _confirm_saved_card(payment: Payment, intent_id: str, stripe_pm_id: str) -> Payment:
     """Confirm with the saved card, once: a conditional UPDATE elects the one request that
-    may confirm (it marks the row processing); the others report the current state.
-
-    Its commit also commits anything the caller left open (a just-recorded intent id)."""
+    may confirm (it marks the row processing, committed before the confirm call); the
+    others report the current state."""
     attempt = payment.confirm_attempts + 1
-    public_id = payment.public_id  # read before the commit expires it
-    claimed = rows_matched(db.session.execute(update(Payment).where(
-        Payment.id == payment.id, Payment.confirm_attempts == payment.confirm_attempts,
-        Payment.status.in_(("requires_payment_method", "failed")))
-        .values(confirm_attempts=attempt, status="processing", updated_at=utcnow())))
-    db.session.commit()
+    public_id = payment.public_id
+    claimed = update_now(db.session(), payment,
+                         Payment.confirm_attempts == payment.confirm_attempts,
+                         Payment.status.in_(("requires_payment_method", "failed")),
+                         confirm_attempts=attempt, status="processing")
     if not claimed:
         db.session.refresh(payment)
         return payment
@@ -474,11 +466,7 @@ def process_payment(user: User, raw_items: Any, payment_method_id: Any = None,
     if payment.status == "succeeded":
         return ProcessResult(payment, None, False)  # a double submit of a finished checkout
     if payment.stripe_payment_intent_id is None:
-        # With a saved card the new intent's id is committed together with the confirm
-        # claim below (one commit instead of two), still before the confirm call.
-        confirm_next = stripe_pm_id is not None and \
-            payment.status in ("requires_payment_method", "failed")
-        intent = _ensure_intent(payment, customer_id, commit=not confirm_next)
+        intent = _ensure_intent(payment, customer_id)
     else:
         # Re-read before any new attempt: Stripe is the truth (webhooks may lag, an earlier
         # call's outcome may be unknown).

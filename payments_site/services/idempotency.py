@@ -26,7 +26,7 @@ from payments_site.errors import (
     InvalidRequest,
 )
 from payments_site.extensions import db
-from payments_site.models import IdempotencyKey, rows_matched, utcnow
+from payments_site.models import IdempotencyKey, commit_keeping_loaded, rows_matched, utcnow
 from payments_site.queues import get_redis
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,9 @@ def _claim(user_id: int, key: str, digest: str) -> int | Response:
         db.session.add(row)
         try:
             db.session.flush()
-            row_id = row.id  # read before the commit expires it (no SELECT afterwards)
-            db.session.commit()
-            return row_id
+            # Only our claim was written: the request's loaded user stays loaded.
+            commit_keeping_loaded(db.session())
+            return row.id
         except IntegrityError:
             db.session.rollback()
         existing = db.session.scalar(select(IdempotencyKey).where(

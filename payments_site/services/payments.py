@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, inspect, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from payments_site import stripe_gateway
@@ -20,7 +20,7 @@ from payments_site.models import (
     TERMINAL_STATUSES,
     Payment,
     User,
-    rows_matched,
+    update_now,
     utcnow,
 )
 from payments_site.services import fulfilment
@@ -119,19 +119,17 @@ def apply_intent_state(intent: Any, *, own_confirm: bool,
     confirm claim (only it may end the claim with an unconfirmed state).
 
     `payment`: the caller's payment whose own (recorded) intent this is, so it need not be
-    looked up again; it is refreshed from the database after the update either way.
+    looked up again. Afterwards it reads as the row does: it takes the written values, or
+    is refreshed when the guarded UPDATE matched nothing (another caller got there first).
     """
     if payment is None:
         payment = find_payment_for_intent(intent)
         if payment is None:
             return None
-    # The primary key from the identity, without loading an expired instance.
-    identity = inspect(payment).identity
-    payment_id = identity[0] if identity else payment.id
     new_status = local_status(intent)
     error = _field(intent, "last_payment_error")
     brand, last4 = _card_of(intent)
-    values: dict[str, Any] = {"needs_reconcile": False, "updated_at": utcnow()}
+    values: dict[str, Any] = {"needs_reconcile": False}
     charge_id = _id_of(_field(intent, "latest_charge"))
     if charge_id and new_status == "succeeded":
         values["stripe_charge_id"] = charge_id
@@ -147,25 +145,20 @@ def apply_intent_state(intent: Any, *, own_confirm: bool,
     elif new_status in ("succeeded", "processing", "requires_action"):
         values.update(failure_code=None, failure_decline_code=None, failure_message=None)
 
-    won_success = False
+    values["status"] = new_status
+    guard: list[ColumnElement[bool]] = [Payment.status.not_in(TERMINAL_STATUSES)]
     if new_status == "succeeded":
-        values.update(status="succeeded", succeeded_at=utcnow())
-        won_success = bool(rows_matched(db.session.execute(update(Payment).where(
-            Payment.id == payment_id, Payment.status.not_in(TERMINAL_STATUSES))
-            .values(**values))))
-    else:
-        guard = [Payment.id == payment_id, Payment.status.not_in(TERMINAL_STATUSES)]
-        if not own_confirm and new_status in ("requires_payment_method", "failed"):
-            # A server-side confirm may be in flight (the row is claimed as processing while
-            # the intent does not show it yet): keep the claim unless it is stale or its
-            # outcome was lost.
-            guard.append(or_(Payment.status != "processing",
-                             Payment.needs_reconcile.is_(True),
-                             Payment.updated_at < utcnow() - CONFIRM_LEASE))
-        values["status"] = new_status
-        db.session.execute(update(Payment).where(*guard).values(**values))
-    db.session.commit()
-    db.session.refresh(payment)
+        values["succeeded_at"] = utcnow()
+    elif not own_confirm and new_status in ("requires_payment_method", "failed"):
+        # A server-side confirm may be in flight (the row is claimed as processing while the
+        # intent does not show it yet): keep the claim unless it is stale or its outcome was
+        # lost.
+        guard.append(or_(Payment.status != "processing", Payment.needs_reconcile.is_(True),
+                         Payment.updated_at < utcnow() - CONFIRM_LEASE))
+    matched = update_now(db.session(), payment, *guard, **values)
+    if not matched:
+        db.session.refresh(payment)  # another caller moved it first: read what it wrote
+    won_success = matched and new_status == "succeeded"
     if won_success:
         _after_success(payment, intent)
     elif payment.status == "succeeded" and payment.save_payment_method \

@@ -224,3 +224,47 @@ def test_payment_rate_limit(app, shopper, mug):
     body = {"items": [{"product_id": mug.id, "quantity": 1}]}
     statuses = [shopper.post("/api/payments/process", json=body).status_code for _ in range(5)]
     assert statuses[:3] == [201, 201, 201] and statuses[3:] == [429, 429]
+
+
+def test_saved_card_checkout_round_trips_stay_few(app, client, customer, mug, make_card,
+                                                  api_token):
+    """A regression guard on the write-ahead path's cost (bench row 1 measures the time):
+    each Stripe call is still preceded by a committed write, but the answer is built from
+    what was written, without reading the payment back."""
+    from sqlalchemy import event
+
+    pm_id = make_card(customer)
+    token = api_token(customer)
+    statements: list[str] = []
+    commits: list[int] = []
+
+    def on_execute(*args):
+        statements.append(args[2].split()[0] + " " + args[2].split()[2])
+
+    def on_commit(_connection):
+        commits.append(1)
+
+    event.listen(db.engine, "before_cursor_execute", on_execute)
+    event.listen(db.engine, "commit", on_commit)
+    try:
+        response = client.post("/api/payments/process", headers={
+            "Authorization": f"Bearer {token}", "Idempotency-Key": "round-trips-1"}, json={
+            "items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on_execute)
+        event.remove(db.engine, "commit", on_commit)
+    assert response.status_code == 201, response.get_json()
+    # user, idempotency claim; products, card, user lock, open payment?, payment, items;
+    # intent id, confirm claim, result; stored answer. Nothing reads the payment back.
+    assert len(statements) <= 12, statements
+    assert not any(s.startswith("SELECT payments") for s in statements[6:]), statements
+    # The single-statement writes autocommit; SQLite also ends its read before the lock.
+    assert len(commits) <= (2 if db.engine.dialect.name == "postgresql" else 3), statements
+    # The answer built from the written values is what the database holds.
+    body = response.get_json()["payment"]
+    db.session.expire_all()
+    row = db.session.scalar(select(Payment).where(Payment.public_id == body["id"]))
+    assert (row.status, row.card_last4, row.stripe_payment_intent_id, row.confirm_attempts,
+            row.needs_reconcile) == ("succeeded", body["payment_method"]["last4"],
+                                     body["stripe_payment_intent_id"], 1, False)
+    assert row.failure_code is None and body["failure"] is None
