@@ -3,6 +3,7 @@
 from payments_site.models.audit import AuditLog
 from payments_site.models.base import (
     Base,
+    autocommit_connection,
     commit_keeping_loaded,
     public_id,
     rows_matched,
@@ -28,5 +29,6 @@ __all__ = [
     "PAYMENT_STATUSES", "REFUND_REASONS", "REFUND_STATUSES", "ROLES", "TERMINAL_STATUSES",
     "AuditLog", "Base", "IdempotencyKey", "OutboundEmail", "Payment", "PaymentItem",
     "PaymentMethod", "Product", "Receipt", "ReceiptSequence", "Refund", "User", "WebhookEvent",
-    "commit_keeping_loaded", "public_id", "rows_matched", "update_now", "utcnow",
+    "autocommit_connection", "commit_keeping_loaded", "public_id", "rows_matched", "update_now",
+    "utcnow",
 ]

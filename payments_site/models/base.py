@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     CursorResult,
     DateTime,
     Engine,
@@ -41,7 +44,7 @@ def commit_keeping_loaded(session: Session) -> None:
     """Commit without expiring the objects the session holds.
 
     For a transaction whose every write the session already reflects (rows it just
-    inserted, ORM UPDATEs whose values it applied to the loaded objects and that matched):
+    inserted, `update_now` writes that matched):
     nothing needs reloading, and a plain commit would cost a SELECT per object on its next
     use. Not after a write that matched nothing or that the session did not make.
     """
@@ -50,6 +53,14 @@ def commit_keeping_loaded(session: Session) -> None:
         session.commit()
     finally:
         session.expire_on_commit = True
+
+
+@contextmanager
+def autocommit_connection(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection whose every statement commits on its own: a one-statement write
+    costs one round trip, with no BEGIN or COMMIT."""
+    with engine.connect() as connection:
+        yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def update_now(session: Session, obj: Any, *criteria: ColumnElement[bool],
@@ -78,9 +89,8 @@ def update_now(session: Session, obj: Any, *criteria: ColumnElement[bool],
     statement = update(table).where(*keys, *criteria).values(**values)
     bind = session.get_bind()
     if not session.in_transaction() and isinstance(bind, Engine):
-        with bind.connect() as connection:
-            matched = rows_matched(connection.execution_options(
-                isolation_level="AUTOCOMMIT").execute(statement)) > 0
+        with autocommit_connection(bind) as connection:
+            matched = rows_matched(connection.execute(statement)) > 0
         if matched:
             _take_values(obj, values)
         return matched

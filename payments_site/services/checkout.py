@@ -409,7 +409,6 @@ def _confirm_saved_card(payment: Payment, intent_id: str, stripe_pm_id: str) -> 
     may confirm (it marks the row processing, committed before the confirm call); the
     others report the current state."""
     attempt = payment.confirm_attempts + 1
-    public_id = payment.public_id
     claimed = update_now(db.session(), payment,
                          Payment.confirm_attempts == payment.confirm_attempts,
                          Payment.status.in_(("requires_payment_method", "failed")),
@@ -422,7 +421,7 @@ def _confirm_saved_card(payment: Payment, intent_id: str, stripe_pm_id: str) -> 
         intent = stripe_gateway.confirm_payment_intent(
             intent_id, {"payment_method": stripe_pm_id,
                         "expand": ["latest_charge", "payment_method"]},
-            idempotency_key=f"pi-confirm-{public_id}-{attempt}")
+            idempotency_key=f"pi-confirm-{payment.public_id}-{attempt}")
     except CardDeclined:
         # Stripe recorded the decline on the intent: re-read it so the row says why.
         intent = stripe_gateway.retrieve_payment_intent(intent_id)

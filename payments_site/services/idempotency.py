@@ -26,7 +26,13 @@ from payments_site.errors import (
     InvalidRequest,
 )
 from payments_site.extensions import db
-from payments_site.models import IdempotencyKey, commit_keeping_loaded, rows_matched, utcnow
+from payments_site.models import (
+    IdempotencyKey,
+    autocommit_connection,
+    commit_keeping_loaded,
+    rows_matched,
+    utcnow,
+)
 from payments_site.queues import get_redis
 
 log = logging.getLogger(__name__)
@@ -152,8 +158,8 @@ def run_idempotent(scope: str, user_id: int, key: str | None, payload: Any,
 def _store(row_id: int, body: dict[str, Any], status: int) -> None:
     db.session.rollback()  # whatever the handler left open must not ride along
     # One statement, committed on its own (AUTOCOMMIT: no BEGIN/COMMIT round trips).
-    with db.engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+    with autocommit_connection(db.engine) as connection:
+        connection.execute(
             update(IdempotencyKey).where(IdempotencyKey.id == row_id).values(
                 status="done", response_status=status, response_body=json.dumps(body)))
 
