@@ -12,7 +12,7 @@ from flask_login import current_user
 
 from payments_site.errors import Forbidden, Unauthenticated
 from payments_site.extensions import csrf, db, login_manager
-from payments_site.models import User
+from payments_site.models import User, get_autocommitted
 
 TOKEN_ALGORITHM = "HS256"
 # Routes whose callers cannot hold a CSRF token; each is protected another way.
@@ -37,9 +37,10 @@ def user_from_token(token: str) -> User | None:
     if claims.get("typ") != "access":
         return None
     try:
-        return db.session.get(User, int(claims["sub"]))
+        user_id = int(claims["sub"])
     except (TypeError, ValueError):
         return None
+    return get_autocommitted(db.session(), User, user_id)
 
 
 def bearer_token(req: Request) -> str | None:
@@ -76,9 +77,10 @@ def init_security(app: Flask) -> None:
         if bearer_token(request) is not None:
             return None
         try:
-            return db.session.get(User, int(user_id))
+            ident = int(user_id)
         except (TypeError, ValueError):
             return None
+        return get_autocommitted(db.session(), User, ident)
 
     @login_manager.request_loader
     def load_user_from_request(req: Request) -> User | None:

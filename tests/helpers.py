@@ -1,4 +1,5 @@
-"""Test helpers: signing webhook payloads the way Stripe does, and finding card numbers."""
+"""Test helpers: signing webhook payloads the way Stripe does, finding card numbers, and
+watching the SQL a block of code runs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,28 @@ import hmac
 import json
 import re
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from sqlalchemy import Engine, event
+
+
+@contextmanager
+def statements_run(engine: Engine, describe: Callable[[Any, str], Any] | None = None
+                   ) -> Iterator[list[Any]]:
+    """The SQL statements `engine` runs inside the block, in order; each one as given, or as
+    `describe(connection, statement)`."""
+    seen: list[Any] = []
+
+    def record(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement if describe is None else describe(connection, statement))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def sign_payload(payload: bytes, secret: str, timestamp: int | None = None) -> str:

@@ -5,6 +5,7 @@ from payments_site.models.base import (
     Base,
     autocommit_connection,
     commit_keeping_loaded,
+    get_autocommitted,
     public_id,
     rows_matched,
     update_now,
@@ -29,6 +30,6 @@ __all__ = [
     "PAYMENT_STATUSES", "REFUND_REASONS", "REFUND_STATUSES", "ROLES", "TERMINAL_STATUSES",
     "AuditLog", "Base", "IdempotencyKey", "OutboundEmail", "Payment", "PaymentItem",
     "PaymentMethod", "Product", "Receipt", "ReceiptSequence", "Refund", "User", "WebhookEvent",
-    "autocommit_connection", "commit_keeping_loaded", "public_id", "rows_matched", "update_now",
-    "utcnow",
+    "autocommit_connection", "commit_keeping_loaded", "get_autocommitted", "public_id",
+    "rows_matched", "update_now", "utcnow",
 ]

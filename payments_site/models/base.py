@@ -7,7 +7,7 @@ import string
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -33,6 +33,7 @@ NAMING_CONVENTION = {
 }
 
 _ALPHABET = string.ascii_letters + string.digits
+T = TypeVar("T")
 
 
 def rows_matched(result: Result[Any]) -> int:
@@ -61,6 +62,22 @@ def autocommit_connection(engine: Engine) -> Iterator[Connection]:
     costs one round trip, with no BEGIN or COMMIT."""
     with engine.connect() as connection:
         yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def get_autocommitted(session: Session, model: type[T], ident: Any) -> T | None:
+    """`session.get(model, ident)`, leaving no transaction open behind it.
+
+    With none open, the SELECT runs autocommitted (one round trip, no BEGIN) and the object
+    stays loaded; the request's next statement starts a transaction of its own, as its
+    first would have. Inside an open transaction it is a plain `session.get`.
+    """
+    if session.in_transaction() or not isinstance(session.get_bind(), Engine):
+        return session.get(model, ident)
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        return session.get(model, ident)
+    finally:
+        commit_keeping_loaded(session)  # ends the autocommit block: no COMMIT is sent
 
 
 def update_now(session: Session, obj: Any, *criteria: ColumnElement[bool],

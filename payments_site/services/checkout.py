@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
 from payments_site import stripe_gateway
 from payments_site.errors import (
@@ -344,9 +344,15 @@ def _clear_unknown(payment: Payment) -> None:
     db.session.commit()
 
 
-def _ensure_intent(payment: Payment, customer_id: str) -> Any:
+def _ensure_intent(payment: Payment, customer_id: str, *,
+                   claim_confirm: bool = False) -> tuple[Any, bool]:
     """The payment's PaymentIntent, created once (the key is derived from our row); its id
-    is committed before this returns, so before any further Stripe call."""
+    is committed before this returns, so before any further Stripe call.
+
+    With `claim_confirm`, the same conditional UPDATE that records the intent also claims
+    the one confirm of a saved card (as `_claim_confirm` would): one write between the two
+    Stripe calls instead of two. Returns (intent, whether this request holds that claim).
+    """
     params: stripe_gateway.PaymentIntentCreateParams = {
         "amount": payment.amount, "currency": payment.currency, "customer": customer_id,
         # No redirect-based methods, so a server-side confirm with a saved card needs no
@@ -368,14 +374,20 @@ def _ensure_intent(payment: Payment, customer_id: str) -> Any:
         # was made, so there is nothing for reconcile to look for.
         _clear_unknown(payment)
         raise
-    recorded = update_now(db.session(), payment, Payment.stripe_payment_intent_id.is_(None),
-                          stripe_payment_intent_id=intent.id, needs_reconcile=False)
-    if not recorded:
-        # Another request recorded an intent first: it must be this one (same key).
-        db.session.refresh(payment)
-        if payment.stripe_payment_intent_id != intent.id:  # pragma: no cover - same key
-            raise ProviderError()
-    return intent
+    unrecorded = Payment.stripe_payment_intent_id.is_(None)
+    record = {"stripe_payment_intent_id": intent.id, "needs_reconcile": False}
+    if claim_confirm and update_now(db.session(), payment, unrecorded,
+                                    *_confirm_claim_criteria(payment), **record,
+                                    **_confirm_claim_values(payment)):
+        return intent, True
+    if update_now(db.session(), payment, unrecorded, **record):
+        return intent, False
+    # Another request (or reconcile) recorded an intent first: it must be this one (same
+    # key). Whether this request may still confirm is then decided by `_claim_confirm`.
+    db.session.refresh(payment)
+    if payment.stripe_payment_intent_id != intent.id:
+        raise ProviderError()
+    return intent, False
 
 
 def recover_lost_intent(payment: Payment) -> str:
@@ -386,7 +398,7 @@ def recover_lost_intent(payment: Payment) -> str:
     first request never arrived), so no intent stays unrecorded and none is made twice.
     """
     user = db.session.get_one(User, payment.user_id)
-    intent = _ensure_intent(payment, ensure_stripe_customer(user))
+    intent, _ = _ensure_intent(payment, ensure_stripe_customer(user))
     return str(intent.id)
 
 
@@ -404,18 +416,31 @@ def _apply_save_choice(payment: Payment, intent: Any, save: bool) -> Any:
     return intent
 
 
-def _confirm_saved_card(payment: Payment, intent_id: str, stripe_pm_id: str) -> Payment:
-    """Confirm with the saved card, once: a conditional UPDATE elects the one request that
-    may confirm (it marks the row processing, committed before the confirm call); the
-    others report the current state."""
-    attempt = payment.confirm_attempts + 1
-    claimed = update_now(db.session(), payment,
-                         Payment.confirm_attempts == payment.confirm_attempts,
-                         Payment.status.in_(("requires_payment_method", "failed")),
-                         confirm_attempts=attempt, status="processing")
-    if not claimed:
+def _confirm_claim_criteria(payment: Payment) -> tuple[ColumnElement[bool], ...]:
+    return (Payment.confirm_attempts == payment.confirm_attempts,
+            Payment.status.in_(("requires_payment_method", "failed")))
+
+
+def _confirm_claim_values(payment: Payment) -> dict[str, Any]:
+    return {"confirm_attempts": payment.confirm_attempts + 1, "status": "processing"}
+
+
+def _claim_confirm(payment: Payment) -> bool:
+    """A conditional UPDATE elects the one request that may confirm: it marks the row
+    processing and counts the attempt, committed before the confirm call."""
+    return update_now(db.session(), payment, *_confirm_claim_criteria(payment),
+                      **_confirm_claim_values(payment))
+
+
+def _confirm_saved_card(payment: Payment, intent_id: str, stripe_pm_id: str, *,
+                        claimed: bool = False) -> Payment:
+    """Confirm with the saved card, once: only the request holding the confirm claim
+    (taken here, or already by `_ensure_intent`) calls Stripe; the others report the
+    current state."""
+    if not claimed and not _claim_confirm(payment):
         db.session.refresh(payment)
         return payment
+    attempt = payment.confirm_attempts  # the claim counted this attempt
     try:
         # Expanded in the answer: no second call to read the card and charge.
         intent = stripe_gateway.confirm_payment_intent(
@@ -464,8 +489,10 @@ def process_payment(user: User, raw_items: Any, payment_method_id: Any = None,
 
     if payment.status == "succeeded":
         return ProcessResult(payment, None, False)  # a double submit of a finished checkout
+    claimed = False
     if payment.stripe_payment_intent_id is None:
-        intent = _ensure_intent(payment, customer_id)
+        intent, claimed = _ensure_intent(payment, customer_id,
+                                         claim_confirm=stripe_pm_id is not None)
     else:
         # Re-read before any new attempt: Stripe is the truth (webhooks may lag, an earlier
         # call's outcome may be unknown).
@@ -477,9 +504,9 @@ def process_payment(user: User, raw_items: Any, payment_method_id: Any = None,
         intent = _apply_save_choice(payment, intent, save_payment_method)
         return ProcessResult(payment, intent.client_secret, False)
 
-    if payment.status in ("requires_payment_method", "failed"):
+    if claimed or payment.status in ("requires_payment_method", "failed"):
         # The payment's own intent (recorded above, or the one it already had).
-        payment = _confirm_saved_card(payment, str(intent.id), stripe_pm_id)
+        payment = _confirm_saved_card(payment, str(intent.id), stripe_pm_id, claimed=claimed)
     if payment.status == "failed":
         raise CardDeclined(payment.failure_message or "Your card was declined.",
                            decline_code=payment.failure_decline_code or payment.failure_code,

@@ -11,12 +11,12 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from payments_site.errors import (
@@ -83,16 +83,9 @@ def _claim(user_id: int, key: str, digest: str) -> int | Response:
     ttl = timedelta(seconds=int(current_app.config["IDEMPOTENCY_TTL"]))
     for _ in range(3):
         now = utcnow()
-        row = IdempotencyKey(user_id=user_id, key=key, request_hash=digest,
-                             status="in_progress", created_at=now, expires_at=now + ttl)
-        db.session.add(row)
-        try:
-            db.session.flush()
-            # Only our claim was written: the request's loaded user stays loaded.
-            commit_keeping_loaded(db.session())
-            return row.id
-        except IntegrityError:
-            db.session.rollback()
+        row_id = _insert_claim(user_id, key, digest, now, now + ttl)
+        if row_id is not None:
+            return row_id
         existing = db.session.scalar(select(IdempotencyKey).where(
             IdempotencyKey.user_id == user_id, IdempotencyKey.key == key))
         if existing is None:
@@ -118,6 +111,28 @@ def _claim(user_id: int, key: str, digest: str) -> int | Response:
                 return existing_id
         raise IdempotencyInProgress(param="Idempotency-Key")
     raise IdempotencyInProgress(param="Idempotency-Key")
+
+
+def _insert_claim(user_id: int, key: str, digest: str, now: datetime,
+                  expires_at: datetime) -> int | None:
+    """INSERT the in-progress row, committed on return: its id, or None if (user, key) is
+    taken. With no transaction open (the usual case: the caller was loaded autocommitted)
+    it is one autocommitted statement; else it commits the open transaction."""
+    statement = insert(IdempotencyKey).values(
+        user_id=user_id, key=key, request_hash=digest, status="in_progress", created_at=now,
+        expires_at=expires_at).returning(IdempotencyKey.id)
+    session = db.session()
+    try:
+        if not session.in_transaction():
+            with autocommit_connection(db.engine) as connection:
+                return int(connection.execute(statement).scalar_one())
+        row_id = int(session.execute(statement).scalar_one())
+        # Only our claim was written: what the session holds stays loaded.
+        commit_keeping_loaded(session)
+        return row_id
+    except IntegrityError:
+        session.rollback()
+        return None
 
 
 def run_idempotent(scope: str, user_id: int, key: str | None, payload: Any,

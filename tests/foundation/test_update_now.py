@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import create_engine, select, text
 
 from payments_site.extensions import db
 from payments_site.models import Payment, Product, update_now
+from tests.helpers import statements_run
 
 
 @pytest.fixture
@@ -34,16 +35,8 @@ def _outside(url: str, payment_id: int) -> tuple[str, int]:
 
 
 def _statements(fn: Any) -> list[str]:
-    seen: list[str] = []
-
-    def count(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with statements_run(db.engine) as seen:
         fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
     return seen
 
 
