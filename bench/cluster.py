@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -20,7 +21,16 @@ from bench import scenarios
 from bench.appside import AppSide
 from bench.report import Report, Row, write_results
 from bench.scenarios import Bench, Sizes, auth
-from bench.stack import THREADS, WEBHOOK_SECRET, WORKERS, Stack, stop_process
+from bench.stack import (
+    THREADS,
+    WEBHOOK_SECRET,
+    WORKERS,
+    Stack,
+    cpu_of,
+    machine_busy_seconds,
+    processes_named,
+    stop_process,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,11 +55,54 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _node_cpus() -> tuple[set[int] | None, set[int] | None]:
+    """One CPU of this machine for each node, as if each had a machine of its own (with one
+    CPU, or when affinity cannot be set, the nodes are not pinned)."""
+    try:
+        available = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None, None
+    if len(available) < 2:
+        return None, None
+    return {available[0]}, {available[1]}
+
+
+def _cpu_sample(stack: Stack) -> dict[str, float]:
+    """CPU seconds used so far, by part of the deployment, and by the whole machine."""
+    busy, _ = machine_busy_seconds()
+    return {
+        "web nodes": stack.cpu_seconds("app-a") + stack.cpu_seconds("app-b"),
+        "workers": stack.cpu_seconds("worker-1") + stack.cpu_seconds("worker-2"),
+        "emulator": stack.cpu_seconds("stripe-emulator"),
+        "PostgreSQL": cpu_of(processes_named("postgres")),
+        "Redis": cpu_of(processes_named("redis-server")),
+        "load generator": sum(os.times()[:2]),
+        "machine": busy,
+    }
+
+
+def _measure(stack: Stack, spent: dict[str, float], run: Any) -> Any:
+    """Run `run()`, adding the CPU seconds each part used (and the wall time) to `spent`."""
+    before, wall = _cpu_sample(stack), time.perf_counter()
+    result = run()
+    after = _cpu_sample(stack)
+    for part, value in after.items():
+        spent[part] = spent.get(part, 0.0) + value - before[part]
+    spent["wall"] = spent.get("wall", 0.0) + time.perf_counter() - wall
+    return result
+
+
 def _run(stack: Stack, report: Report, seconds: float) -> None:
     started = time.perf_counter()
-    node_a = stack.start_gunicorn("app-a", "wsgi:app")
-    node_b = stack.start_gunicorn("app-b", "wsgi:app")
-    workers = [stack.spawn(f"worker-{i}", stack.flask_cmd("worker")) for i in (1, 2)]
+    cpus_a, cpus_b = _node_cpus()
+    node_a = stack.start_gunicorn("app-a", "wsgi:app", cpus=cpus_a)
+    node_b = stack.start_gunicorn("app-b", "wsgi:app", cpus=cpus_b)
+    # The workers run beside the nodes the whole time, at the lowest CPU priority: in
+    # production they have machines of their own, and here they must not take the CPU the
+    # node count is measured with. They catch up whenever a CPU is free, and the invariants
+    # are checked once their queues have drained.
+    workers = [stack.spawn(f"worker-{i}", stack.flask_cmd("worker"), niceness=19)
+               for i in (1, 2)]
     side = AppSide(stack)
     sizes = Sizes(load_seconds=seconds, load_max_requests=20_000)
     bench = Bench(stack, side, report, sizes, node_a, node_a, stack.workdir)
@@ -70,18 +123,26 @@ def _run(stack: Stack, report: Report, seconds: float) -> None:
         return
     # 1 node and 2 nodes alternate step by step, so background work (webhook copies, the
     # workers' queue) weighs on both alike.
-    one, two = [], []
+    one: list[Any] = []
+    two: list[Any] = []
+    spent_one: dict[str, float] = {}
+    spent_two: dict[str, float] = {}
     for concurrency in (4, 8, 16):
-        one += scenarios.mixed_load(bench, urls=[node_a], steps=(concurrency,), record=False)
-        two += scenarios.mixed_load(bench, urls=[node_a, node_b], steps=(concurrency,),
-                                    record=False)
+        one += _measure(stack, spent_one, lambda c=concurrency: scenarios.mixed_load(
+            bench, urls=[node_a], steps=(c,), record=False))
+        two += _measure(stack, spent_two, lambda c=concurrency: scenarios.mixed_load(
+            bench, urls=[node_a, node_b], steps=(c,), record=False))
     best_one = max(one, key=lambda s: s.throughput)
     best_two = max(two, key=lambda s: s.throughput)
+    pinned = f"node A on CPU {min(cpus_a)}, node B on CPU {min(cpus_b)}" if cpus_a and cpus_b \
+        else "nodes not pinned"
     report.add(Row("C1", "Mixed load, highest requests/s (any p99)",
                    f"{best_two.throughput:.0f}/s on 2 nodes (p99 {best_two.p99_ms:.0f} ms)",
                    f"{best_one.throughput:.0f}/s on 1 node (p99 {best_one.p99_ms:.0f} ms)",
                    f"{best_two.throughput / best_one.throughput:.2f}×",
-                   note="both nodes share this machine's CPUs"))
+                   note=f"{pinned}; the emulator, databases and load generator float; "
+                        "workers at nice 19"))
+    _cpu_rows(report, one, two, spent_one, spent_two, seconds)
     for label, steps in (("1 node", one), ("2 nodes", two)):
         for s in steps:
             report.notes.append(f"{label}, {s.concurrency} clients: {s.throughput:.0f} req/s, "
@@ -93,6 +154,37 @@ def _run(stack: Stack, report: Report, seconds: float) -> None:
         stop_process(worker.proc)
     _check_invariants(bench, report, refund_attempts, drained)
     report.notes.append(f"whole run {time.perf_counter() - started:.0f} s")
+
+
+def _cpu_rows(report: Report, one: list[Any], two: list[Any], spent_one: dict[str, float],
+              spent_two: dict[str, float], seconds: float) -> None:
+    """Where the CPU went: per request on the web nodes, and the machine's busy share."""
+    cpus = os.cpu_count() or 1
+
+    def served(steps: list[Any]) -> float:
+        return sum(s.throughput for s in steps) * seconds
+
+    used_one = spent_one["web nodes"] / spent_one["wall"]
+    used_two = spent_two["web nodes"] / spent_two["wall"]
+    report.add(Row("C1", "Web-node CPUs in use (CPU seconds per second of load)",
+                   f"{used_two:.2f} on 2 nodes", f"{used_one:.2f} on 1 node",
+                   f"{used_two / used_one:.2f}×", "", None,
+                   note="what the rest of the stack on this machine leaves the nodes"))
+    per_one = spent_one["web nodes"] / served(one) * 1000
+    per_two = spent_two["web nodes"] / served(two) * 1000
+    report.add(Row("C1", "Web-node CPU per request (all load steps)", f"{per_two:.1f} ms on 2 "
+                   "nodes", f"{per_one:.1f} ms on 1 node", f"{per_two / per_one:.2f}×", "≈ 1×",
+                   per_two / per_one <= 1.2,
+                   note="flat: a second node adds its own capacity, with no cost per node"))
+    busy_one = spent_one["machine"] / (spent_one["wall"] * cpus) * 100
+    busy_two = spent_two["machine"] / (spent_two["wall"] * cpus) * 100
+    report.add(Row("C1", f"Machine CPU busy ({cpus} CPUs, everything on one machine)",
+                   f"{busy_two:.0f}% with 2 nodes", f"{busy_one:.0f}% with 1 node", "", "", None))
+    for label, spent in (("1 node", spent_one), ("2 nodes", spent_two)):
+        parts = [p for p in spent if p not in ("machine", "wall")]
+        report.notes.append(f"CPU seconds with {label} ({spent['wall']:.0f} s of load): " +
+                            ", ".join(f"{p} {spent[p]:.1f}" for p in parts) +
+                            f"; machine busy {spent['machine']:.1f}")
 
 
 def _concurrent_over_refunds(bench: Bench, side: AppSide, urls: list[str]) -> int:

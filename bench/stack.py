@@ -7,6 +7,7 @@ process binds to loopback only and is stopped (by its own pid) when the stack cl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -232,22 +233,39 @@ class Stack:
         return [sys.executable, "-m", "flask", "--app", "payments_site", *args]
 
     def start_gunicorn(self, name: str, target: str, *, workers: int = WORKERS,
-                       threads: int = THREADS, env: dict[str, str] | None = None) -> str:
+                       threads: int = THREADS, env: dict[str, str] | None = None,
+                       cpus: set[int] | None = None) -> str:
+        """A gunicorn node; `cpus` pins it (master and workers) to those CPUs, as if it had
+        a machine of that size to itself."""
         port = free_port()
         cmd = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers",
                str(workers), "--worker-class", "gthread", "--threads", str(threads),
                "--keep-alive", "5", "--log-level", "warning", target]
-        service = self.spawn(name, cmd, env=env or self.env())
+        service = self.spawn(name, cmd, env=env or self.env(), cpus=cpus)
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/healthz", proc=service.proc)
         service.url = url
         return url
 
-    def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> Service:
+    def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None,
+              cpus: set[int] | None = None, niceness: int = 0) -> Service:
+        """Start a process; `cpus` pins it to those CPUs, `niceness` lowers its priority."""
         log_path = self.workdir / f"{name}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+
+        def place() -> None:
+            if cpus:
+                os.sched_setaffinity(0, cpus)
+            if niceness:
+                os.nice(niceness)
+                # With autogroup scheduling each session (this is a new one) shares the CPU
+                # as one group, whatever its processes' nice: lower the group's too.
+                with contextlib.suppress(OSError):
+                    Path("/proc/self/autogroup").write_text(str(niceness))
+
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env or self.env(), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=place if cpus or niceness else None)
         service = Service(name, proc, log_path=log_path)
         self.services.append(service)
         return service
@@ -282,6 +300,33 @@ class Stack:
         if result.returncode != 0:
             raise RuntimeError(f"flask worker failed: {result.stderr[-1500:]}")
         return time.perf_counter() - started
+
+
+def processes_named(*names: str) -> list[int]:
+    """Process ids whose command name is one of `names` (e.g. the PostgreSQL server's)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in names:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes."""
+    return sum(_process_cpu(pid) for pid in pids)
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy CPU seconds, all CPU seconds) since boot, summed over CPUs, from /proc/stat."""
+    # user nice system idle iowait irq softirq steal (guest time is already in user)
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tick, sum(fields) / tick
 
 
 def _children(pid: int) -> list[int]:
