@@ -867,8 +867,13 @@ def sabotaged(stack: Stack, seen: set[str]) -> Row:
     from payments_site.models import OutboundEmail, Payment
 
     with stack.app.app_context():
-        payment = db.session.query(Payment).filter_by(status="succeeded").first()
-        assert payment is not None, "no succeeded payment to sabotage"
+        # A payment whose books are complete (its receipt emailed), so each break below is
+        # exactly the one the checker must report, not one it already had.
+        payment = db.session.query(Payment).filter(
+            Payment.status == "succeeded",
+            Payment.id.in_(db.session.query(OutboundEmail.payment_id).filter(
+                OutboundEmail.status == "sent"))).order_by(Payment.id).first()
+        assert payment is not None, "no succeeded payment with a sent receipt to sabotage"
         # (An over-refund itself is refused by a CHECK constraint; a drift is not.)
         payment.amount_refunded += 1 if payment.amount_refunded < payment.amount else -1
         db.session.query(OutboundEmail).filter(
