@@ -320,13 +320,12 @@ def cpu_of(pids: list[int]) -> float:
     return sum(_process_cpu(pid) for pid in pids)
 
 
-def machine_busy_seconds() -> tuple[float, float]:
-    """(busy CPU seconds, all CPU seconds) since boot, summed over CPUs, from /proc/stat."""
+def machine_busy_seconds() -> float:
+    """Busy CPU seconds since boot, summed over CPUs, from /proc/stat."""
     # user nice system idle iowait irq softirq steal (guest time is already in user)
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    tick = os.sysconf("SC_CLK_TCK")
-    return (sum(fields) - idle) / tick, sum(fields) / tick
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:

@@ -5,6 +5,7 @@ from payments_site.models.base import (
     Base,
     autocommit_connection,
     commit_keeping_loaded,
+    execute_committed,
     get_autocommitted,
     public_id,
     rows_matched,
@@ -30,6 +31,7 @@ __all__ = [
     "PAYMENT_STATUSES", "REFUND_REASONS", "REFUND_STATUSES", "ROLES", "TERMINAL_STATUSES",
     "AuditLog", "Base", "IdempotencyKey", "OutboundEmail", "Payment", "PaymentItem",
     "PaymentMethod", "Product", "Receipt", "ReceiptSequence", "Refund", "User", "WebhookEvent",
-    "autocommit_connection", "commit_keeping_loaded", "get_autocommitted", "public_id",
+    "autocommit_connection", "commit_keeping_loaded", "execute_committed",
+    "get_autocommitted", "public_id",
     "rows_matched", "update_now", "utcnow",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -15,6 +15,7 @@ from sqlalchemy import (
     CursorResult,
     DateTime,
     Engine,
+    Executable,
     MetaData,
     Result,
     inspect,
@@ -64,6 +65,29 @@ def autocommit_connection(engine: Engine) -> Iterator[Connection]:
         yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
+def execute_committed(session: Session, statement: Executable,
+                      read: Callable[[Result[Any]], T], *,
+                      keep_loaded: Callable[[T], bool] = lambda _value: True) -> T:
+    """Run one write and commit it; returns `read(result)`, taken before the commit.
+
+    With no transaction open in the session, it is one autocommitted statement on its own
+    connection: one round trip instead of BEGIN, the statement and COMMIT. (Nothing the
+    session holds can conflict with it: it holds no locks and no uncommitted rows.) Inside
+    an open transaction it runs there and commits that transaction, keeping what the
+    session holds loaded when `keep_loaded(value)` says its writes are all reflected.
+    """
+    bind = session.get_bind()
+    if not session.in_transaction() and isinstance(bind, Engine):
+        with autocommit_connection(bind) as connection:
+            return read(connection.execute(statement))
+    value = read(session.execute(statement))
+    if keep_loaded(value):
+        commit_keeping_loaded(session)
+    else:
+        session.commit()
+    return value
+
+
 def get_autocommitted(session: Session, model: type[T], ident: Any) -> T | None:
     """`session.get(model, ident)`, leaving no transaction open behind it.
 
@@ -84,13 +108,11 @@ def update_now(session: Session, obj: Any, *criteria: ColumnElement[bool],
                **values: Any) -> bool:
     """UPDATE `obj`'s row SET `values` WHERE `criteria`, committed on return; True if it matched.
 
-    A conditional write that decides something (who records an intent, who may confirm):
-    - With no transaction open in the session, it runs as one autocommitted statement on
-      its own connection: one round trip instead of BEGIN, UPDATE and COMMIT. (Nothing the
-      session holds can conflict with it: it holds no locks and no uncommitted rows.)
-    - Inside an open transaction it runs there, and commits that transaction.
-    It is one Core statement: the ORM's bulk UPDATE would also evaluate the WHERE clause in
-    Python against every object in the session, which costs more than the statement.
+    A conditional write that decides something (who records an intent, who may confirm),
+    run by `execute_committed`: autocommitted when no transaction is open, else in that
+    transaction, which it commits. It is one Core statement: the ORM's bulk UPDATE would
+    also evaluate the WHERE clause in Python against every object in the session, which
+    costs more than the statement.
     When the row matched, `obj` takes the values as its state, so reading them needs no
     SELECT; when it did not, nothing on `obj` is changed (refresh it to see who won).
     `updated_at`, where the table has one, is set too.
@@ -104,19 +126,11 @@ def update_now(session: Session, obj: Any, *criteria: ColumnElement[bool],
     keys = [table.c[column.key] == value
             for column, value in zip(state.mapper.primary_key, state.identity, strict=True)]
     statement = update(table).where(*keys, *criteria).values(**values)
-    bind = session.get_bind()
-    if not session.in_transaction() and isinstance(bind, Engine):
-        with autocommit_connection(bind) as connection:
-            matched = rows_matched(connection.execute(statement)) > 0
-        if matched:
-            _take_values(obj, values)
-        return matched
-    matched = rows_matched(session.execute(statement)) > 0
+    # When it matched, what the transaction read is as current as the write.
+    matched = execute_committed(session, statement, lambda result: rows_matched(result) > 0,
+                                keep_loaded=bool)
     if matched:
         _take_values(obj, values)
-        commit_keeping_loaded(session)  # what this transaction read is as current as the write
-    else:
-        session.commit()
     return matched
 
 

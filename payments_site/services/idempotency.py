@@ -26,13 +26,7 @@ from payments_site.errors import (
     InvalidRequest,
 )
 from payments_site.extensions import db
-from payments_site.models import (
-    IdempotencyKey,
-    autocommit_connection,
-    commit_keeping_loaded,
-    rows_matched,
-    utcnow,
-)
+from payments_site.models import IdempotencyKey, execute_committed, rows_matched, utcnow
 from payments_site.queues import get_redis
 
 log = logging.getLogger(__name__)
@@ -117,21 +111,16 @@ def _insert_claim(user_id: int, key: str, digest: str, now: datetime,
                   expires_at: datetime) -> int | None:
     """INSERT the in-progress row, committed on return: its id, or None if (user, key) is
     taken. With no transaction open (the usual case: the caller was loaded autocommitted)
-    it is one autocommitted statement; else it commits the open transaction."""
+    it is one autocommitted statement; else it commits the open transaction, whose loaded
+    objects stay loaded (only our claim was written)."""
     statement = insert(IdempotencyKey).values(
         user_id=user_id, key=key, request_hash=digest, status="in_progress", created_at=now,
         expires_at=expires_at).returning(IdempotencyKey.id)
-    session = db.session()
     try:
-        if not session.in_transaction():
-            with autocommit_connection(db.engine) as connection:
-                return int(connection.execute(statement).scalar_one())
-        row_id = int(session.execute(statement).scalar_one())
-        # Only our claim was written: what the session holds stays loaded.
-        commit_keeping_loaded(session)
-        return row_id
+        return execute_committed(db.session(), statement,
+                                 lambda result: int(result.scalar_one()))
     except IntegrityError:
-        session.rollback()
+        db.session.rollback()
         return None
 
 
@@ -172,11 +161,11 @@ def run_idempotent(scope: str, user_id: int, key: str | None, payload: Any,
 
 def _store(row_id: int, body: dict[str, Any], status: int) -> None:
     db.session.rollback()  # whatever the handler left open must not ride along
-    # One statement, committed on its own (AUTOCOMMIT: no BEGIN/COMMIT round trips).
-    with autocommit_connection(db.engine) as connection:
-        connection.execute(
-            update(IdempotencyKey).where(IdempotencyKey.id == row_id).values(
-                status="done", response_status=status, response_body=json.dumps(body)))
+    # Nothing is open now: one autocommitted statement, no BEGIN/COMMIT round trips.
+    execute_committed(db.session(), update(IdempotencyKey).where(
+        IdempotencyKey.id == row_id).values(status="done", response_status=status,
+                                            response_body=json.dumps(body)),
+        lambda _result: None)
 
 
 def _release(row_id: int) -> None:
