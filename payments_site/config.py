@@ -174,6 +174,9 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "WTF_CSRF_SSL_STRICT": production,
         "RQ_QUEUES": ["webhooks", "payments", "receipts", "emails"],
         "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),
+        # A payment left unfinished (3-D Secure abandoned, the page closed after Pay) can be
+        # tried again for this long; then the sweeper cancels it and its PaymentIntent.
+        "UNFINISHED_PAYMENT_TTL": _seconds("UNFINISHED_PAYMENT_TTL", 24 * 3600),
         # Webhook events: attempts before an event stays failed, and how long a worker's claim
         # on one lasts before the sweeper presumes that worker dead (above the 300 s job timeout).
         "WEBHOOK_MAX_ATTEMPTS": _int("WEBHOOK_MAX_ATTEMPTS", 8),

@@ -123,7 +123,12 @@ PATHS: dict[str, Any] = {
                     "properties": {"product_id": {"type": "integer"},
                                    "quantity": {"type": "integer", "minimum": 1}}}},
                 "payment_method_id": {"type": "string"},
-                "save_payment_method": {"type": "boolean"}}})},
+                "save_payment_method": {"type": "boolean"},
+                "checkout_attempt": {
+                    "type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$",
+                    "description": "The checkout page's attempt token: every submit with the "
+                                   "same token and cart is the same payment (double clicks, "
+                                   "retries after a decline); a new token is a new purchase"}}})},
         "responses": {"201": {"description": "The payment", **_json({
             "type": "object", "required": ["payment", "client_secret", "requires_action"],
             "properties": {"payment": {"$ref": "#/components/schemas/Payment"},

@@ -22,6 +22,7 @@ from stripe.params import (
     CustomerCreateParams,
     CustomerUpdateParams,
     DisputeListParams,
+    PaymentIntentCancelParams,
     PaymentIntentConfirmParams,
     PaymentIntentListParams,
     PaymentIntentRetrieveParams,
@@ -242,9 +243,11 @@ def list_payment_intents(params: PaymentIntentListParams) -> list[stripe.Payment
     return list(page.data)
 
 
-def cancel_payment_intent(intent_id: str, *, idempotency_key: str) -> stripe.PaymentIntent:
-    return _call("payment_intents.cancel", _client().v1.payment_intents.cancel, intent_id, {},
-                 {"idempotency_key": idempotency_key})
+def cancel_payment_intent(intent_id: str, params: PaymentIntentCancelParams, *,
+                          idempotency_key: str) -> stripe.PaymentIntent:
+    """Cancel an intent nobody can pay any more; Stripe refuses once it succeeded."""
+    return _call("payment_intents.cancel", _client().v1.payment_intents.cancel, intent_id,
+                 params, {"idempotency_key": idempotency_key})
 
 
 # --- Checkout additions (payments service) ---------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_timedelta
 from flask import Flask
 from flask_login import current_user
 
@@ -34,6 +34,12 @@ def init_templating(app: Flask) -> None:
         if value is None:
             return ""
         return format_date(value, format=fmt, locale=viewer_locale())
+
+    @app.template_filter("ago")
+    def ago_filter(value: datetime) -> str:
+        """How long ago, in words ("2 minutes ago"): needs no time zone to be read right."""
+        return format_timedelta(value - datetime.now(UTC), add_direction=True,
+                                locale=viewer_locale())
 
     @app.context_processor
     def site_globals() -> dict[str, Any]:

@@ -21,7 +21,7 @@ def payments_page():  # type: ignore[no-untyped-def]
     cursor = request.args.get("cursor") or None
     _, cursor, status = payments.parse_history_query(None, cursor, status)
     page = payments.payment_history(current_user, limit=PAGE_SIZE, cursor=cursor,
-                                    status=status)
+                                    status=status, hide_canceled=True)
     return render_template("account/payments.html", page=page, status=status,
                            statuses=PAYMENT_STATUSES, first_page=cursor is None)
 

@@ -22,7 +22,8 @@ def process():  # type: ignore[no-untyped-def]
     """201 {payment, client_secret, requires_action}; 402 with the payment on a decline.
 
     Amount and currency come from the catalog; any client-sent amount, currency or status
-    is ignored. The same Idempotency-Key and body replays the stored answer.
+    is ignored. The same Idempotency-Key and body replays the stored answer; the same
+    `checkout_attempt` and cart is the same payment (the checkout page's Pay button).
     """
     body = json_body()
     user = current_user._get_current_object()
@@ -30,7 +31,8 @@ def process():  # type: ignore[no-untyped-def]
     def handler() -> tuple[dict[str, object], int]:
         result = checkout.process_payment(user, body.get("items"),
                                           body.get("payment_method_id"),
-                                          body.get("save_payment_method", False))
+                                          body.get("save_payment_method", False),
+                                          body.get("checkout_attempt"))
         return result.to_dict(), 201
 
     response, status = run_idempotent("payments.process", user.id,

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 
 from payments_site.errors import InvalidRequest
@@ -10,6 +19,7 @@ from payments_site.extensions import limiter
 from payments_site.forms import LoginForm, RegisterForm
 from payments_site.ratelimits import account_key, login_limit_per_account, login_limit_per_ip
 from payments_site.security import safe_next
+from payments_site.services import cart
 from payments_site.services.accounts import authenticate, create_user
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -32,6 +42,7 @@ def register():  # type: ignore[no-untyped-def]
                 flash(error.message, "error")
         else:
             login_user(user)
+            cart.claim_cart(session, user.id)
             flash("Welcome! Your account is ready.", "success")
             return redirect(safe_next(request.args.get("next"), url_for("shop.catalog")))
     status = 400 if form.is_submitted() else 200
@@ -50,6 +61,7 @@ def login():  # type: ignore[no-untyped-def]
         user = authenticate(form.email.data or "", form.password.data or "")
         if user is not None:
             login_user(user)
+            cart.claim_cart(session, user.id)
             return redirect(safe_next(request.args.get("next"), url_for("shop.catalog")))
         current_app.logger.info("login refused")
         flash("Invalid email or password.", "error")
@@ -60,6 +72,8 @@ def login():  # type: ignore[no-untyped-def]
 @bp.post("/logout")
 @login_required
 def logout():  # type: ignore[no-untyped-def]
+    """Sign out; the cart goes too (the next person on this browser starts empty)."""
     logout_user()
+    cart.clear_cart(session)
     flash("You are logged out.", "info")
     return redirect(url_for("shop.catalog"))

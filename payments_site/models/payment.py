@@ -36,6 +36,9 @@ class Payment(Base):
         # Keyset pagination of a customer's history, newest first, with or without a status.
         Index("ix_payments_user_created", "user_id", "created_at", "id"),
         Index("ix_payments_user_status_created", "user_id", "status", "created_at", "id"),
+        # One payment per checkout attempt (a rendering of the checkout page) and cart: double
+        # clicks and retries of that attempt find it; a new page is a new purchase.
+        UniqueConstraint("user_id", "checkout_attempt", "cart_hash"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -51,6 +54,11 @@ class Payment(Base):
     description: Mapped[str] = mapped_column(String(500), default="")
     # Hash of (user, items, card) so a double submit without an Idempotency-Key is detected.
     cart_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # The checkout page's attempt token (None for API clients that send none).
+    checkout_attempt: Mapped[str | None] = mapped_column(String(64))
+    # Flagged for the sweeper to cancel now (a payment nobody tried to pay, from older builds
+    # that created one when the checkout page opened); hidden from the customer's history.
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
     payment_method_id: Mapped[int | None] = mapped_column(

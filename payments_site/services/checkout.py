@@ -1,22 +1,28 @@
-"""Checkout: the session cart, pricing from the catalog, and one PaymentIntent per attempt.
+"""Checkout: one payment, and one PaymentIntent, per attempt to pay.
 
-The rules (DESIGN.md, "one checkout attempt = one PaymentIntent"): the local payment row is
-committed before Stripe is called and every Stripe idempotency key is derived from it, so our
-retries, the SDK's and the customer's double clicks reach the same intent. Without a client
-Idempotency-Key, a repeated submit of the same cart reuses the open payment (a per-user row
-lock serialises the lookup on PostgreSQL and SQLite alike), and a same-cart payment that
-succeeded moments ago is returned instead of charging again.
+The rules (DESIGN.md, "one checkout attempt = one PaymentIntent, and an attempt starts at
+Pay"): nothing is stored or sent to Stripe until the customer pays. Then the local payment
+row is committed before Stripe is called and every Stripe idempotency key is derived from
+it, so our retries, the SDK's and the customer's double clicks reach the same intent.
+
+Which submits are the same attempt:
+- The checkout page sends its attempt token (`checkout_attempt`), fresh at each rendering:
+  every submit of that page for the same cart and card is one payment (double clicks,
+  retries after a decline or a lost answer); buying again from a new page is a new payment.
+- An API client's `Idempotency-Key` replays the stored answer (services/idempotency.py).
+- Without either, a repeated submit of the same cart reuses the open payment, and a
+  same-cart payment that succeeded moments ago is returned instead of charging again.
+A per-user row lock serialises these lookups on PostgreSQL and SQLite alike.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
+import re
 import secrets
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
@@ -35,213 +41,34 @@ from payments_site.models import (
     Payment,
     PaymentItem,
     PaymentMethod,
-    Product,
     User,
     commit_keeping_loaded,
     update_now,
     utcnow,
 )
-from payments_site.money import (
-    MAXIMUM_CHARGE,
-    InvalidAmount,
-    format_money,
-    minimum_charge,
-    require_amount_step,
-)
 from payments_site.serializers import payment_to_dict
+from payments_site.services import cart as session_cart
 from payments_site.services import payments as payments_service
 from payments_site.services.customers import ensure_stripe_customer
+from payments_site.services.pricing import (
+    PricedCart,
+    cart_hash,
+    parse_items,
+    price_items,
+    same_items,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_QUANTITY = 99
-MAX_LINES = 50
-# An unfinished payment for the same cart is reused for this long (one attempt, one intent).
+# Without an attempt token or Idempotency-Key: an unfinished payment for the same cart is
+# reused for this long (one attempt, one intent) ...
 OPEN_PAYMENT_REUSE = timedelta(hours=1)
-# A same-cart payment that succeeded this recently is a double submit, not a new purchase.
+# ... and a same-cart payment that succeeded this recently is a double submit.
 RECENT_SUCCESS_WINDOW = timedelta(seconds=60)
 REUSABLE_STATUSES = ("requires_payment_method", "requires_action", "processing", "failed")
-CART_SESSION_KEY = "cart"
-
-
-# --- Pricing ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CartLine:
-    product: Product
-    quantity: int
-
-    @property
-    def total(self) -> int:
-        return self.product.unit_amount * self.quantity
-
-
-@dataclass(frozen=True)
-class PricedCart:
-    lines: list[CartLine]
-    currency: str
-    amount: int
-
-    def as_items(self) -> list[tuple[int, int]]:
-        return [(line.product.id, line.quantity) for line in self.lines]
-
-
-def _quantity(value: Any, param: str) -> int:
-    # JSON integers only: 1.5, "1e3", true and 10**9 are all refused, never coerced.
-    if isinstance(value, bool) or not isinstance(value, int) or \
-            not 1 <= value <= MAX_QUANTITY:
-        raise InvalidRequest(f"quantity must be a whole number from 1 to {MAX_QUANTITY}.",
-                             param=param)
-    return value
-
-
-def parse_items(raw: Any) -> list[tuple[int, int]]:
-    """[(product_id, quantity)] from the request's `items` (400 with the param when wrong)."""
-    if not isinstance(raw, list) or not raw:
-        raise InvalidRequest("items must be a non-empty list.", param="items")
-    if len(raw) > MAX_LINES:
-        raise InvalidRequest(f"A cart holds at most {MAX_LINES} different products.",
-                             param="items")
-    items: list[tuple[int, int]] = []
-    seen: set[int] = set()
-    for index, entry in enumerate(raw):
-        if not isinstance(entry, dict):
-            raise InvalidRequest("Each item must be an object.", param=f"items[{index}]")
-        product_id = entry.get("product_id")
-        if isinstance(product_id, bool) or not isinstance(product_id, int) or product_id < 1:
-            raise InvalidRequest("product_id must be a product id.",
-                                 param=f"items[{index}].product_id")
-        if product_id in seen:
-            raise InvalidRequest("Each product may appear once; set its quantity instead.",
-                                 param=f"items[{index}].product_id")
-        seen.add(product_id)
-        items.append((product_id, _quantity(entry.get("quantity"),
-                                            f"items[{index}].quantity")))
-    return items
-
-
-def price_items(items: list[tuple[int, int]]) -> PricedCart:
-    """The cart priced from the catalog (the only source of amounts), in one currency."""
-    lines: list[CartLine] = []
-    # One query for the whole cart, not one per line.
-    found = {product.id: product for product in db.session.scalars(
-        select(Product).where(Product.id.in_([product_id for product_id, _ in items])))}
-    for index, (product_id, quantity) in enumerate(items):
-        product = found.get(product_id)
-        if product is None or not product.active:
-            raise InvalidRequest("This product is not available.",
-                                 param=f"items[{index}].product_id")
-        lines.append(CartLine(product, quantity))
-    currencies = {line.product.currency for line in lines}
-    if len(currencies) != 1:
-        raise InvalidRequest("All items in one payment must share one currency.",
-                             param="items")
-    currency = currencies.pop()
-    amount = sum(line.total for line in lines)
-    problem = total_problem(amount, currency)
-    if problem:
-        raise InvalidRequest(problem, param="items")
-    return PricedCart(lines, currency, amount)
-
-
-def total_problem(amount: int, currency: str) -> str | None:
-    """Why Stripe would refuse to charge this total, or None (checked before any row exists)."""
-    if amount < minimum_charge(currency):
-        return ("The total is below the minimum charge of "
-                f"{format_money(minimum_charge(currency), currency)}.")
-    if amount > MAXIMUM_CHARGE:
-        return "The total is above the maximum for one payment."
-    try:
-        # A product priced before the rule was enforced at creation could still break it.
-        require_amount_step(amount, currency)
-    except InvalidAmount as error:
-        return f"This total cannot be charged: {error}"
-    return None
-
-
-def cart_hash(user: User, items: list[tuple[int, int]], payment_method_id: str | None) -> str:
-    canonical = json.dumps({"user": user.id, "items": sorted(items),
-                            "payment_method": payment_method_id or ""}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-# --- The session cart ------------------------------------------------------------------------
-
-def session_cart(session: MutableMapping[str, Any]) -> dict[int, int]:
-    raw = session.get(CART_SESSION_KEY) or {}
-    cart: dict[int, int] = {}
-    if isinstance(raw, dict):
-        for key, value in raw.items():
-            if str(key).isdigit() and isinstance(value, int) and 1 <= value <= MAX_QUANTITY:
-                cart[int(key)] = value
-    return cart
-
-
-def _store_cart(session: MutableMapping[str, Any], cart: dict[int, int]) -> None:
-    session[CART_SESSION_KEY] = {str(k): v for k, v in cart.items()}
-
-
-def parse_form_quantity(raw: str | None, *, allow_zero: bool = False) -> int:
-    text = (raw or "1").strip()
-    if not text.isdigit() or not (0 if allow_zero else 1) <= int(text) <= MAX_QUANTITY:
-        raise InvalidRequest(f"Choose a quantity from 1 to {MAX_QUANTITY}.", param="quantity")
-    return int(text)
-
-
-def add_to_cart(session: MutableMapping[str, Any], product_id: int, quantity: int) -> Product:
-    """Add a product; the cart stays in one currency and each line at most 99."""
-    product = db.session.get(Product, product_id)
-    if product is None or not product.active:
-        raise NotFound("No such product.")
-    cart = session_cart(session)
-    for other_id in cart:
-        other = db.session.get(Product, other_id)
-        if other is not None and other.currency != product.currency:
-            raise InvalidRequest("Your cart is in another currency. Check out first, or "
-                                 "remove those items.", param="product_id")
-    cart[product.id] = min(cart.get(product.id, 0) + quantity, MAX_QUANTITY)
-    _store_cart(session, cart)
-    return product
-
-
-def set_cart_quantity(session: MutableMapping[str, Any], product_id: int,
-                      quantity: int) -> None:
-    """Set a line's quantity; 0 removes it."""
-    cart = session_cart(session)
-    if quantity <= 0:
-        cart.pop(product_id, None)
-    elif product_id in cart:
-        cart[product_id] = min(quantity, MAX_QUANTITY)
-    _store_cart(session, cart)
-
-
-def clear_cart(session: MutableMapping[str, Any]) -> None:
-    session.pop(CART_SESSION_KEY, None)
-
-
-def priced_session_cart(session: MutableMapping[str, Any]) -> tuple[list[CartLine], str | None]:
-    """The cart's lines with catalog prices (unavailable products dropped) and its currency."""
-    cart = session_cart(session)
-    lines = []
-    for product_id, quantity in cart.items():
-        product = db.session.get(Product, product_id)
-        if product is not None and product.active:
-            lines.append(CartLine(product, quantity))
-    if len(lines) != len(cart):
-        _store_cart(session, {line.product.id: line.quantity for line in lines})
-    currency = lines[0].product.currency if lines else None
-    return lines, currency
-
-
-def checkout_summary(session: MutableMapping[str, Any]) -> dict[str, Any]:
-    lines, currency = priced_session_cart(session)
-    total = sum(line.total for line in lines)
-    problem = None
-    if lines and len({line.product.currency for line in lines}) > 1:
-        problem = "All items in one payment must share one currency."
-    elif lines and currency:
-        problem = total_problem(total, currency)
-    return {"lines": lines, "currency": currency, "total": total, "problem": problem}
+# The checkout page says so when the same cart was bought this recently.
+RECENT_PURCHASE_WINDOW = timedelta(minutes=15)
+ATTEMPT_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 # --- Processing a payment --------------------------------------------------------------------
@@ -271,9 +98,34 @@ def _saved_method(user: User, stripe_pm_id: Any) -> PaymentMethod | None:
     return method
 
 
+def _same_attempt(user_id: int, digest: str, attempt: str | None) -> Any:
+    """The query for the payment an attempt to pay this cart must reuse."""
+    query = select(Payment).where(Payment.user_id == user_id, Payment.cart_hash == digest)
+    if attempt is not None:
+        return query.where(Payment.checkout_attempt == attempt)
+    now = utcnow()
+    return query.where(
+        ((Payment.status.in_(REUSABLE_STATUSES))
+         & (Payment.created_at >= now - OPEN_PAYMENT_REUSE))
+        | ((Payment.status == "succeeded")
+           & (Payment.succeeded_at >= now - RECENT_SUCCESS_WINDOW))
+    ).order_by(Payment.created_at.desc(), Payment.id.desc()).limit(1)
+
+
+def _check_attempt_still_payable(payment: Payment, cart: PricedCart) -> None:
+    """The page that made this attempt showed a total; never charge another one for it."""
+    if payment.status == "canceled":
+        raise InvalidRequest("This checkout has expired. Reload the page to pay.",
+                             param="checkout_attempt")
+    if (payment.amount, payment.currency) != (cart.amount, cart.currency):
+        raise InvalidRequest("The prices in your cart have changed. Reload the page to see "
+                             "the new total.", param="items")
+
+
 def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMethod | None,
-                   save: bool) -> Payment:
-    """The open payment for this cart, or a new one, decided under a per-user row lock.
+                   save: bool, attempt: str | None) -> Payment:
+    """This attempt's payment (or, without an attempt token, the open payment for this cart),
+    or a new one, decided under a per-user row lock.
 
     The lock is the user's row: `SELECT … FOR UPDATE` on PostgreSQL (a row lock that writes
     no new row version), a no-op UPDATE on SQLite (which has no FOR UPDATE; it takes the
@@ -298,22 +150,18 @@ def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMet
         # writer committed, so start a fresh one whose first statement takes the lock.
         commit_keeping_loaded(db.session())
         db.session.execute(update(User).where(User.id == user_id).values(id=User.id))
-    now = utcnow()
-    recent = db.session.scalar(
-        select(Payment).where(Payment.user_id == user_id, Payment.cart_hash == digest,
-                              ((Payment.status.in_(REUSABLE_STATUSES))
-                               & (Payment.created_at >= now - OPEN_PAYMENT_REUSE))
-                              | ((Payment.status == "succeeded")
-                                 & (Payment.succeeded_at >= now - RECENT_SUCCESS_WINDOW)))
-        .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(1))
-    if recent is not None:
+    found = db.session.scalar(_same_attempt(user_id, digest, attempt))
+    if found is not None:
         commit_keeping_loaded(db.session())  # read under the lock just now
-        return recent
+        if attempt is not None:
+            _check_attempt_still_payable(found, cart)
+        return found
     # needs_reconcile until the intent's id is recorded: if this process or the database dies
     # while Stripe creates the intent, `flask payments reconcile` repeats the create with the
     # same key and records what Stripe made, so no intent stays unrecorded.
     payment = Payment(user_id=user_id, status="requires_payment_method", amount=cart.amount,
-                      currency=cart.currency, cart_hash=digest, description=description[:500],
+                      currency=cart.currency, cart_hash=digest, checkout_attempt=attempt,
+                      description=description[:500],
                       payment_method_id=method_id, save_payment_method=save and method is None,
                       needs_reconcile=True)
     payment.items = [PaymentItem(**values) for values in item_values]
@@ -468,8 +316,19 @@ def _release_claim(payment: Payment) -> None:
     db.session.commit()
 
 
+def parse_checkout_attempt(raw: Any) -> str | None:
+    """The checkout page's attempt token: 16 to 64 URL-safe characters, or absent."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not ATTEMPT_PATTERN.fullmatch(raw):
+        raise InvalidRequest("checkout_attempt must be 16 to 64 letters, digits, '-' or '_'.",
+                             param="checkout_attempt")
+    return raw
+
+
 def process_payment(user: User, raw_items: Any, payment_method_id: Any = None,
-                    save_payment_method: Any = False) -> ProcessResult:
+                    save_payment_method: Any = False,
+                    checkout_attempt: Any = None) -> ProcessResult:
     """POST /api/payments/process: the payment for this cart, charged at most once.
 
     With a saved card the server confirms now: `succeeded`, `requires_action` (the page runs
@@ -479,13 +338,14 @@ def process_payment(user: User, raw_items: Any, payment_method_id: Any = None,
     if not isinstance(save_payment_method, bool):
         raise InvalidRequest("save_payment_method must be true or false.",
                              param="save_payment_method")
+    attempt = parse_checkout_attempt(checkout_attempt)
     items = parse_items(raw_items)
     cart = price_items(items)
     method = _saved_method(user, payment_method_id)
     stripe_pm_id = method.stripe_payment_method_id if method else None
-    digest = cart_hash(user, items, stripe_pm_id)
+    digest = cart_hash(user.id, items, stripe_pm_id)
     customer_id = ensure_stripe_customer(user)
-    payment = _claim_payment(user, cart, digest, method, save_payment_method)
+    payment = _claim_payment(user, cart, digest, method, save_payment_method, attempt)
 
     if payment.status == "succeeded":
         return ProcessResult(payment, None, False)  # a double submit of a finished checkout
@@ -535,18 +395,75 @@ def complete_checkout(user: User, payment_public_id: str | None,
     return payments_service.sync_payment(payment)
 
 
-def checkout_token(session: MutableMapping[str, Any]) -> str:
-    """Names this checkout attempt in the page's stored Idempotency-Keys; a new one after a
-    purchase, so buying the same cart again later is a new attempt, not a replay."""
-    token = session.get("checkout_token")
-    if not isinstance(token, str) or not token:
-        token = secrets.token_urlsafe(12)
-        session["checkout_token"] = token
-    return token
+# --- The checkout page -------------------------------------------------------------------------
+
+def new_checkout_attempt() -> str:
+    """A fresh attempt token for one rendering of the checkout page."""
+    return secrets.token_urlsafe(18)
+
+
+@dataclass(frozen=True)
+class PageAttempt:
+    """What a rendering of the checkout page pays with: its attempt token, and the card to
+    preselect when it resumes a payment that was not completed."""
+
+    token: str
+    resumed: Payment | None
+
+
+def page_attempt(session: MutableMapping[str, Any], user: User,
+                 items: list[tuple[int, int]]) -> PageAttempt:
+    """A fresh attempt, unless this cart is the one of a payment the customer chose to try
+    again: then that payment's own attempt, so paying completes it rather than adding one."""
+    resume = session.get(session_cart.RESUME_KEY)
+    if isinstance(resume, dict) and isinstance(resume.get("payment"), str):
+        payment = db.session.scalar(select(Payment).where(
+            Payment.public_id == resume["payment"], Payment.user_id == user.id))
+        if payment is not None and payment.checkout_attempt and \
+                payments_service.can_retry(payment) and \
+                same_items([(i.product_id, i.quantity) for i in payment.items], items):
+            return PageAttempt(payment.checkout_attempt, payment)
+        session.pop(session_cart.RESUME_KEY, None)
+    return PageAttempt(new_checkout_attempt(), None)
+
+
+def resume_payment(session: MutableMapping[str, Any], user: User, public_id: str) -> Payment:
+    """"Try again" on a payment that was not completed: its items become the cart, and the
+    checkout page pays it with its own attempt (the same payment and PaymentIntent)."""
+    payment = payments_service.get_own_payment(user, public_id)
+    if not payments_service.can_retry(payment):
+        raise InvalidRequest("This payment can no longer be completed. You can buy these "
+                             "items again from the shop.", param="payment")
+    if payment.checkout_attempt is None:
+        # Made without an attempt token (an API client): give it one, once.
+        token = new_checkout_attempt()
+        if not update_now(db.session(), payment, Payment.checkout_attempt.is_(None),
+                          checkout_attempt=token):
+            db.session.refresh(payment)
+    session_cart.replace_cart(
+        session, [(item.product_id, item.quantity) for item in payment.items], user.id)
+    session[session_cart.RESUME_KEY] = {"payment": payment.public_id}
+    return payment
+
+
+def recent_purchase(user: User, items: list[tuple[int, int]],
+                    now: datetime | None = None) -> Payment | None:
+    """The customer's latest successful payment for exactly these items, if it is recent:
+    the checkout page says so before they pay for the same cart again."""
+    if not items:
+        return None
+    now = now or utcnow()
+    candidates = db.session.scalars(
+        select(Payment).where(Payment.user_id == user.id, Payment.status == "succeeded",
+                              Payment.succeeded_at >= now - RECENT_PURCHASE_WINDOW)
+        .order_by(Payment.succeeded_at.desc()).limit(10))
+    for payment in candidates:
+        if same_items([(item.product_id, item.quantity) for item in payment.items], items):
+            return payment
+    return None
 
 
 def finish_checkout(session: MutableMapping[str, Any], payment: Payment) -> None:
-    """After a successful payment: empty the cart and start a new attempt."""
+    """After a successful payment: empty the cart (the next checkout is a new purchase)."""
     if payment.status in ("succeeded", "processing"):
-        clear_cart(session)
-        session.pop("checkout_token", None)
+        session_cart.clear_cart(session)

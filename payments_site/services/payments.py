@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import selectinload
 
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 CONFIRM_LEASE = timedelta(minutes=2)
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
+# Started (the customer pressed Pay) but not finished: no card yet, or 3-D Secure pending.
+UNFINISHED_STATUSES = ("requires_payment_method", "requires_action")
+RETRYABLE_STATUSES = (*UNFINISHED_STATUSES, "failed")
 
 
 def _field(obj: Any, key: str) -> Any:
@@ -196,6 +200,41 @@ def _save_card(payment: Payment, intent: Any) -> None:
     db.session.refresh(payment)
 
 
+def cancel_unfinished_payment(payment: Payment) -> Payment:
+    """Cancel a payment nobody finished: its PaymentIntent at Stripe first, then the row.
+
+    The row follows Stripe's answer, so it never reads canceled while its intent could still
+    be paid. If Stripe refuses because the intent moved on (the customer paid at the last
+    moment), the row takes the intent's real state instead. Safe to run twice.
+    """
+    if payment.stripe_payment_intent_id is None:
+        if not payment.needs_reconcile:  # else reconcile first records what Stripe made
+            update_now(db.session(), payment, Payment.status.in_(UNFINISHED_STATUSES),
+                       Payment.stripe_payment_intent_id.is_(None), status="canceled")
+        return payment
+    try:
+        intent = stripe_gateway.cancel_payment_intent(
+            payment.stripe_payment_intent_id, {"cancellation_reason": "abandoned"},
+            idempotency_key=f"pi-cancel-{payment.public_id}")
+    except stripe_gateway.GatewayInvalidRequest as error:
+        log.info("payment %s not canceled (%s): following its intent", payment.public_id,
+                 error.stripe_code)
+        return sync_payment(payment)
+    log.info("payment %s canceled: not completed in time", payment.public_id)
+    return apply_payment_intent(intent) or payment
+
+
+def unfinished_payments_due(now: datetime | None = None, *, limit: int = 500) -> list[int]:
+    """Ids of payments to cancel now: unfinished past the TTL, or flagged for canceling."""
+    now = now or utcnow()
+    return list(db.session.scalars(
+        select(Payment.id).where(
+            Payment.status.in_(UNFINISHED_STATUSES),
+            or_(Payment.cancel_requested.is_(True),
+                Payment.created_at <= now - unfinished_payment_ttl()))
+        .order_by(Payment.id).limit(limit)))
+
+
 def sync_payment_intent(intent_id: str) -> Payment | None:
     """Re-fetch the intent from Stripe (the truth) and apply it; None if it is not ours."""
     return apply_payment_intent(stripe_gateway.retrieve_payment_intent(intent_id))
@@ -208,6 +247,18 @@ def sync_payment(payment: Payment) -> Payment:
         if synced is not None:
             return synced
     return payment
+
+
+def unfinished_payment_ttl() -> timedelta:
+    """How long a payment that was not completed can be tried again before it is canceled."""
+    return timedelta(seconds=float(current_app.config.get("UNFINISHED_PAYMENT_TTL", 86400)))
+
+
+def can_retry(payment: Payment, now: datetime | None = None) -> bool:
+    """Whether the customer may still try to pay this payment again ("Try again")."""
+    now = now or utcnow()
+    return (payment.status in RETRYABLE_STATUSES and not payment.cancel_requested
+            and payment.created_at > now - unfinished_payment_ttl())
 
 
 # --- Reading payments ------------------------------------------------------------------------
@@ -271,11 +322,18 @@ def parse_history_query(limit: str | None, cursor: str | None,
 
 
 def payment_history(user: User, *, limit: int = HISTORY_DEFAULT_LIMIT,
-                    cursor: str | None = None, status: str | None = None) -> HistoryPage:
-    """The user's payments, newest first, keyset-paginated on (created_at, id)."""
+                    cursor: str | None = None, status: str | None = None,
+                    hide_canceled: bool = False) -> HistoryPage:
+    """The user's payments, newest first, keyset-paginated on (created_at, id).
+
+    `hide_canceled` (the account page's default view) leaves out canceled payments and the
+    ones waiting to be canceled; asking for `status="canceled"` shows them.
+    """
     query = select(Payment).where(Payment.user_id == user.id)
     if status:
         query = query.where(Payment.status == status)
+    elif hide_canceled:
+        query = query.where(Payment.status != "canceled", Payment.cancel_requested.is_(False))
     if cursor:
         created, row_id = decode_cursor(cursor)
         query = query.where(or_(Payment.created_at < created,

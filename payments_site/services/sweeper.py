@@ -31,6 +31,7 @@ from payments_site.errors import DomainError
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Payment, Receipt, Refund, WebhookEvent, utcnow
 from payments_site.queues import get_redis
+from payments_site.services import payments as payments_service
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,25 @@ def sweep_receipts_without_email(now: datetime | None = None) -> int:
     return len(orphans)
 
 
+def sweep_unfinished_payments(now: datetime | None = None) -> int:
+    """Cancel payments left unfinished past UNFINISHED_PAYMENT_TTL (and those flagged)."""
+    canceled = 0
+    for payment_id in payments_service.unfinished_payments_due(now, limit=BATCH):
+        payment = db.session.get(Payment, payment_id)
+        if payment is None:
+            continue
+        try:
+            if payments_service.cancel_unfinished_payment(payment).status == "canceled":
+                canceled += 1
+        except DomainError:  # Stripe unreachable: the next sweep tries again
+            db.session.rollback()
+            log.warning("sweeper: payment %s could not be canceled now", payment.public_id)
+            break
+    if canceled:
+        log.info("sweeper canceled %d unfinished payment(s)", canceled)
+    return canceled
+
+
 def purge_idempotency_keys() -> int:
     from payments_site.services.idempotency import purge_expired
 
@@ -176,6 +196,7 @@ SWEEPS: dict[str, Callable[[], int]] = {
     "receipts": sweep_missing_receipts,
     "receipt_emails": sweep_receipts_without_email,
     "refunds": sweep_pending_refunds,
+    "unfinished_payments": sweep_unfinished_payments,
     "idempotency_keys_purged": purge_idempotency_keys,
 }
 

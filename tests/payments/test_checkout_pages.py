@@ -32,7 +32,8 @@ def test_cart_add_update_remove_and_server_total(shopper, mug):
     assert page.status_code == 200 and page.headers["Cache-Control"].startswith("no-store")
     assert "$39.98" in html and 'id="payment-element"' in html
     config = _config(html)
-    assert config["items"] == [mug.id] and config["quantities"] == [2]
+    assert config["cart"]["lines"] == [mug.id] and config["cart"]["quantities"] == [2]
+    assert config["cart"]["amount"] == 3998 and config["cart"]["currency"] == "usd"
     assert "<script>" not in html  # no inline script under the CSP
     shopper.client.post("/cart/update", data={"product_id": mug.id, "quantity": "3",
                                               "csrf_token": shopper.csrf_token})

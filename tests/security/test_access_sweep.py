@@ -43,6 +43,7 @@ ROUTES: dict[str, Route] = {
     "receipts.index": Route("GET", OWN, lambda o: "/account/receipts"),
     "receipts.download": Route("GET", ID, lambda o: f"/receipts/{o.receipt_number}.pdf"),
     "shop.checkout": Route("GET", OWN, lambda o: "/checkout"),
+    "shop.retry_payment": Route("POST", ID, lambda o: f"/checkout/retry/{o.payment_id}"),
     "shop.checkout_complete": Route(
         "GET", ID, lambda o: f"/checkout/complete?payment={o.payment_id}"
                              f"&payment_intent={o.intent_id}"),

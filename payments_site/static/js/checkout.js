@@ -1,11 +1,17 @@
 /*
- * The checkout page: Stripe's Payment Element for a new card, or a saved card confirmed by
- * the server (3-D Secure finished with handleNextAction). Data comes from the
+ * The checkout page: Stripe's Payment Element in deferred mode for a new card, or a saved card
+ * confirmed by the server (3-D Secure finished with handleNextAction). Data comes from the
  * <script type="application/json" id="checkout-config"> block (no inline script: CSP).
  *
- * One checkout attempt = one PaymentIntent: every call to /api/payments/process carries an
- * Idempotency-Key made once per (attempt, body) and kept in sessionStorage, so a reload, a
- * double click or a retried request gets the same payment back.
+ * Nothing is created until Pay: the Payment Element is mounted with the cart's amount and
+ * currency and no client secret (stripe.elements({mode: 'payment', ...})); a quantity change
+ * only updates the cart and the amount the Element shows. On Pay the card form is validated
+ * (elements.submit()), the server creates the payment and its PaymentIntent for the cart as
+ * it is then, and the page confirms it (stripe.confirmPayment({elements, clientSecret})).
+ *
+ * One Pay click = one attempt: every request carries this page's attempt token, so double
+ * clicks, retries after a decline and lost answers reach the same payment; opening the
+ * checkout page again is a new purchase.
  */
 (function () {
   'use strict';
@@ -17,7 +23,6 @@
   }
   const config = JSON.parse(configEl.textContent);
   const csrfToken = document.querySelector('meta[name="csrf-token"]').getAttribute('content');
-  const items = config.items.map((id, i) => ({product_id: id, quantity: config.quantities[i]}));
 
   const payButton = document.getElementById('pay-button');
   const payLabel = document.getElementById('pay-label');
@@ -27,21 +32,24 @@
   const newCardBox = document.getElementById('new-card');
   const saveBox = document.getElementById('save-card');
   const loadingNote = document.getElementById('payment-element-loading');
+  const cartTotal = document.getElementById('cart-total');
+  const cartStatus = document.getElementById('cart-status');
+  const recentBox = document.getElementById('recent-purchase');
+  const recentText = document.getElementById('recent-purchase-text');
+  const repeatBox = document.getElementById('confirm-repeat');
+  const qtyForms = Array.prototype.slice.call(document.querySelectorAll('.qty-form'));
   const choices = Array.prototype.slice.call(form.querySelectorAll('input[name="payment_choice"]'));
 
-  let stripe = null;
-  try {
-    stripe = window.Stripe(config.publishableKey);
-  } catch (err) {
-    showError('The secure payment form could not load. Please reload the page.');
-    return;
-  }
-
-  let elements = null;
-  let elementReady = false;
-  let newCard = null;        // {payment, client_secret} for the new-card PaymentIntent
-  let newCardSave = null;    // the "save" choice that PaymentIntent was made with
+  let cart = {
+    items: config.cart.lines.map((id, i) => ({product_id: id, quantity: config.cart.quantities[i]})),
+    amount: config.cart.amount,
+    currency: config.cart.currency,
+    totalDisplay: config.cart.totalDisplay,
+  };
+  let recentPurchase = config.recentPurchase;
   let busy = false;
+  let cartBusy = false;
+  let elementReady = false;
 
   // --- small helpers ------------------------------------------------------------------------
 
@@ -67,60 +75,32 @@
     return checked ? checked.value : 'new';
   }
 
+  function repeatConfirmed() {
+    return !recentPurchase || (repeatBox && repeatBox.checked);
+  }
+
   function updatePayButton() {
-    const ready = selectedChoice() !== 'new' || (elements !== null && elementReady);
-    payButton.disabled = busy || !ready;
+    const ready = selectedChoice() !== 'new' || elementReady;
+    payButton.disabled = busy || cartBusy || !ready || !repeatConfirmed();
+  }
+
+  function payText() {
+    return 'Pay ' + cart.totalDisplay;
   }
 
   function setBusy(value, label) {
     busy = value;
     payButton.setAttribute('aria-busy', value ? 'true' : 'false');
     spinner.classList.toggle('hidden', !value);
-    payLabel.textContent = value ? (label || 'Processing…') : config.payLabel;
+    payLabel.textContent = value ? (label || 'Processing…') : payText();
     choices.forEach((input) => { input.disabled = value; });
     if (saveBox) {
       saveBox.disabled = value;
     }
+    qtyForms.forEach((qtyForm) => {
+      Array.prototype.forEach.call(qtyForm.elements, (field) => { field.disabled = value; });
+    });
     updatePayButton();
-  }
-
-  function newKey() {
-    if (window.crypto && typeof window.crypto.randomUUID === 'function') {
-      return window.crypto.randomUUID();
-    }
-    const bytes = new Uint8Array(16);
-    window.crypto.getRandomValues(bytes);
-    return Array.prototype.map.call(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-  }
-
-  function storageKey(body) {
-    return 'checkout-idempotency:' + config.checkoutToken + ':' + JSON.stringify(body);
-  }
-
-  function idempotencyKey(body) {
-    const name = storageKey(body);
-    let key = null;
-    try {
-      key = window.sessionStorage.getItem(name);
-      if (!key) {
-        key = newKey();
-        window.sessionStorage.setItem(name, key);
-      }
-    } catch (err) {
-      key = key || newKey();   // storage disabled: still one key for this page's attempt
-    }
-    return key;
-  }
-
-  // After a decline the next click is a new attempt (on the same payment, server-side).
-  function forgetKey(body) {
-    try {
-      window.sessionStorage.removeItem(storageKey(body));
-    } catch (err) { /* nothing stored */ }
-  }
-
-  function sleep(ms) {
-    return new Promise((resolve) => { window.setTimeout(resolve, ms); });
   }
 
   function errorMessage(data, fallback) {
@@ -128,41 +108,69 @@
       'Something went wrong. Please try again.';
   }
 
-  // POST /api/payments/process; waits out a 409 (the same request is still running).
-  async function processPayment(body) {
-    const key = idempotencyKey(body);
-    for (let attempt = 0; attempt < 15; attempt += 1) {
-      let response;
-      try {
-        response = await fetch(config.processUrl, {
-          method: 'POST',
-          credentials: 'same-origin',
-          headers: {
-            'Content-Type': 'application/json',
-            'Accept': 'application/json',
-            'X-CSRFToken': csrfToken,
-            'Idempotency-Key': key,
-          },
-          body: JSON.stringify(body),
-        });
-      } catch (err) {
-        return {status: 0, data: {error: {message:
-          'We could not reach the shop. Check your connection and try again.'}}};
-      }
-      let data = {};
-      try {
-        data = await response.json();
-      } catch (err) {
-        data = {};
-      }
-      if (response.status === 409) {
-        await sleep(700);
-        continue;
-      }
-      return {status: response.status, data: data};
+  function minutesAgo(iso) {
+    const minutes = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 60000));
+    if (minutes < 1) {
+      return 'less than a minute ago';
     }
-    return {status: 409, data: {error: {message: 'Your payment is still being processed. ' +
-      'Please wait a moment and check your payment history.'}}};
+    return minutes === 1 ? '1 minute ago' : minutes + ' minutes ago';
+  }
+
+  function showRecentPurchase() {
+    if (!recentBox) {
+      return;
+    }
+    recentBox.classList.toggle('hidden', !recentPurchase);
+    if (recentPurchase) {
+      recentText.textContent = '';
+      recentText.append('You bought this ' + minutesAgo(recentPurchase.succeeded_at) + ': ');
+      const link = document.createElement('a');
+      link.href = recentPurchase.url;
+      link.textContent = 'see that payment';
+      recentText.append(link, '. Pay again?');
+    } else if (repeatBox) {
+      repeatBox.checked = false;
+    }
+  }
+
+  async function postJson(url, body) {
+    let response;
+    try {
+      response = await fetch(url, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: {
+          'Content-Type': 'application/json',
+          'Accept': 'application/json',
+          'X-CSRFToken': csrfToken,
+        },
+        body: JSON.stringify(body),
+      });
+    } catch (err) {
+      return {status: 0, data: {error: {message:
+        'We could not reach the shop. Check your connection and try again.'}}};
+    }
+    let data = {};
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = {};
+    }
+    return {status: response.status, data: data};
+  }
+
+  // POST /api/payments/process with this page's attempt token: the same payment every time
+  // for this cart and card, however often it is sent.
+  function processPayment(paymentMethodId) {
+    const body = {
+      items: cart.items,
+      save_payment_method: paymentMethodId ? false : Boolean(saveBox && saveBox.checked),
+      checkout_attempt: config.checkoutAttempt,
+    };
+    if (paymentMethodId) {
+      body.payment_method_id = paymentMethodId;
+    }
+    return postJson(config.processUrl, body);
   }
 
   function goToResult(payment) {
@@ -175,27 +183,25 @@
     return payment && (payment.status === 'succeeded' || payment.status === 'processing');
   }
 
-  // --- a new card: the Payment Element --------------------------------------------------------
+  // --- the Payment Element (deferred: no PaymentIntent until Pay) ---------------------------
 
-  async function prepareNewCard() {
-    if (elements || busy) {
+  let stripe = null;
+  let elements = null;
+  try {
+    stripe = window.Stripe(config.publishableKey);
+  } catch (err) {
+    showError('The secure payment form could not load. Please reload the page.');
+  }
+
+  function mountPaymentElement() {
+    if (!stripe || elements) {
       return;
     }
-    setBusy(true, 'Loading…');
-    const save = saveBox ? saveBox.checked : false;
-    const result = await processPayment({items: items, save_payment_method: save});
-    setBusy(false);
-    if (result.status !== 201) {
-      showError(errorMessage(result.data, 'The payment form could not load. Please reload.'));
-      return;
+    const options = {mode: 'payment', amount: cart.amount, currency: cart.currency};
+    if (saveBox && saveBox.checked) {
+      options.setupFutureUsage = 'off_session';
     }
-    if (finished(result.data.payment)) {
-      goToResult(result.data.payment);   // this cart was paid a moment ago
-      return;
-    }
-    newCard = result.data;
-    newCardSave = save;
-    elements = stripe.elements({clientSecret: newCard.client_secret});
+    elements = stripe.elements(options);
     const paymentElement = elements.create('payment');
     paymentElement.on('ready', () => {
       elementReady = true;
@@ -213,78 +219,156 @@
   }
 
   async function payWithNewCard() {
-    const save = saveBox ? saveBox.checked : false;
-    if (save !== newCardSave) {
-      // Same cart, so the server keeps the same PaymentIntent and only changes whether
-      // Stripe sets the card up for future use.
-      const changed = await processPayment({items: items, save_payment_method: save});
-      if (changed.status !== 201) {
-        showError(errorMessage(changed.data));
-        return;
-      }
-      newCard = changed.data;
-      newCardSave = save;
+    const submitted = await elements.submit();
+    if (submitted.error) {
+      showError(submitted.error.message || 'Check your card details.');
+      return false;
+    }
+    const result = await processPayment(null);
+    if (result.status !== 201) {
+      showError(errorMessage(result.data));
+      return false;
+    }
+    const payment = result.data.payment;
+    if (finished(payment)) {
+      goToResult(payment);   // this attempt was already paid (a lost answer, a double click)
+      return true;
     }
     const url = new URL(config.completeUrl);
-    url.searchParams.set('payment', newCard.payment.id);
-    const result = await stripe.confirmPayment({
+    url.searchParams.set('payment', payment.id);
+    const confirmed = await stripe.confirmPayment({
       elements: elements,
+      clientSecret: result.data.client_secret,
       confirmParams: {return_url: url.toString()},
       redirect: 'if_required',
     });
-    if (result.error) {
-      // Declined or authentication failed: the same PaymentIntent takes another try.
-      showError(result.error.message || 'Your card was declined.');
-      return;
+    if (confirmed.error) {
+      // Declined or authentication failed: the next Pay retries the same payment.
+      showError(confirmed.error.message || 'Your card was declined.');
+      return false;
     }
     showStatus('Payment received. Finishing up…');
-    goToResult(newCard.payment);
+    goToResult(payment);
+    return true;
   }
 
   // --- a saved card: the server confirms ------------------------------------------------------
 
   async function payWithSavedCard(paymentMethodId) {
-    const body = {items: items, payment_method_id: paymentMethodId, save_payment_method: false};
-    const result = await processPayment(body);
-    if (result.status === 402) {
-      forgetKey(body);
-      showError(errorMessage(result.data, 'Your card was declined.'));
-      return;
-    }
+    const result = await processPayment(paymentMethodId);
     if (result.status !== 201) {
-      if (result.status >= 400 && result.status < 500) {
-        forgetKey(body);
-      }
-      showError(errorMessage(result.data));
-      return;
+      showError(errorMessage(result.data, result.status === 402 ? 'Your card was declined.' : null));
+      return false;
     }
     const data = result.data;
     if (data.requires_action) {
       setBusy(true, 'Waiting for your bank…');
       const action = await stripe.handleNextAction({clientSecret: data.client_secret});
       if (action.error) {
-        forgetKey(body);
         showError(action.error.message || 'We could not authenticate your payment.');
-        return;
+        return false;
       }
       goToResult(data.payment);
-      return;
+      return true;
     }
     if (data.payment.status === 'failed') {
-      forgetKey(body);
       showError((data.payment.failure && data.payment.failure.message) ||
                 'Your card was declined.');
-      return;
+      return false;
     }
     showStatus('Payment received. Finishing up…');
     goToResult(data.payment);
+    return true;
   }
+
+  // --- the cart: quantities change the amount, nothing else --------------------------------
+
+  function applyCart(state) {
+    cart = {
+      items: state.lines.map((line) => ({product_id: line.product_id, quantity: line.quantity})),
+      amount: state.amount,
+      currency: state.currency,
+      totalDisplay: state.total_display,
+    };
+    state.lines.forEach((line) => {
+      const row = document.querySelector('tr[data-product-id="' + line.product_id + '"]');
+      if (row) {
+        row.querySelector('.line-total').textContent = line.total_display;
+        row.querySelector('.qty-input').value = String(line.quantity);
+      }
+    });
+    document.querySelectorAll('tr[data-product-id]').forEach((row) => {
+      const id = Number(row.getAttribute('data-product-id'));
+      if (!state.lines.some((line) => line.product_id === id)) {
+        row.remove();
+      }
+    });
+    cartTotal.textContent = state.total_display;
+    cartStatus.textContent = 'Cart updated. Total ' + state.total_display + '.';
+    recentPurchase = state.recent_purchase;
+    showRecentPurchase();
+    if (elements) {
+      elements.update({amount: state.amount, currency: state.currency});
+    }
+    payLabel.textContent = payText();
+  }
+
+  async function updateQuantity(qtyForm, action) {
+    if (busy || cartBusy) {
+      return;
+    }
+    clearMessages();
+    const data = new FormData(qtyForm);
+    data.set('action', action);
+    cartBusy = true;
+    updatePayButton();
+    let response;
+    try {
+      response = await fetch(config.cartUpdateUrl, {
+        method: 'POST', credentials: 'same-origin', body: data,
+        headers: {'Accept': 'application/json', 'X-CSRFToken': csrfToken},
+      });
+    } catch (err) {
+      cartBusy = false;
+      updatePayButton();
+      showError('We could not update your cart. Check your connection and try again.');
+      return;
+    }
+    let body = {};
+    try {
+      body = await response.json();
+    } catch (err) {
+      body = {};
+    }
+    cartBusy = false;
+    if (!response.ok || !body.cart) {
+      updatePayButton();
+      showError(errorMessage(body, 'We could not update your cart.'));
+      return;
+    }
+    if (!body.cart.lines.length || body.cart.problem) {
+      window.location.reload();   // empty, or a total that cannot be charged: the page says why
+      return;
+    }
+    applyCart(body.cart);
+    updatePayButton();
+  }
+
+  qtyForms.forEach((qtyForm) => {
+    qtyForm.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const action = event.submitter && event.submitter.value === 'remove' ? 'remove' : 'update';
+      updateQuantity(qtyForm, action);
+    });
+    const input = qtyForm.querySelector('.qty-input');
+    input.addEventListener('change', () => updateQuantity(qtyForm, 'update'));
+  });
 
   // --- wiring -------------------------------------------------------------------------------
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    if (busy) {
+    if (busy || cartBusy || !repeatConfirmed()) {
       return;
     }
     clearMessages();
@@ -292,12 +376,7 @@
     let navigating = false;
     try {
       const choice = selectedChoice();
-      if (choice === 'new') {
-        await payWithNewCard();
-      } else {
-        await payWithSavedCard(choice);
-      }
-      navigating = !errorBox.textContent;
+      navigating = choice === 'new' ? await payWithNewCard() : await payWithSavedCard(choice);
     } catch (err) {
       showError('Something went wrong. Please try again.');
     } finally {
@@ -313,15 +392,28 @@
       clearMessages();
       const isNew = selectedChoice() === 'new';
       newCardBox.classList.toggle('hidden', !isNew);
-      updatePayButton();
       if (isNew) {
-        prepareNewCard();
+        mountPaymentElement();
       }
+      updatePayButton();
     });
   });
 
-  updatePayButton();
-  if (selectedChoice() === 'new') {
-    prepareNewCard();
+  if (saveBox) {
+    saveBox.addEventListener('change', () => {
+      if (elements) {
+        elements.update({setupFutureUsage: saveBox.checked ? 'off_session' : null});
+      }
+    });
   }
+
+  if (repeatBox) {
+    repeatBox.addEventListener('change', updatePayButton);
+  }
+
+  showRecentPurchase();
+  if (selectedChoice() === 'new') {
+    mountPaymentElement();
+  }
+  updatePayButton();
 })();
