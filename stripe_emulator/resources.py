@@ -197,6 +197,36 @@ def check_client_secret(obj: Any, client_secret: Any, kind: str) -> None:
             code=f"{kind}_invalid_parameter")
 
 
+# What Stripe.js sends as client_context when it confirms an intent for Elements created
+# without one (the "deferred intent" flow): the options the page gave stripe.elements().
+CLIENT_CONTEXT_KEYS = ("mode", "currency", "setup_future_usage", "capture_method",
+                       "payment_method_types", "payment_method_configuration")
+
+
+def check_client_context(obj: Any, client_context: Any, kind: str) -> None:
+    """Refuse a deferred-intent confirmation whose Elements options disagree with the intent.
+
+    Stripe answers 400 when the PaymentIntent's setup_future_usage differs from the
+    setupFutureUsage the Payment Element was created with (the element shows the customer
+    whether the card will be saved). Amount and currency are not compared: Stripe.js does
+    not send the amount, and Stripe documents no currency check.
+    """
+    context = as_dict(client_context, "client_context")
+    unknown = {k: v for k, v in context.items() if k not in CLIENT_CONTEXT_KEYS}
+    reject_unknown(unknown, "client_context")
+    as_enum(context.get("mode"), "client_context[mode]", ("payment", "setup", "subscription"))
+    if kind != "payment_intent" or not context:
+        return
+    expected = as_enum(context.get("setup_future_usage") or None,
+                       "client_context[setup_future_usage]", ("on_session", "off_session"))
+    provided = obj.setup_future_usage
+    if provided != expected:
+        raise StripeError(
+            400, f"The provided setup_future_usage ({provided or 'null'}) does not match the "
+                 f"expected setup_future_usage ({expected or 'null'}).",
+            param="setup_future_usage", payment_intent=obj._export())
+
+
 # --------------------------------------------------------------------------- events
 
 
@@ -885,12 +915,13 @@ class PaymentIntent(ls.PaymentIntent):
                      client_secret: Any = None, use_stripe_sdk: Any = None,
                      mandate_data: Any = None, payment_method_options: Any = None,
                      shipping: Any = None, capture_method: Any = None,
-                     expected_payment_method_type: Any = None,
+                     expected_payment_method_type: Any = None, client_context: Any = None,
                      **kwargs: Any) -> PaymentIntent:
         reject_unknown(kwargs)
         obj: PaymentIntent = lookup(cls, id)
         if client_secret is not None:
             check_client_secret(obj, client_secret, "payment_intent")
+        check_client_context(obj, client_context, "payment_intent")
         if setup_future_usage is not None:
             obj.setup_future_usage = as_enum(setup_future_usage or None, "setup_future_usage",
                                              ("on_session", "off_session"))
@@ -1231,12 +1262,13 @@ class SetupIntent(ls.SetupIntent):
                      payment_method_data: Any = None, client_secret: Any = None,
                      return_url: Any = None, use_stripe_sdk: Any = None,
                      mandate_data: Any = None, payment_method_options: Any = None,
-                     expected_payment_method_type: Any = None,
+                     expected_payment_method_type: Any = None, client_context: Any = None,
                      **kwargs: Any) -> SetupIntent:
         reject_unknown(kwargs)
         obj: SetupIntent = lookup(cls, id)
         if client_secret is not None:
             check_client_secret(obj, client_secret, "setup_intent")
+        check_client_context(obj, client_context, "setup_intent")
         obj._confirm(payment_method, payment_method_data)
         return obj
 

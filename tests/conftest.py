@@ -36,6 +36,16 @@ from tests._services import (
     postgres_admin_url,
 )
 
+# The browser harness (Playwright + Chromium) for tests/e2e and tests/emulator: imported here,
+# once, so every folder shares one browser per session.
+from tests.browser import (  # noqa: F401 (pytest finds fixtures by name)
+    browser,
+    console_errors,
+    csp_violations,
+    delete_output_dir,
+    page,
+)
+
 WEBHOOK_SECRET = "whsec_" + "t" * 32
 SECRET_KEY_FOR_TESTS = "k" * 48
 STRIPE_TEST_SECRET_KEY = "sk_test_" + "a" * 24
@@ -272,8 +282,8 @@ class BrowserSession:
     def __init__(self, client: FlaskClient, user: Any) -> None:
         self.client = client
         self.user = user
-        page = client.get("/", follow_redirects=True)
-        self.csrf_token = csrf_token_from(page.get_data(as_text=True))
+        home = client.get("/", follow_redirects=True)
+        self.csrf_token = csrf_token_from(home.get_data(as_text=True))
 
     def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
         return {"X-CSRFToken": self.csrf_token, **(headers or {})}
@@ -291,8 +301,8 @@ class BrowserSession:
 
 
 def login(client: FlaskClient, email: str, password: str = DEFAULT_PASSWORD) -> Any:
-    page = client.get("/auth/login")
-    token = csrf_token_from(page.get_data(as_text=True))
+    form = client.get("/auth/login")
+    token = csrf_token_from(form.get_data(as_text=True))
     return client.post("/auth/login", data={"email": email, "password": password,
                                             "csrf_token": token})
 

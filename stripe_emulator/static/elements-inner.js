@@ -20,11 +20,16 @@
  *
  * Protocol (window.postMessage, {source: 'stripe-emulator', ...}):
  *   frame -> parent: loaded, ready, change {complete, empty, brand},
- *                    resize {height}, focus, blur, submit,
- *                    response {requestId, result}
- *   parent -> frame: init {appearance, options}, update, focus, blur,
- *                    clear, validate {requestId},
+ *                    edited (any keystroke), resize {height}, focus, blur,
+ *                    submit, response {requestId, result}
+ *   parent -> frame: init {appearance, options, intent},
+ *                    update {appearance, options, intent, requestId?},
+ *                    focus, blur, clear, validate {requestId},
  *                    createPaymentMethod {requestId, billing_details}
+ *
+ * `intent` describes Elements created with mode (no intent yet):
+ * {mode, amount, currency, setupFutureUsage, locale}; the frame shows the
+ * amount and, when the card will be saved, Stripe's terms line.
  */
 (function () {
   'use strict';
@@ -58,6 +63,8 @@
     postal: document.getElementById('postal-error'),
   };
   const brandBadge = document.getElementById('brand');
+  const summary = document.getElementById('summary');
+  const terms = document.getElementById('terms');
   const ALL_FIELDS = ['number', 'expiry', 'cvc', 'postal'];
   let activeFields = ALL_FIELDS.slice();
   const touched = {number: false, expiry: false, cvc: false, postal: false};
@@ -267,6 +274,7 @@
   }
 
   function onInput(field) {
+    post({type: 'edited'});
     const input = inputs[field];
     const card = readCard();
     if (field === 'number') {
@@ -451,6 +459,7 @@
       showError(field, null);
     });
     brandBadge.textContent = '';
+    post({type: 'edited'});
     notifyChange();
   }
 
@@ -478,6 +487,34 @@
     reportSize();
   }
 
+  function formatAmount(amount, currency, locale) {
+    try {
+      const format = new Intl.NumberFormat(locale && locale !== 'auto' ? locale : undefined,
+                                           {style: 'currency', currency: currency.toUpperCase()});
+      const digits = format.resolvedOptions().maximumFractionDigits;
+      return format.format(amount / Math.pow(10, digits));
+    } catch (err) {
+      return amount + ' ' + currency;
+    }
+  }
+
+  // Elements created with mode: show what the customer is paying, and the terms
+  // Stripe shows when the card is saved for later (setupFutureUsage, mode 'setup').
+  function applyIntent(intent) {
+    intent = intent || {};
+    const paying = intent.mode && intent.mode !== 'setup' && intent.currency &&
+      typeof intent.amount === 'number';
+    summary.hidden = !paying;
+    summary.textContent = paying
+      ? 'Total: ' + formatAmount(intent.amount, intent.currency, intent.locale) : '';
+    const saving = intent.mode === 'setup' || !!intent.setupFutureUsage;
+    terms.hidden = !saving;
+    terms.textContent = saving
+      ? 'By providing your card information, you allow this business to charge your card ' +
+        'for future payments in accordance with their terms.' : '';
+    reportSize();
+  }
+
   function respond(requestId, result) {
     post({type: 'response', requestId: requestId, result: result});
   }
@@ -497,6 +534,7 @@
       case 'init':
         applyAppearance(data.appearance);
         applyOptions(data.options);
+        applyIntent(data.intent);
         post({type: 'ready'});
         lastHeight = 0;
         reportSize();
@@ -508,6 +546,12 @@
         }
         if (data.options) {
           applyOptions(data.options);
+        }
+        if (data.intent) {
+          applyIntent(data.intent);
+        }
+        if (data.requestId) {
+          respond(data.requestId, {});
         }
         break;
       case 'focus':

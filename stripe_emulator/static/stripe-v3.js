@@ -24,7 +24,29 @@
  *   stripe.confirmCardPayment(clientSecret, {payment_method: 'pm_...'})
  *   stripe.confirmCardSetup(clientSecret, {payment_method: 'pm_...'})
  *   stripe.retrievePaymentIntent(clientSecret) / retrieveSetupIntent(...)
- *   stripe.createPaymentMethod({elements})
+ *   stripe.createPaymentMethod({elements, params})
+ *
+ * and "collect payment details before creating an Intent"
+ * (https://docs.stripe.com/payments/accept-a-payment-deferred):
+ *
+ *   const elements = stripe.elements({mode: 'payment', amount: 1099,
+ *     currency: 'usd', setupFutureUsage, captureMethod, paymentMethodTypes,
+ *     paymentMethodCreation: 'manual', appearance, locale});   // or mode: 'setup'
+ *   await elements.update({amount, currency, setupFutureUsage, mode, ...})
+ *   const {error} = await elements.submit();     // validates in the frame, no network
+ *   // ... the server creates the PaymentIntent ...
+ *   stripe.confirmPayment({elements, clientSecret, confirmParams, redirect})
+ *   stripe.confirmSetup({elements, clientSecret, confirmParams, redirect})
+ *   stripe.createPaymentMethod({elements, params})   // paymentMethodCreation: 'manual'
+ *
+ * With Elements created with mode, confirmPayment / confirmSetup /
+ * createPaymentMethod reject with Stripe's IntegrationError unless
+ * elements.submit() resolved without error first (and the customer has not
+ * typed since), and confirming sends the Elements options as client_context,
+ * so the emulator, like Stripe, refuses a PaymentIntent whose
+ * setup_future_usage differs from the element's setupFutureUsage. Amount and
+ * currency are not compared with the intent's: Stripe.js does not send the
+ * amount, and Stripe documents no currency check.
  *
  * Like the real thing, card fields live in an iframe served by the
  * emulator (GET /js.stripe.com/v3/elements-inner.html, a different origin
@@ -545,6 +567,7 @@
             type: 'init',
             appearance: this._elements._options.appearance || {},
             options: this._options,
+            intent: this._elements._display(),
           });
           break;
         case 'ready':
@@ -562,6 +585,11 @@
           this._state = {complete: !!data.complete, empty: !!data.empty,
                          brand: data.brand || 'unknown'};
           this._emit('change', this._changeEvent());
+          break;
+        case 'edited':
+          // The customer typed: a previous elements.submit() no longer vouches for
+          // what the fields hold.
+          this._elements._submitted = false;
           break;
         case 'focus':
           this._emit('focus', {elementType: this._type});
@@ -591,17 +619,150 @@
     }
   }
 
+  // -------------------------------------------------------------------------
+  // Elements created without an intent ("collect payment details before
+  // creating an Intent"): stripe.elements({mode, amount, currency, ...}).
+  // The options are checked here as Stripe.js checks them (IntegrationError),
+  // and Stripe.js's own two spellings are both accepted (setupFutureUsage /
+  // setup_future_usage...).
+  // -------------------------------------------------------------------------
+  const MODES = ['payment', 'setup', 'subscription'];
+  const FUTURE_USAGES = ['off_session', 'on_session'];
+  const CAPTURE_METHODS = ['automatic', 'automatic_async', 'manual'];
+  const DEFERRED_GUIDE = 'https://stripe.com/docs/payments/accept-a-payment-deferred';
+  // Option name -> its other spelling.
+  const SPELLINGS = {
+    setupFutureUsage: 'setup_future_usage', setup_future_usage: 'setupFutureUsage',
+    captureMethod: 'capture_method', capture_method: 'captureMethod',
+    paymentMethodTypes: 'payment_method_types', payment_method_types: 'paymentMethodTypes',
+  };
+  const INTENT_OPTIONS = ['mode', 'amount', 'currency'].concat(Object.keys(SPELLINGS));
+
+  function shown(value) {
+    return typeof value === 'string' ? value : JSON.stringify(value);
+  }
+
+  function either(options, camel, snake) {
+    return options[camel] !== undefined ? options[camel] : options[snake];
+  }
+
+  function oneOf(method, name, value, allowed) {
+    if (value !== undefined && value !== null && allowed.indexOf(value) === -1) {
+      throw new IntegrationError('Invalid value for ' + method + ': ' + name + ' should be ' +
+        'one of the following strings: ' + allowed.join(', ') + '. You specified: ' +
+        shown(value) + '.');
+    }
+    return value === undefined ? null : value;
+  }
+
+  // The intent-related options of Elements created with `mode`, normalised.
+  function modeOptions(options, method) {
+    const mode = options.mode;
+    if (MODES.indexOf(mode) === -1) {
+      throw new IntegrationError('Invalid value for ' + method + ': mode should be one of ' +
+        'the following strings: ' + MODES.join(', ') + '. You specified: ' + shown(mode) + '.');
+    }
+    const needsAmount = mode !== 'setup';
+    let amount = null;
+    if (needsAmount) {
+      amount = options.amount;
+      if (amount === undefined || amount === null) {
+        throw new IntegrationError('Missing value for ' + method + ': amount should be ' +
+          'an integer (in the smallest currency unit) when mode is "' + mode + '".');
+      }
+      const minimum = mode === 'payment' ? 1 : 0;
+      if (typeof amount !== 'number' || !Number.isInteger(amount) || amount < minimum) {
+        throw new IntegrationError('Invalid value for ' + method + ': amount should be ' +
+          (minimum ? 'a positive' : 'a non-negative') + ' integer in the smallest currency ' +
+          'unit (1099 for $10.99). You specified: ' + shown(amount) + '.');
+      }
+    }
+    const currency = options.currency;
+    if (currency === undefined || currency === null) {
+      if (needsAmount) {
+        throw new IntegrationError('Missing value for ' + method + ': currency should be a ' +
+          'three-letter ISO currency code in lowercase, like "usd", when mode is "' +
+          mode + '".');
+      }
+    } else if (typeof currency !== 'string' || !/^[a-z]{3}$/.test(currency)) {
+      throw new IntegrationError('Invalid value for ' + method + ': currency should be a ' +
+        'three-letter ISO currency code in lowercase, like "usd". You specified: ' +
+        shown(currency) + '.');
+    }
+    const types = either(options, 'paymentMethodTypes', 'payment_method_types');
+    if (types !== undefined && types !== null) {
+      if (!Array.isArray(types) || types.some((type) => typeof type !== 'string')) {
+        throw new IntegrationError('Invalid value for ' + method + ': paymentMethodTypes ' +
+          'should be an array of strings. You specified: ' + shown(types) + '.');
+      }
+      if (types.indexOf('card') === -1) {
+        throw new IntegrationError('Invalid value for ' + method + ': the Stripe ' +
+          'emulator\'s Payment Element only collects cards, so paymentMethodTypes must ' +
+          'include "card". You specified: ' + shown(types) + '.');
+      }
+    }
+    const creation = options.paymentMethodCreation;
+    if (creation !== undefined && creation !== 'manual') {
+      throw new IntegrationError('Invalid value for ' + method + ': paymentMethodCreation ' +
+        'should be "manual". You specified: ' + shown(creation) + '.');
+    }
+    return {
+      mode: mode,
+      amount: amount,
+      currency: currency || null,
+      setupFutureUsage: oneOf(method, 'setupFutureUsage',
+        either(options, 'setupFutureUsage', 'setup_future_usage'), FUTURE_USAGES),
+      captureMethod: oneOf(method, 'captureMethod',
+        either(options, 'captureMethod', 'capture_method'), CAPTURE_METHODS),
+      paymentMethodTypes: types || null,
+      paymentMethodCreation: creation || null,
+    };
+  }
+
+  function checkClientSecret(clientSecret, method) {
+    if (typeof clientSecret !== 'string' || !/^[a-z]+_[A-Za-z0-9]+_secret_[A-Za-z0-9]+$/
+      .test(clientSecret)) {
+      throw new IntegrationError('Invalid value for ' + method + ': clientSecret should be ' +
+        'a client secret of the form ${id}_secret_${secret}. You specified: ' +
+        shown(clientSecret) + '.');
+    }
+  }
+
   class Elements {
     constructor(stripe, options) {
+      if (options !== undefined && (options === null || typeof options !== 'object')) {
+        throw new IntegrationError('Invalid value for elements(): options should be an ' +
+          'object. You specified: ' + shown(options) + '.');
+      }
+      options = Object.assign({}, options || {});
+      if (options.clientSecret !== undefined && options.mode !== undefined) {
+        throw new IntegrationError('Invalid value for elements(): pass either ' +
+          '`clientSecret` (an existing PaymentIntent or SetupIntent) or `mode` (collect ' +
+          'payment details before creating an Intent), not both.');
+      }
+      if (options.clientSecret !== undefined) {
+        checkClientSecret(options.clientSecret, 'elements()');
+      }
       this._stripe = stripe;
-      this._options = Object.assign({}, options || {});
+      this._options = options;
       this._elements = {};
+      this._listeners = {};
+      // Elements created with `mode` (no intent yet): their normalised options.
+      this._deferred = options.mode !== undefined ? modeOptions(options, 'elements()') : null;
+      // True once elements.submit() resolved without error, until the customer edits
+      // the fields again: what confirmPayment / createPaymentMethod require.
+      this._submitted = false;
     }
 
     create(type, options) {
       if (type !== 'payment' && type !== 'card') {
         throw new IntegrationError('The Stripe emulator only implements the ' +
           '"payment" (and "card") Element; got "' + type + '".');
+      }
+      if (type === 'payment' && !this._deferred && !this._options.clientSecret) {
+        throw new IntegrationError('In order to create a payment element, you must pass a ' +
+          'clientSecret or mode when creating the Elements group.\n\ne.g. ' +
+          'stripe.elements({clientSecret: "{{CLIENT_SECRET}}"})');
       }
       if (this._elements[type]) {
         throw new IntegrationError('Can only create one Element of type ' + type + '.');
@@ -615,25 +776,99 @@
       return this._elements[type] || null;
     }
 
-    update(options) {
-      Object.assign(this._options, options || {});
-      Object.keys(this._elements).forEach((type) => {
-        this._elements[type]._post({type: 'update', appearance: this._options.appearance || {}});
+    on(event, handler) {
+      (this._listeners[event] = this._listeners[event] || []).push(handler);
+      return this;
+    }
+
+    off(event, handler) {
+      if (this._listeners[event]) {
+        this._listeners[event] = handler
+          ? this._listeners[event].filter((h) => h !== handler) : [];
+      }
+      return this;
+    }
+
+    // What the frame shows besides the card fields: the amount (Elements created
+    // with mode 'payment') and, when the card will be saved, the terms line.
+    _display() {
+      const deferred = this._deferred;
+      return {
+        locale: this._options.locale || 'auto',
+        mode: deferred ? deferred.mode : null,
+        amount: deferred ? deferred.amount : null,
+        currency: deferred ? deferred.currency : null,
+        setupFutureUsage: deferred ? deferred.setupFutureUsage : null,
+      };
+    }
+
+    // elements.update(options): shallow-merged into the options; for Elements
+    // created with mode, changes what the element shows and what confirmation
+    // sends. No network call. Resolves once the frames have applied it.
+    async update(options) {
+      if (!options || typeof options !== 'object') {
+        throw new IntegrationError('Invalid value for elements.update(): options should ' +
+          'be an object. You specified: ' + shown(options) + '.');
+      }
+      options = Object.assign({}, options);
+      if (options.clientSecret !== undefined) {
+        throw new IntegrationError('Invalid value for elements.update(): clientSecret ' +
+          'cannot be updated. Create a new Elements group for another intent.');
+      }
+      const intentChanges = INTENT_OPTIONS.filter((name) => name in options);
+      if (intentChanges.length && !this._deferred) {
+        throw new IntegrationError('Invalid value for elements.update(): ' +
+          intentChanges.join(', ') + ' can only be updated on Elements created with ' +
+          '`mode` (without a clientSecret).');
+      }
+      const merged = Object.assign({}, this._options, options);
+      // The spelling the page just used wins over the other one from before.
+      Object.keys(SPELLINGS).forEach((name) => {
+        if (name in options) {
+          delete merged[SPELLINGS[name]];
+        }
       });
+      if (intentChanges.length) {
+        this._deferred = modeOptions(merged, 'elements.update()');
+      }
+      this._options = merged;
+      const message = {appearance: this._options.appearance || {}, intent: this._display()};
+      await Promise.all(Object.keys(this._elements).map((type) => {
+        const element = this._elements[type];
+        return element._iframe ? element._request('update', message) : null;
+      }));
+      (this._listeners['update-end'] || []).slice().forEach((handler) => handler());
     }
 
     async fetchUpdates() {
       return {};
     }
 
-    // elements.submit(): validates the fields (and shows their errors).
+    // elements.submit(): validates the fields inside the frame (showing their
+    // errors) without any network call. Resolves {error} (a validation_error)
+    // or {selectedPaymentMethod: 'card'}.
     async submit() {
       const element = this._paymentElement();
       if (!element) {
         throw new IntegrationError('elements.submit(): no Payment Element was created.');
       }
+      this._submitted = false;
       const result = await element._request('validate');
-      return result && result.error ? {error: result.error} : {};
+      if (result && result.error) {
+        return {error: result.error};
+      }
+      this._submitted = true;
+      return {selectedPaymentMethod: 'card'};
+    }
+
+    // For Elements created with mode: Stripe.js refuses to read the fields
+    // unless elements.submit() succeeded first (and nothing was typed since).
+    _requireSubmit(caller) {
+      if (this._deferred && !this._submitted) {
+        throw new IntegrationError('elements.submit() must be called before ' + caller +
+          '. Call elements.submit() as soon as your customer presses pay, prior to any ' +
+          'asynchronous work. Integration guide: ' + DEFERRED_GUIDE);
+      }
     }
 
     _paymentElement() {
@@ -683,11 +918,24 @@
 
     // createPaymentMethod({elements, params}) and the older
     // createPaymentMethod({type: 'card', card: element, billing_details}).
+    // Elements created with mode need paymentMethodCreation: 'manual' and a
+    // successful elements.submit() first, as in Stripe.js.
     async createPaymentMethod(data) {
       data = data || {};
       let element;
       let billingDetails;
       if (data.elements) {
+        if (!(data.elements instanceof Elements)) {
+          throw new IntegrationError('Invalid value for createPaymentMethod(): elements ' +
+            'should be an Elements group created with stripe.elements().');
+        }
+        const deferred = data.elements._deferred;
+        if (deferred && deferred.paymentMethodCreation !== 'manual') {
+          throw new IntegrationError('createPaymentMethod(): to create a PaymentMethod ' +
+            'from Elements created without an Intent, pass paymentMethodCreation: ' +
+            '\'manual\' to stripe.elements().');
+        }
+        data.elements._requireSubmit('createPaymentMethod()');
         element = data.elements._paymentElement();
         billingDetails = data.params && data.params.billing_details;
       } else if (data.card instanceof PaymentElement) {
@@ -792,6 +1040,27 @@
           '`confirmParams.return_url` argument is required unless passing ' +
           '`redirect: \'if_required\'`');
       }
+      if (elements && !(elements instanceof Elements)) {
+        throw new IntegrationError('Invalid value for stripe.' + method + '(): elements ' +
+          'should be an Elements group created with stripe.elements().');
+      }
+      // Elements created with mode (the intent was created after the customer
+      // pressed pay): the page passes the new intent's clientSecret, and must
+      // have called elements.submit() first.
+      const deferred = elements ? elements._deferred : null;
+      if (deferred) {
+        if (!options.clientSecret) {
+          throw new IntegrationError('You must pass in a clientSecret when calling stripe.' +
+            method + '().');
+        }
+        const setupMode = deferred.mode === 'setup';
+        if (setupMode !== (kindName === 'setup_intent')) {
+          throw new IntegrationError('stripe.' + method + '(): the Elements group was ' +
+            'created with mode: \'' + deferred.mode + '\'; use stripe.' +
+            (setupMode ? 'confirmSetup' : 'confirmPayment') + '() with it.');
+        }
+        elements._requireSubmit('stripe.' + method + '()');
+      }
       const clientSecret = options.clientSecret ||
         (elements && elements._options.clientSecret);
       if (!clientSecret) {
@@ -819,6 +1088,17 @@
       const params = {payment_method: paymentMethod};
       if (confirmParams.return_url) {
         params.return_url = confirmParams.return_url;
+      }
+      if (deferred) {
+        // What Stripe.js tells the API about the Elements options, so it can refuse
+        // an intent that disagrees with what the customer was shown.
+        params.client_context = {
+          mode: deferred.mode,
+          currency: deferred.currency,
+          setup_future_usage: deferred.setupFutureUsage,
+          capture_method: deferred.captureMethod,
+          payment_method_types: deferred.paymentMethodTypes,
+        };
       }
       if (kindName === 'payment_intent') {
         if (confirmParams.save_payment_method) {

@@ -9,8 +9,8 @@ from playwright.sync_api import expect
 
 from payments_site.extensions import db
 from payments_site.models import Payment
+from tests.browser import screenshot
 from tests.conftest import DEFAULT_PASSWORD
-from tests.e2e.conftest import screenshot
 from tests.refunds.helpers import charge_amount_refunded, paid_payment, stripe_client
 
 

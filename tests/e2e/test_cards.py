@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from payments_site.extensions import db
 from payments_site.models import Payment, PaymentMethod
+from tests.browser import screenshot
 from tests.conftest import DEFAULT_PASSWORD, STRIPE_TEST_SECRET_KEY
-from tests.e2e.conftest import screenshot
 
 FRAME = 'iframe[name^="__privateStripeFrame"]'
 VISA = "4242424242424242"

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from payments_site.extensions import db
 from payments_site.models import Payment
+from tests.browser import screenshot
 from tests.conftest import DEFAULT_PASSWORD
-from tests.e2e.conftest import screenshot
 
 FRAME = 'iframe[name^="__privateStripeFrame"]'
 pytestmark = pytest.mark.browser

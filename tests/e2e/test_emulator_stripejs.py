@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -21,7 +20,7 @@ import requests
 import stripe
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
+from tests.browser import HostSite, screenshot
 
 PUBLISHABLE_KEY = "pk_test_emulator"
 SECRET_KEY = "sk_test_123"
@@ -148,73 +147,17 @@ CSP_PROBE_HTML = """<!DOCTYPE html>
 """
 
 
-class HostSite:
-    """The host page's web server; remembers every request it received."""
-
-    def __init__(self, emulator_url: str) -> None:
-        self.emulator_url = emulator_url
-        self.requests: list[str] = []
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                pass
-
-            def _send(self, status: int, body: str, content_type: str) -> None:
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", f"{content_type}; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                site.requests.append(f"GET {self.path}")
-                path = urlparse(self.path).path
-                if path == "/checkout.html":
-                    html = PAGE_HTML.format(emulator=site.emulator_url, pk=PUBLISHABLE_KEY)
-                    self._send(200, html, "text/html")
-                elif path == "/app.js":
-                    self._send(200, APP_JS, "application/javascript")
-                elif path == "/page.css":
-                    self._send(200, PAGE_CSS, "text/css")
-                elif path == "/complete":
-                    self._send(
-                        200, "<!DOCTYPE html><title>Complete</title><h1>Done</h1>", "text/html"
-                    )
-                elif path == "/csp-probe.html":
-                    self._send(200, CSP_PROBE_HTML, "text/html")
-                elif path == "/boom.js":
-                    self._send(
-                        200,
-                        "throw new Error('boom from the probe page');",
-                        "application/javascript",
-                    )
-                elif path == "/favicon.ico":
-                    self._send(204, "", "image/x-icon")
-                else:
-                    self._send(404, "not found", "text/plain")
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode(errors="replace")
-                site.requests.append(f"POST {self.path} {body}")
-                self._send(400, "the test page never posts", "text/plain")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def site(emulator: Any) -> Iterator[HostSite]:
-    host = HostSite(emulator.url)
+    host = HostSite({
+        "/checkout.html": lambda: (
+            PAGE_HTML.format(emulator=emulator.url, pk=PUBLISHABLE_KEY), "text/html"),
+        "/app.js": (APP_JS, "application/javascript"),
+        "/page.css": (PAGE_CSS, "text/css"),
+        "/complete": ("<!DOCTYPE html><title>Complete</title><h1>Done</h1>", "text/html"),
+        "/csp-probe.html": (CSP_PROBE_HTML, "text/html"),
+        "/boom.js": ("throw new Error('boom from the probe page');", "application/javascript"),
+    })
     yield host
     host.stop()
 

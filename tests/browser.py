@@ -1,4 +1,7 @@
-"""Browser-test harness: Playwright driving Debian's Chromium.
+"""Browser-test harness shared by tests/e2e and tests/emulator: Playwright driving Chromium.
+
+The conftest.py of each folder that has browser tests imports the fixtures below, so there is
+one harness and no copy of it.
 
 Fixtures
 - ``browser`` (session): one headless Chromium from ``/usr/bin/chromium``
@@ -14,6 +17,9 @@ Fixtures
   teardown unless it is marked ``@pytest.mark.allow_csp_violations``.
 - ``screenshot(page, name)`` (a plain function, import it from here): saves
   ``<TEST_OUTPUT_DIR or test-results>/screenshots/<name>.png`` and returns the path.
+- ``HostSite(routes)`` (a plain class): a tiny web server on 127.0.0.1 that serves fixed
+  pages on an origin of its own (as a shop's pages are on another origin than Stripe's) and
+  records every request it gets.
 
 Mark browser tests ``@pytest.mark.browser``. Without Chromium these tests fail with a
 clear message; set ``SKIP_BROWSER_TESTS=1`` to skip them instead.
@@ -23,13 +29,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -76,6 +85,65 @@ def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     return path
 
 
+# What a HostSite route answers: (body, content type), or a function of the site's own URL
+# returning that (for pages that name their own origin).
+Route = tuple[str, str] | Callable[[], tuple[str, str]]
+
+
+class HostSite:
+    """A static web server on 127.0.0.1 (its own origin) for hand-written test pages.
+
+    ``routes`` maps a path (without query) to ``(body, content_type)`` or to a function
+    returning that. Unknown paths answer 404, every POST answers 400 (test pages never post),
+    ``/favicon.ico`` answers 204. ``requests`` lists ``"GET /path?query"`` and
+    ``"POST /path <body>"`` for everything received, so a test can check what reached the site.
+    """
+
+    def __init__(self, routes: Mapping[str, Route]) -> None:
+        self.routes = dict(routes)
+        self.requests: list[str] = []
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _send(self, status: int, body: str, content_type: str) -> None:
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                site.requests.append(f"GET {self.path}")
+                route = site.routes.get(urlparse(self.path).path)
+                if route is not None:
+                    body, content_type = route() if callable(route) else route
+                    self._send(200, body, content_type)
+                elif urlparse(self.path).path == "/favicon.ico":
+                    self._send(204, "", "image/x-icon")
+                else:
+                    self._send(404, "not found", "text/plain")
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode(errors="replace")
+                site.requests.append(f"POST {self.path} {body}")
+                self._send(400, "the test page never posts", "text/plain")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def _browsers_skipped() -> bool:
     return os.environ.get("SKIP_BROWSER_TESTS", "") == "1"
 
@@ -101,11 +169,6 @@ def browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
-
-
-def pytest_configure(config: Any) -> None:
-    config.addinivalue_line(
-        "markers", "allow_csp_violations: this test provokes CSP violations on purpose")
 
 
 @pytest.fixture
