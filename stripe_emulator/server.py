@@ -18,6 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +26,7 @@ from localstripe import resources as ls
 from localstripe import server as ls_server
 from localstripe.errors import UserError
 
-from . import faults, idempotency, persistence, webhooks
+from . import contract, faults, idempotency, persistence, webhooks
 from . import resources as res
 from .errors import StripeError
 
@@ -63,6 +64,11 @@ def error_response(exc: UserError) -> web.Response:
                    code="parameter_unknown")
     elif exc.code == 404 and "code" not in err:
         err["code"] = "resource_missing"
+    ctx = res.current_request.get()
+    if ctx and ctx.get("id"):
+        # Stripe links every error to its request in the Dashboard's logs.
+        err.setdefault("request_log_url", f"https://dashboard.stripe.com/test/logs/{ctx['id']}"
+                                          f"?t={res.now()}")
     return json_response(body, status=exc.code)
 
 
@@ -124,29 +130,6 @@ def _is_api(request: web.Request) -> bool:
     return request.path.startswith("/v1/")
 
 
-@web.middleware
-async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    fault = faults.take(request.method, request.path) if _is_api(request) else None
-    if fault is None:
-        return await handler(request)
-    if fault.after:
-        # The request takes effect first; only its response is delayed/failed/lost.
-        try:
-            response = await handler(request)
-        except UserError as exc:
-            response = error_response(exc)
-    if fault.delay_s:
-        await asyncio.sleep(fault.delay_s)
-    if fault.status is None:
-        return response if fault.after else await handler(request)
-    if fault.status == 0:
-        return drop_connection(request)
-    resp = json_response(faults.error_body(fault.status), status=fault.status)
-    if fault.status == 429:
-        resp.headers["Retry-After"] = "1"
-    return resp
-
-
 async def _parse_params(request: web.Request) -> dict[str, Any]:
     params: dict[str, Any] = ls_server.unflatten_data(request.query) if request.query else {}
     if request.method in ("POST", "DELETE") and request.can_read_body:
@@ -204,47 +187,140 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+@dataclass
+class Outcome:
+    """What one request ends with: the response sent, the one saved under its idempotency key
+    (None: nothing is saved) and whether the connection is dropped instead of answering."""
+
+    sent: web.StreamResponse
+    saved: web.StreamResponse | None
+    drop: bool = False
+
+
+async def _run(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except UserError as exc:
+        return error_response(exc)
+
+
+def _fault_response(status: int, *, took_effect: bool) -> web.Response:
+    resp = json_response(faults.error_body(status), status=status)
+    if status == 429:
+        resp.headers["Retry-After"] = "1"
+    if status >= 500 and took_effect:
+        # The request was applied and its 500 is saved: a retry with the same key can only
+        # replay it (https://github.com/stripe/stripe-python, HTTPClient._should_retry).
+        resp.headers["Stripe-Should-Retry"] = "false"
+    return resp
+
+
+async def _with_faults(request: web.Request, handler: Handler) -> Outcome:
+    """Run the endpoint, failing it as an injected fault says.
+
+    A fault before the endpoint (the default) saves nothing: the request never reached it. A
+    fault `after` it lets the request take effect first: a 5xx is then what the request
+    answered (and is saved, as Stripe saves its 500s); a dropped connection or other status
+    loses only the response, and the real result is saved for a retry to replay.
+    """
+    fault = faults.take(request.method, request.path) if _is_api(request) else None
+    if fault is None:
+        response = await _run(request, handler)
+        return Outcome(response, response)
+    if not fault.after:
+        if fault.delay_s:
+            await asyncio.sleep(fault.delay_s)
+        if fault.status is None:
+            response = await _run(request, handler)
+            return Outcome(response, response)
+        if fault.status == 0:
+            return Outcome(web.Response(), None, drop=True)
+        return Outcome(_fault_response(fault.status, took_effect=False), None)
+    response = await _run(request, handler)
+    if fault.delay_s:
+        await asyncio.sleep(fault.delay_s)
+    if fault.status is None:
+        return Outcome(response, response)
+    if fault.status == 0:
+        return Outcome(response, response, drop=True)
+    failed = _fault_response(fault.status, took_effect=True)
+    return Outcome(failed, failed if fault.status >= 500 else response)
+
+
+def _body(response: web.StreamResponse) -> bytes:
+    body = getattr(response, "body", None)
+    return bytes(body) if isinstance(body, bytes | bytearray) else b""
+
+
 @web.middleware
 async def idempotency_middleware(request: web.Request,
                                  handler: Handler) -> web.StreamResponse:
+    """Saved results and in-flight keys, with the fault injector acting inside this layer."""
     key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or not key or not _is_api(request):
-        return await handler(request)
+        outcome = await _with_faults(request, handler)
+        return drop_connection(request) if outcome.drop else outcome.sent
     if len(key) > 255:
         raise StripeError(400, "Idempotency keys can be at most 255 characters long.",
-                          type="idempotency_error")
+                          type="idempotency_error", param="Idempotency-Key")
     scope = (str(request.get("api_key")), key)
     fp = idempotency.fingerprint(request.method, request.path, request.get("params"))
-    async with idempotency.lock_for(scope):
-        saved = idempotency.get(scope)
-        if saved is not None:
-            if saved.fingerprint != fp:
-                raise StripeError(
-                    400, f"Keys for idempotent requests can only be used with the same "
-                         f"parameters they were first used with. Try using a key other than "
-                         f"'{key}' if you meant to execute a different request.",
-                    type="idempotency_error")
-            replay = web.Response(body=saved.body, status=saved.status,
-                                  content_type="application/json")
-            replay.headers["Idempotent-Replayed"] = "true"
-            replay.headers["Original-Request"] = saved.request_id
-            replay.headers["Idempotency-Key"] = key
-            return replay
-        try:
-            response = await handler(request)
-        except UserError as exc:
-            response = error_response(exc)
-        # Stripe saves results once the endpoint ran (successes and card declines); validation
-        # errors and server errors are not saved, so a corrected retry can reuse the key.
-        if isinstance(response, web.Response) and (response.status < 400
-                                                   or response.status == 402):
+    saved = idempotency.get(scope)
+    if saved is not None:
+        if saved.fingerprint != fp:
+            raise StripeError(
+                400, f"Keys for idempotent requests can only be used with the same "
+                     f"parameters they were first used with. Try using a key other than "
+                     f"'{key}' if you meant to execute a different request.",
+                type="idempotency_error")
+        replay = web.Response(body=saved.body, status=saved.status,
+                              content_type="application/json")
+        replay.headers["Idempotent-Replayed"] = "true"
+        replay.headers["Original-Request"] = saved.request_id
+        replay.headers["Idempotency-Key"] = key
+        if saved.should_retry is not None:
+            replay.headers["Stripe-Should-Retry"] = saved.should_retry
+        return replay
+    if scope in idempotency.in_flight:
+        resp = error_response(StripeError(
+            409, f"There is currently another in-progress request using this idempotent key "
+                 f"(that probably means you submitted twice, and the other request is still "
+                 f"going through): {key}. Please try again later.",
+            code="idempotency_key_in_use"))
+        resp.headers["Idempotency-Key"] = key
+        return resp
+    idempotency.in_flight.add(scope)
+    try:
+        outcome = await _with_faults(request, handler)
+        kept = outcome.saved
+        if kept is not None and idempotency.saves(kept.status):
             idempotency.entries[scope] = idempotency.Saved(
-                fingerprint=fp, status=response.status,
-                body=bytes(response.body) if isinstance(response.body, bytes | bytearray) else b"",
-                request_id=str(request.get("request_id")), created=time.time())
-        response.headers["Idempotency-Key"] = key
+                fingerprint=fp, status=kept.status, body=_body(kept),
+                request_id=str(request.get("request_id")), created=time.time(),
+                should_retry=kept.headers.get("Stripe-Should-Retry"))
+    finally:
+        idempotency.in_flight.discard(scope)
     if len(idempotency.entries) % 1000 == 0:
         idempotency.prune()
+    if outcome.drop:
+        return drop_connection(request)
+    outcome.sent.headers["Idempotency-Key"] = key
+    return outcome.sent
+
+
+@web.middleware
+async def contract_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With --contract: queue each /v1 request and its answer for checking against Stripe's
+    schemas (checked when the violations are read, off the request's own time)."""
+    checker = contract.checker
+    if checker is None or not _is_api(request):
+        return await handler(request)
+    response = await _run(request, handler)
+    caller = str(request.get("auth"))
+    key = str(request.get("api_key") or "")
+    checker.queue_exchange(request.method, request.path, dict(request.get("params") or {}),
+                           response.status, _body(response), caller=caller,
+                           key=key[-6:], request_id=str(request.get("request_id")))
     return response
 
 
@@ -479,6 +555,14 @@ async def clear_faults(request: web.Request) -> web.Response:
     return json_response({"faults": []})
 
 
+async def contract_report(request: web.Request) -> web.Response:
+    """The contract violations seen so far (`?clear=true` forgets them once read)."""
+    if contract.checker is None:
+        return json_response({"enabled": False, "checked": 0, "violations": []})
+    clear = request.query.get("clear", "").lower() in ("1", "true")
+    return json_response(contract.checker.report(clear=clear))
+
+
 async def wipe_data(request: web.Request) -> web.Response:
     """Everything goes: objects, idempotency keys, webhook endpoints, faults."""
     ls.store.clear()
@@ -517,9 +601,11 @@ def create_app() -> web.Application:
     res.install()
     res.on_background_change.append(persistence.save)
     app = web.Application(middlewares=[
-        # persist sits outside idempotency so the saved key is written with the object.
-        error_middleware, request_id_middleware, persist_middleware, fault_middleware,
-        auth_middleware, idempotency_middleware])
+        # The request id is set first so every error body can link to it; persist sits
+        # outside idempotency so the saved key is written with the object; the contract check
+        # sees what the client sees (replays, faults); faults act inside idempotency.
+        request_id_middleware, error_middleware, persist_middleware, auth_middleware,
+        contract_middleware, idempotency_middleware])
     app.on_response_prepare.append(add_cors_headers)
     app.on_cleanup.append(_close_webhooks)
     app.on_startup.append(_resume_background)
@@ -532,6 +618,7 @@ def create_app() -> web.Application:
     r.add_get("/_config/faults", list_faults)
     r.add_delete("/_config/faults", clear_faults)
     r.add_delete("/_config/data", wipe_data)
+    r.add_get("/_config/contract", contract_report)
     try:
         from . import js  # written separately: the emulator's Stripe.js
     except ImportError:
