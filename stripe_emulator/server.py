@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from localstripe import resources as ls
-from localstripe import server as ls_server
-from localstripe.errors import UserError
 
-from . import contract, faults, idempotency, persistence, webhooks
+from . import contract, faults, idempotency, js, persistence, webhooks
+from . import localstripe_seam as seam
 from . import resources as res
 from .errors import StripeError
+from .localstripe_seam import UserError
 
 log = logging.getLogger("stripe_emulator")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -131,7 +130,7 @@ def _is_api(request: web.Request) -> bool:
 
 
 async def _parse_params(request: web.Request) -> dict[str, Any]:
-    params: dict[str, Any] = ls_server.unflatten_data(request.query) if request.query else {}
+    params: dict[str, Any] = seam.unflatten_data(request.query) if request.query else {}
     if request.method in ("POST", "DELETE") and request.can_read_body:
         if request.content_type == "application/json":
             try:
@@ -142,7 +141,7 @@ async def _parse_params(request: web.Request) -> dict[str, Any]:
                 raise StripeError(400, "The JSON body must be an object.")
         else:
             form = await request.post()
-            body = ls_server.unflatten_data(form) if form else {}
+            body = seam.unflatten_data(form) if form else {}
         params.update(body)
     return params
 
@@ -456,23 +455,10 @@ def add_api_routes(app: web.Application) -> None:
 
     # Everything else (products, plans, subscriptions, invoices, customer sources…) is
     # localstripe's own implementation, unchanged.
-    ours = ("/v1/payment_intents", "/v1/setup_intents", "/v1/payment_methods", "/v1/charges",
-            "/v1/refunds", "/v1/events")
-    for method, url, func in ls.extra_apis:
-        if not url.startswith(ours) and (method, url) != ("POST", "/v1/customers/{id}"):
-            r.add_route(method, url, ls_server.api_extra(func, url))
-    for cls in (ls.BalanceTransaction, ls.Coupon, ls.Customer, ls.Invoice, ls.InvoiceItem,
-                ls.Payout, ls.Plan, ls.Product, ls.Source, ls.Subscription,
-                ls.SubscriptionItem, ls.TaxRate, ls.Token):
-        base = "/v1/" + cls.object + "s"
-        routes = [("GET", base + "/{id}", ls_server.api_retrieve),
-                  ("DELETE", base + "/{id}", ls_server.api_delete),
-                  ("GET", base, ls_server.api_list_all)]
-        if cls is not ls.Customer:
-            routes += [("POST", base, ls_server.api_create),
-                       ("POST", base + "/{id}", ls_server.api_update)]
-        for method, url, factory in routes:
-            r.add_route(method, url, factory(cls, url))
+    seam.add_localstripe_routes(
+        r, skip_prefixes=("/v1/payment_intents", "/v1/setup_intents", "/v1/payment_methods",
+                          "/v1/charges", "/v1/refunds", "/v1/events"),
+        skip={("POST", "/v1/customers"), ("POST", "/v1/customers/{id}")})
 
 
 def _plain(obj: Any, params: dict[str, Any]) -> Any:
@@ -491,7 +477,7 @@ async def _control_body(request: web.Request) -> dict[str, Any]:
             raise StripeError(400, "Invalid JSON body.") from None
         return body if isinstance(body, dict) else {}
     form = await request.post()
-    data: dict[str, Any] = ls_server.unflatten_data(form) if form else {}
+    data: dict[str, Any] = seam.unflatten_data(form) if form else {}
     # A plain form repeats a key for a list (events=a&events=b): keep every value.
     for key in set(form.keys()):
         values = form.getall(key)
@@ -565,7 +551,7 @@ async def contract_report(request: web.Request) -> web.Response:
 
 async def wipe_data(request: web.Request) -> web.Response:
     """Everything goes: objects, idempotency keys, webhook endpoints, faults."""
-    ls.store.clear()
+    seam.store.clear()
     idempotency.reset()
     webhooks.reset()
     faults.active.clear()
@@ -585,10 +571,6 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
         response.headers["Access-Control-Expose-Headers"] = "Request-Id, Idempotent-Replayed"
 
 
-def _localstripe_js(request: web.Request) -> web.Response:
-    return ls_server.localstripe_js(request)  # type: ignore[no-any-return]
-
-
 async def _close_webhooks(app: web.Application) -> None:
     await webhooks.close()
 
@@ -598,6 +580,7 @@ async def _resume_background(app: web.Application) -> None:
 
 
 def create_app() -> web.Application:
+    seam.check_version()
     res.install()
     res.on_background_change.append(persistence.save)
     app = web.Application(middlewares=[
@@ -619,14 +602,6 @@ def create_app() -> web.Application:
     r.add_delete("/_config/faults", clear_faults)
     r.add_delete("/_config/data", wipe_data)
     r.add_get("/_config/contract", contract_report)
-    try:
-        from . import js  # written separately: the emulator's Stripe.js
-    except ImportError:
-        js = None  # type: ignore[assignment]
-    if js is not None:
-        js.register(app)
-    else:
-        # Until our own Stripe.js exists, serve localstripe's so pages still load.
-        r.add_get("/js.stripe.com/v3/", _localstripe_js)
+    js.register(app)
     r.add_route("OPTIONS", "/{tail:.*}", preflight)
     return app

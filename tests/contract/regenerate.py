@@ -211,6 +211,8 @@ class Builder:
             if name in INCLUDABLE.get(cls.name, ()) and not self.request:
                 continue  # returned only on request (expand): its presence must fail
             props[name] = self.annotation(stmt.annotation, scope)
+            if name in self.payment_method_types:
+                continue  # present only for its own type: never required
             optional = text.startswith(("Optional", "NotRequired", "'NotRequired",
                                         '"NotRequired'))
             if not optional or (isinstance(example, dict) and name in example):
@@ -250,7 +252,8 @@ def _module(path: Path) -> dict[str, ast.ClassDef]:
     return {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
 
 
-def _fill_required(schema: Any, defs: dict[str, Any], example: Any, seen: set[str]) -> None:
+def _fill_required(schema: Any, defs: dict[str, Any], example: Any, seen: set[str],
+                   pm_types: set[str]) -> None:
     """Mark as required the fields Stripe's example object shows at each nested level."""
     if not isinstance(example, dict) or not isinstance(schema, dict):
         return
@@ -264,16 +267,16 @@ def _fill_required(schema: Any, defs: dict[str, Any], example: Any, seen: set[st
             target = defs[key]
             props = target["properties"]
             required = set(target.get("required", [])) | (set(example) & set(props))
-            required -= {n for n in props if props[n] == ANY}
+            required -= {n for n in props if props[n] == ANY} | pm_types
             if required:
                 target["required"] = sorted(required)
             for name, value in example.items():
                 if name in props:
-                    _fill_required(props[name], defs, value, seen)
+                    _fill_required(props[name], defs, value, seen, pm_types)
         elif "properties" in option:
             for name, value in example.items():
                 if name in option["properties"]:
-                    _fill_required(option["properties"][name], defs, value, seen)
+                    _fill_required(option["properties"][name], defs, value, seen, pm_types)
 
 
 def build_object(sdk: Path, module: str, cls_name: str, name: str, pm_types: set[str],
@@ -286,7 +289,7 @@ def build_object(sdk: Path, module: str, cls_name: str, name: str, pm_types: set
     root = builder.object(cls, scope, example)
     for prop_name, value in (example or {}).items():
         if prop_name in root["properties"]:
-            _fill_required(root["properties"][prop_name], builder.defs, value, set())
+            _fill_required(root["properties"][prop_name], builder.defs, value, set(), pm_types)
     return {"$schema": DRAFT, "$id": f"{name}.json", "title": cls_name, **root,
             "$defs": builder.defs}
 
