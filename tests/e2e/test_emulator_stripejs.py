@@ -232,7 +232,8 @@ def client(emulator: Any) -> stripe.StripeClient:
 
 
 def create_payment_intent(client: stripe.StripeClient, **extra: Any) -> Any:
-    params: dict[str, Any] = {"amount": 2599, "currency": "eur", "allowed_payment_method_types": ["card"]}
+    params: dict[str, Any] = {"amount": 2599, "currency": "eur",
+                              "allowed_payment_method_types": ["card"]}
     params.update(extra)
     return client.v1.payment_intents.create(params=params)  # type: ignore[arg-type]
 

@@ -74,7 +74,8 @@ def test_declines_happen_at_confirm(sc: stripe.StripeClient, number: str, code: 
     pi = sc.v1.payment_intents.retrieve(pi.id)
     assert pi.status == "requires_payment_method"
     lpe = pi.last_payment_error
-    assert (lpe.code, lpe.get("decline_code"), lpe.type) == (code, decline_code, "card_error")
+    assert (lpe.code, lpe.to_dict().get("decline_code"), lpe.type) == \
+        (code, decline_code, "card_error")
     assert lpe.payment_method.id == pm.id and lpe.message
     charge = sc.v1.charges.retrieve(pi.latest_charge)
     assert charge.status == "failed" and charge.failure_code == code
