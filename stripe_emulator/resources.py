@@ -169,6 +169,11 @@ def call_later(delay_s: float, callback: Callable[[], None]) -> None:
     loop.call_later(delay_s, contextvars.Context().run, callback)
 
 
+def remember(obj: StripeObject) -> None:
+    """Keep the object as it is now, so its next `*.updated` event names what changed."""
+    obj._event_snapshot = copy.deepcopy(obj._export())
+
+
 def emit(event_type: str, obj: StripeObject) -> Event:
     event = Event(event_type, obj)
     webhooks.publish(event._export())
@@ -274,7 +279,6 @@ class Event(BaseEvent):
             before = getattr(data, "_event_snapshot", None) or {}
             self.data["previous_attributes"] = {
                 k: v for k, v in before.items() if snapshot.get(k, _MISSING) != v}
-        data._event_snapshot = snapshot
         self.api_version = API_VERSION
         # Events caused by an API request name it; automatic ones (disputes, settling
         # debits and refunds) carry nulls.
@@ -441,6 +445,7 @@ class PaymentMethod(BasePaymentMethod):
     @classmethod
     def _api_update(cls, id: str, **data: Any) -> PaymentMethod:  # noqa: A002
         obj = cls._get(id)
+        remember(obj)
         metadata = data.pop("metadata", None)
         billing = data.pop("billing_details", None)
         card = as_dict(data.pop("card", None), "card")
@@ -694,6 +699,7 @@ class Charge(BaseCharge):
     @classmethod
     def _api_update(cls, id: str, **data: Any) -> Charge:  # noqa: A002
         obj = lookup(cls, id)
+        remember(obj)
         metadata = data.pop("metadata", None)
         description = data.pop("description", None)
         reject_unknown(data)
@@ -725,6 +731,7 @@ def open_dispute(charge: Charge, reason: str) -> None:
     if store.get("charge:" + charge.id) is not charge:
         return  # wiped meanwhile
     dispute = Dispute(charge, reason)
+    remember(charge)
     charge.disputed = True
     emit("charge.dispute.created", dispute)
     emit("charge.updated", charge)
@@ -1595,6 +1602,7 @@ class Refund(BaseRefund):
         """Refunds on …7726 settle later (pending → succeeded), on …5126 fail later."""
         if store.get("refund:" + self.id) is not self:
             return  # wiped meanwhile
+        remember(self)
         if self._flow == "pending":
             self.status = "succeeded"
         else:
@@ -1615,6 +1623,7 @@ class Refund(BaseRefund):
     @classmethod
     def _api_update(cls, id: str, **data: Any) -> Refund:  # noqa: A002
         obj: Refund = lookup(cls, id)
+        remember(obj)
         metadata = data.pop("metadata", None)
         reject_unknown(data)
         if metadata is not None:
@@ -1667,6 +1676,7 @@ def _check_default_pm(customer_id: str, pm_id: str) -> None:
 def customer_update(id: str, **data: Any) -> Any:  # noqa: A002
     """Validate the default payment method as Stripe does, then let localstripe update."""
     obj = lookup(Customer, id)
+    remember(obj)
     settings = data.get("invoice_settings")
     if isinstance(settings, dict):
         default = settings.get("default_payment_method")
