@@ -871,8 +871,101 @@ def _check_pm_allowed(pm: PaymentMethod, types: list[str], currency: str | None,
     _check_type_currency(pm.type, currency, "payment_method")
 
 
-class PaymentIntent(BasePaymentIntent):
+class IntentConfirmation:
+    """What confirming a PaymentIntent and a SetupIntent share: which states may be
+    confirmed, where the PaymentMethod comes from, asking for 3-D Secure and its result.
+
+    Subclasses name themselves (`_kind`, `_label`), the field their errors go to and their
+    failure event, and say what a successful authentication does (`_authenticated`).
+    """
+
+    _kind: str  # "payment_intent" / "setup_intent": error codes, events, client secrets
+    _label: str  # "PaymentIntent" / "SetupIntent": messages
+    _error_field: str  # "last_payment_error" / "last_setup_error"
+    _failed_event: str  # "payment_intent.payment_failed" / "setup_intent.setup_failed"
+    id: str
+    status: Any
+    payment_method: Any
+    next_action: Any
+
+    _export: Callable[..., dict[str, Any]]  # StripeObject's, through the concrete class
+
+    def _unexpected_state(self, message: str) -> StripeError:
+        extra: dict[str, Any] = {self._kind: self._export()}
+        return StripeError(400, message, code=f"{self._kind}_unexpected_state", **extra)
+
+    def _check_confirmable(self) -> None:
+        if self.status in ("requires_payment_method", "requires_confirmation",
+                           "requires_action"):
+            return
+        if self.status == "succeeded" and self._kind == "payment_intent":
+            raise self._unexpected_state("You cannot confirm this PaymentIntent because it has "
+                                         "already succeeded after being previously confirmed.")
+        raise self._unexpected_state(f"You cannot confirm this {self._label} because it has a "
+                                     f"status of {self.status}.")
+
+    def _payment_method_for(self, payment_method: Any,
+                            payment_method_data: Any) -> PaymentMethod:
+        """The PaymentMethod to confirm with: new from `payment_method_data`, the one named,
+        or the one already on the intent."""
+        if payment_method is not None and payment_method_data is not None:
+            raise StripeError(400, "You may only specify one of these parameters: "
+                                   "payment_method, payment_method_data.",
+                              param="payment_method_data")
+        if payment_method_data is not None:
+            return PaymentMethod(**as_dict(payment_method_data, "payment_method_data"))
+        if payment_method is not None:
+            return PaymentMethod._get(payment_method, "payment_method")
+        if self.payment_method is not None:
+            return PaymentMethod._get(self.payment_method, "payment_method")
+        raise self._unexpected_state(
+            f"You cannot confirm this {self._label} because it's missing a payment method. "
+            f"You can either update the {self._label} with a payment method and then confirm "
+            f"it again, or confirm it again directly with a payment method.")
+
+    def _ask_for_authentication(self, return_url: Any = None) -> None:
+        self.status = "requires_action"
+        self.next_action = copy.deepcopy(THREE_DS_ACTION)
+        if return_url:
+            self.next_action["use_stripe_sdk"]["return_url"] = return_url
+        emit(f"{self._kind}.requires_action", self)  # type: ignore[arg-type]
+
+    def _authenticated(self, pm: PaymentMethod) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def _api_authenticate(cls, id: str, client_secret: Any = None,  # noqa: A002
+                          success: Any = False, **kwargs: Any) -> Any:
+        """The 3-D Secure challenge result, posted by the emulator's Stripe.js."""
+        obj = lookup(cls, id)  # type: ignore[arg-type]
+        check_client_secret(obj, client_secret, cls._kind)
+        if obj.status != "requires_action":
+            raise StripeError(400, f"This {cls._label} has a status of {obj.status}; only one "
+                                   f"in requires_action can be authenticated.",
+                              code=f"{cls._kind}_unexpected_state")
+        pm = PaymentMethod._get(obj.payment_method)
+        obj.next_action = None
+        if as_bool(success, "success"):
+            obj._authenticated(pm)
+            return obj
+        obj.status = "requires_payment_method"
+        obj.payment_method = None
+        code = f"{cls._kind}_authentication_failure"
+        setattr(obj, cls._error_field, {
+            "code": code, "doc_url": f"https://docs.stripe.com/error-codes/"
+                                     f"{code.replace('_', '-')}",
+            "message": "We are unable to authenticate your payment method. Please choose a "
+                       "different payment method and try again.",
+            "payment_method": pm._export(), "type": "invalid_request_error"})
+        emit(cls._failed_event, obj)
+        return obj
+
+
+class PaymentIntent(IntentConfirmation, BasePaymentIntent):
     """A PaymentIntent with Stripe's state machine, declines and 3-D Secure."""
+
+    _kind, _label = "payment_intent", "PaymentIntent"
+    _error_field, _failed_event = "last_payment_error", "payment_intent.payment_failed"
 
     # localstripe computes these as properties; here they are plain stored attributes.
     status: Any = None
@@ -1125,66 +1218,13 @@ class PaymentIntent(BasePaymentIntent):
         emit("payment_intent.succeeded", obj)
         return obj
 
-    @classmethod
-    def _api_authenticate(cls, id: str, client_secret: Any = None,  # noqa: A002
-                          success: Any = False, **kwargs: Any) -> PaymentIntent:
-        """The 3-D Secure challenge result, posted by the emulator's Stripe.js."""
-        obj: PaymentIntent = lookup(cls, id)
-        check_client_secret(obj, client_secret, "payment_intent")
-        if obj.status != "requires_action":
-            raise StripeError(400, f"This PaymentIntent has a status of {obj.status}; only "
-                                   f"one in requires_action can be authenticated.",
-                              code="payment_intent_unexpected_state")
-        pm = PaymentMethod._get(obj.payment_method)
-        obj.next_action = None
-        if as_bool(success, "success"):
-            try:
-                obj._charge(pm, three_d_secure=True)
-            except StripeError:
-                pass  # a decline after authentication is reported on the intent itself
-        else:
-            obj.status = "requires_payment_method"
-            obj.payment_method = None
-            obj.last_payment_error = {
-                "code": "payment_intent_authentication_failure",
-                "doc_url": "https://docs.stripe.com/error-codes/"
-                           "payment-intent-authentication-failure",
-                "message": "We are unable to authenticate your payment method. Please choose a "
-                           "different payment method and try again.",
-                "payment_method": pm._export(), "type": "invalid_request_error"}
-            emit("payment_intent.payment_failed", obj)
-        return obj
-
     # ---- state machine
 
     def _confirm(self, payment_method: Any = None, payment_method_data: Any = None,
                  off_session: Any = None, return_url: Any = None,
                  error_on_requires_action: Any = None) -> None:
-        if self.status not in ("requires_payment_method", "requires_confirmation",
-                               "requires_action"):
-            message = ("You cannot confirm this PaymentIntent because it has already succeeded "
-                       "after being previously confirmed." if self.status == "succeeded" else
-                       f"You cannot confirm this PaymentIntent because it has a status of "
-                       f"{self.status}.")
-            raise StripeError(400, message, code="payment_intent_unexpected_state",
-                              payment_intent=self._export())
-        if payment_method is not None and payment_method_data is not None:
-            raise StripeError(400, "You may only specify one of these parameters: "
-                                   "payment_method, payment_method_data.",
-                              param="payment_method_data")
-        if payment_method_data is not None:
-            pm = PaymentMethod(**as_dict(payment_method_data, "payment_method_data"))
-        elif payment_method is not None:
-            pm = PaymentMethod._get(payment_method, "payment_method")
-        elif self.payment_method is not None:
-            pm = PaymentMethod._get(self.payment_method, "payment_method")
-        else:
-            raise StripeError(
-                400, "You cannot confirm this PaymentIntent because it's missing a payment "
-                     "method. You can either update the PaymentIntent with a payment method "
-                     "and then confirm it again, or confirm it again directly with a payment "
-                     "method.", code="payment_intent_unexpected_state",
-                payment_intent=self._export())
+        self._check_confirmable()
+        pm = self._payment_method_for(payment_method, payment_method_data)
         if pm.customer is not None and pm.customer != self.customer:
             raise StripeError(
                 400, f"The provided PaymentMethod ({pm.id}) was previously attached to a "
@@ -1210,13 +1250,15 @@ class PaymentIntent(BasePaymentIntent):
         if auth == "fail":
             self._charge(pm, decline=cards.AUTH_REQUIRED)
         elif auth == "challenge":
-            self.status = "requires_action"
-            self.next_action = copy.deepcopy(THREE_DS_ACTION)
-            if return_url:
-                self.next_action["use_stripe_sdk"]["return_url"] = return_url
-            emit("payment_intent.requires_action", self)
+            self._ask_for_authentication(return_url)
         else:
             self._charge(pm)
+
+    def _authenticated(self, pm: PaymentMethod) -> None:
+        try:
+            self._charge(pm, three_d_secure=True)
+        except StripeError:
+            pass  # a decline after authentication is reported on the intent itself
 
     def _charge(self, pm: PaymentMethod, decline: cards.Decline | None = None,
                 three_d_secure: bool = False) -> Charge:
@@ -1316,8 +1358,11 @@ class PaymentIntent(BasePaymentIntent):
 # --------------------------------------------------------------------------- setup intents
 
 
-class SetupIntent(BaseSetupIntent):
+class SetupIntent(IntentConfirmation, BaseSetupIntent):
     """A SetupIntent that verifies the card, runs 3-D Secure and attaches it to the customer."""
+
+    _kind, _label = "setup_intent", "SetupIntent"
+    _error_field, _failed_event = "last_setup_error", "setup_intent.setup_failed"
 
     def __init__(self, customer: Any = None, usage: Any = None,
                  allowed_payment_method_types: Any = None,
@@ -1431,51 +1476,9 @@ class SetupIntent(BaseSetupIntent):
         emit("setup_intent.canceled", obj)
         return obj
 
-    @classmethod
-    def _api_authenticate(cls, id: str, client_secret: Any = None,  # noqa: A002
-                          success: Any = False, **kwargs: Any) -> SetupIntent:
-        """The 3-D Secure challenge result for a SetupIntent, posted by Stripe.js."""
-        obj: SetupIntent = lookup(cls, id)
-        check_client_secret(obj, client_secret, "setup_intent")
-        if obj.status != "requires_action":
-            raise StripeError(400, f"This SetupIntent has a status of {obj.status}; only one "
-                                   f"in requires_action can be authenticated.",
-                              code="setup_intent_unexpected_state")
-        pm = PaymentMethod._get(obj.payment_method)
-        obj.next_action = None
-        if as_bool(success, "success"):
-            obj._succeed(pm)
-        else:
-            obj.status = "requires_payment_method"
-            obj.payment_method = None
-            obj.last_setup_error = {
-                "code": "setup_intent_authentication_failure",
-                "doc_url": "https://docs.stripe.com/error-codes/"
-                           "setup-intent-authentication-failure",
-                "message": "We are unable to authenticate your payment method. Please choose a "
-                           "different payment method and try again.",
-                "payment_method": pm._export(), "type": "invalid_request_error"}
-            emit("setup_intent.setup_failed", obj)
-        return obj
-
     def _confirm(self, payment_method: Any = None, payment_method_data: Any = None) -> None:
-        if self.status not in ("requires_payment_method", "requires_confirmation",
-                               "requires_action"):
-            raise StripeError(
-                400, f"You cannot confirm this SetupIntent because it has a status of "
-                     f"{self.status}.", code="setup_intent_unexpected_state",
-                setup_intent=self._export())
-        if payment_method_data is not None:
-            pm = PaymentMethod(**as_dict(payment_method_data, "payment_method_data"))
-        elif payment_method is not None:
-            pm = PaymentMethod._get(payment_method, "payment_method")
-        elif self.payment_method is not None:
-            pm = PaymentMethod._get(self.payment_method, "payment_method")
-        else:
-            raise StripeError(
-                400, "You cannot confirm this SetupIntent because it's missing a payment "
-                     "method.", code="setup_intent_unexpected_state",
-                setup_intent=self._export())
+        self._check_confirmable()
+        pm = self._payment_method_for(payment_method, payment_method_data)
         if pm.customer is not None and self.customer is not None and \
                 pm.customer != self.customer:
             raise StripeError(400, "The payment method you provided has already been attached "
@@ -1493,10 +1496,11 @@ class SetupIntent(BaseSetupIntent):
             emit("setup_intent.setup_failed", self)
             raise card_declined(d, setup_intent=self._export(), payment_method=pm_export)
         if behaviour.three_ds != "none":
-            self.status = "requires_action"
-            self.next_action = copy.deepcopy(THREE_DS_ACTION)
-            emit("setup_intent.requires_action", self)
+            self._ask_for_authentication()
             return
+        self._succeed(pm)
+
+    def _authenticated(self, pm: PaymentMethod) -> None:
         self._succeed(pm)
 
     def _succeed(self, pm: PaymentMethod) -> None:
