@@ -18,7 +18,6 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -186,16 +185,6 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-@dataclass
-class Outcome:
-    """What one request ends with: the response sent, the one saved under its idempotency key
-    (None: nothing is saved) and whether the connection is dropped instead of answering."""
-
-    sent: web.StreamResponse
-    saved: web.StreamResponse | None
-    drop: bool = False
-
-
 async def _run(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
@@ -209,41 +198,9 @@ def _fault_response(status: int, *, took_effect: bool) -> web.Response:
         resp.headers["Retry-After"] = "1"
     if status >= 500 and took_effect:
         # The request was applied and its 500 is saved: a retry with the same key can only
-        # replay it (https://github.com/stripe/stripe-python, HTTPClient._should_retry).
+        # replay it (see stripe-python's HTTPClient._should_retry).
         resp.headers["Stripe-Should-Retry"] = "false"
     return resp
-
-
-async def _with_faults(request: web.Request, handler: Handler) -> Outcome:
-    """Run the endpoint, failing it as an injected fault says.
-
-    A fault before the endpoint (the default) saves nothing: the request never reached it. A
-    fault `after` it lets the request take effect first: a 5xx is then what the request
-    answered (and is saved, as Stripe saves its 500s); a dropped connection or other status
-    loses only the response, and the real result is saved for a retry to replay.
-    """
-    fault = faults.take(request.method, request.path) if _is_api(request) else None
-    if fault is None:
-        response = await _run(request, handler)
-        return Outcome(response, response)
-    if not fault.after:
-        if fault.delay_s:
-            await asyncio.sleep(fault.delay_s)
-        if fault.status is None:
-            response = await _run(request, handler)
-            return Outcome(response, response)
-        if fault.status == 0:
-            return Outcome(web.Response(), None, drop=True)
-        return Outcome(_fault_response(fault.status, took_effect=False), None)
-    response = await _run(request, handler)
-    if fault.delay_s:
-        await asyncio.sleep(fault.delay_s)
-    if fault.status is None:
-        return Outcome(response, response)
-    if fault.status == 0:
-        return Outcome(response, response, drop=True)
-    failed = _fault_response(fault.status, took_effect=True)
-    return Outcome(failed, failed if fault.status >= 500 else response)
 
 
 def _body(response: web.StreamResponse) -> bytes:
@@ -251,14 +208,66 @@ def _body(response: web.StreamResponse) -> bytes:
     return bytes(body) if isinstance(body, bytes | bytearray) else b""
 
 
+def _in_use(key: str) -> web.Response:
+    resp = error_response(StripeError(
+        409, f"There is currently another in-progress request using this idempotent key "
+             f"(that probably means you submitted twice, and the other request is still going "
+             f"through): {key}. Please try again later.", code="idempotency_key_in_use"))
+    resp.headers["Idempotency-Key"] = key
+    return resp
+
+
+def _replay(saved: idempotency.Saved, key: str) -> web.Response:
+    replay = web.Response(body=saved.body, status=saved.status,
+                          content_type="application/json")
+    replay.headers["Idempotent-Replayed"] = "true"
+    replay.headers["Original-Request"] = saved.request_id
+    replay.headers["Idempotency-Key"] = key
+    if saved.should_retry is not None:
+        replay.headers["Stripe-Should-Retry"] = saved.should_retry
+    return replay
+
+
 @web.middleware
 async def idempotency_middleware(request: web.Request,
                                  handler: Handler) -> web.StreamResponse:
-    """Saved results and in-flight keys, with the fault injector acting inside this layer."""
+    """Saved results and in-flight keys (https://docs.stripe.com/api/idempotent_requests),
+    with the fault injector acting around and inside this layer.
+
+    A fault `before` (the default) fails the request before it reaches Stripe: nothing is
+    saved, the key stays free. A fault `after` acts once the request has been answered: on a
+    first run, a 5xx is what Stripe answered and is saved under the key (replayed to every
+    retry), while a dropped connection or another status loses only the response (the real
+    result is saved); on a replay it loses or fails only that answer. Any delay while the
+    request runs holds its key, so a concurrent request with the key gets 409 at once.
+    """
+    fault = faults.take(request.method, request.path) if _is_api(request) else None
+    if fault is not None and not fault.after and fault.status is not None:
+        if fault.delay_s:
+            await asyncio.sleep(fault.delay_s)
+        if fault.status == 0:
+            return drop_connection(request)
+        return _fault_response(fault.status, took_effect=False)
+
+    async def delay() -> None:
+        if fault is not None and fault.delay_s:
+            await asyncio.sleep(fault.delay_s)
+
+    def after(answer: web.StreamResponse) -> web.StreamResponse:
+        if fault is None or not fault.after or fault.status is None:
+            return answer
+        if fault.status == 0:
+            return drop_connection(request)
+        return _fault_response(fault.status, took_effect=True)
+
     key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or not key or not _is_api(request):
-        outcome = await _with_faults(request, handler)
-        return drop_connection(request) if outcome.drop else outcome.sent
+        if fault is not None and not fault.after:
+            await delay()
+        response = await _run(request, handler)
+        if fault is not None and fault.after:
+            await delay()
+        return after(response)
     if len(key) > 255:
         raise StripeError(400, "Idempotency keys can be at most 255 characters long.",
                           type="idempotency_error", param="Idempotency-Key")
@@ -272,27 +281,25 @@ async def idempotency_middleware(request: web.Request,
                      f"parameters they were first used with. Try using a key other than "
                      f"'{key}' if you meant to execute a different request.",
                 type="idempotency_error")
-        replay = web.Response(body=saved.body, status=saved.status,
-                              content_type="application/json")
-        replay.headers["Idempotent-Replayed"] = "true"
-        replay.headers["Original-Request"] = saved.request_id
-        replay.headers["Idempotency-Key"] = key
-        if saved.should_retry is not None:
-            replay.headers["Stripe-Should-Retry"] = saved.should_retry
-        return replay
+        await delay()
+        if fault is not None and fault.after and fault.status not in (None, 0):
+            # A replay's answer failing on its way back: the saved result stays as it was.
+            return _fault_response(fault.status, took_effect=False)
+        return after(_replay(saved, key))
     if scope in idempotency.in_flight:
-        resp = error_response(StripeError(
-            409, f"There is currently another in-progress request using this idempotent key "
-                 f"(that probably means you submitted twice, and the other request is still "
-                 f"going through): {key}. Please try again later.",
-            code="idempotency_key_in_use"))
-        resp.headers["Idempotency-Key"] = key
-        return resp
+        return _in_use(key)
     idempotency.in_flight.add(scope)
     try:
-        outcome = await _with_faults(request, handler)
-        kept = outcome.saved
-        if kept is not None and idempotency.saves(kept.status):
+        if fault is not None and not fault.after:
+            await delay()
+        response = await _run(request, handler)
+        if fault is not None and fault.after:
+            await delay()
+        kept: web.StreamResponse = response
+        if fault is not None and fault.after and fault.status is not None \
+                and fault.status >= 500:
+            kept = _fault_response(fault.status, took_effect=True)
+        if idempotency.saves(kept.status):
             idempotency.entries[scope] = idempotency.Saved(
                 fingerprint=fp, status=kept.status, body=_body(kept),
                 request_id=str(request.get("request_id")), created=time.time(),
@@ -301,10 +308,9 @@ async def idempotency_middleware(request: web.Request,
         idempotency.in_flight.discard(scope)
     if len(idempotency.entries) % 1000 == 0:
         idempotency.prune()
-    if outcome.drop:
-        return drop_connection(request)
-    outcome.sent.headers["Idempotency-Key"] = key
-    return outcome.sent
+    answer = after(kept)
+    answer.headers["Idempotency-Key"] = key
+    return answer
 
 
 @web.middleware

@@ -294,3 +294,16 @@ def test_sdk_retry_stops_on_should_retry_false(emulator) -> None:
         sc.v1.payment_intents.create(params=PI)  # type: ignore[arg-type]
     faults = requests.get(f"{emulator.url}/_config/faults", timeout=5).json()["faults"]
     assert faults[0]["times"] == 2  # only one of the three was used
+
+
+def test_lost_answers_hit_replays_too(emulator, sc) -> None:
+    """A dropped connection can lose a replay's answer as well; the saved result stays and the
+    next retry with the key gets it."""
+    _fault(emulator.url, method="POST", path_prefix="/v1/payment_intents", status=0,
+           after=True, times=2)
+    for _ in range(2):
+        with pytest.raises(requests.ConnectionError):
+            _post(emulator.url, "/v1/payment_intents", PI, key="lost-twice")
+    answer = _post(emulator.url, "/v1/payment_intents", PI, key="lost-twice")
+    assert answer.status_code == 200 and answer.headers["Idempotent-Replayed"] == "true"
+    assert _intents(sc) == [answer.json()["id"]]
