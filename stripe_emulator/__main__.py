@@ -7,7 +7,7 @@
 # that it will be useful, but WITHOUT ANY WARRANTY; without even the implied warranty of
 # MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE. See the LICENSE file in this folder.
 """Command line: `python -m stripe_emulator --host 127.0.0.1 --port 8420 [--data DIR]
-[--processing-delay SECONDS]`."""
+[--processing-delay SECONDS] [--contract DIR]`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import logging
 
 from aiohttp import web
 
-from . import persistence, sepa
+from . import contract, persistence, sepa
 from .server import create_app
 
 
@@ -32,12 +32,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processing-delay", type=float, default=None, metavar="SECONDS",
                         help="how long a SEPA Direct Debit PaymentIntent stays processing "
                              f"(default: ${sepa.DELAY_ENV} or {sepa.DEFAULT_DELAY_S:g})")
+    parser.add_argument("--contract", default=None, metavar="DIR",
+                        help="check every /v1 request, response and event against the JSON "
+                             "Schemas in DIR (tests/contract/schemas); read the violations at "
+                             "GET /_config/contract")
     args = parser.parse_args(argv)
     if args.processing_delay is not None and args.processing_delay < 0:
         parser.error("--processing-delay must be >= 0")
     sepa.set_processing_delay(args.processing_delay)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    contract.configure(args.contract)
     persistence.configure(args.data)
     persistence.load()
     app = create_app()

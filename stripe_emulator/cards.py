@@ -22,11 +22,18 @@ _FINGERPRINT_KEY = b"stripe-emulator-fingerprint"
 
 @dataclass(frozen=True)
 class Decline:
-    """How a charge (or a setup verification) with this card fails."""
+    """How a charge (or a setup verification) with this card fails.
+
+    `decline_code` is the issuer's reason, sent only for `card_declined` (Stripe sends none
+    with `expired_card`, `incorrect_cvc` or `processing_error`); `param` is the card field
+    Stripe names; `blocked` means Radar refused it before the card network saw it.
+    """
 
     code: str
-    decline_code: str
+    decline_code: str | None
     message: str
+    param: str | None = None
+    blocked: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,9 @@ class Behaviour:
 
     three_ds: "none"; "setup_once" (needs 3DS until set up for future use, then never);
     "on_session" (3DS on every on-session payment; off-session works once set up);
-    "always" (3DS every time, off-session payments fail with authentication_required).
+    "always" (3DS every time, off-session payments fail with authentication_required);
+    "on_session_only" (3DS on every on-session payment; off-session ones go through as if the
+    card had been set up, …0446 "already set up").
     """
 
     name: str
@@ -44,6 +53,11 @@ class Behaviour:
     three_ds: str = "none"
     dispute_reason: str | None = None
     refund_flow: str = "succeeded"  # "pending" (…7726) or "fails" (…5126)
+    risk_level: str = "normal"  # Radar's: "normal", "elevated" or "highest"
+
+    @property
+    def risk_score(self) -> int:
+        return {"normal": 20, "elevated": 70, "highest": 95}[self.risk_level]
 
 
 GENERIC = Decline("card_declined", "generic_decline", "Your card was declined.")
@@ -58,17 +72,27 @@ BEHAVIOURS: dict[str, Behaviour] = {b.name: b for b in (
                                             "Your card has insufficient funds.")),
     Behaviour("lost_card", Decline("card_declined", "lost_card", "Your card was declined.")),
     Behaviour("stolen_card", Decline("card_declined", "stolen_card", "Your card was declined.")),
-    Behaviour("expired_card", Decline("expired_card", "expired_card", "Your card has expired.")),
-    Behaviour("incorrect_cvc", Decline("incorrect_cvc", "incorrect_cvc",
-                                       "Your card's security code is incorrect.")),
+    Behaviour("expired_card", Decline("expired_card", None, "Your card has expired.",
+                                      param="exp_month")),
+    Behaviour("incorrect_cvc", Decline("incorrect_cvc", None,
+                                       "Your card's security code is incorrect.", param="cvc")),
     Behaviour("processing_error", Decline(
-        "processing_error", "processing_error",
+        "processing_error", None,
         "An error occurred while processing your card. Try again in a little bit.")),
-    Behaviour("fraudulent", Decline("card_declined", "fraudulent", "Your card was declined."),
-              decline_at_setup=False),
+    Behaviour("velocity_exceeded", Decline("card_declined", "card_velocity_exceeded",
+                                           "Your card was declined.")),
+    Behaviour("fraudulent", Decline("card_declined", "fraudulent", "Your card was declined.",
+                                    blocked=True),
+              decline_at_setup=False, risk_level="highest"),
+    # Radar's default rule blocks the highest risk level.
+    Behaviour("risk_highest", Decline("card_declined", "fraudulent", "Your card was declined.",
+                                      blocked=True),
+              decline_at_setup=False, risk_level="highest"),
+    Behaviour("risk_elevated", risk_level="elevated"),
     Behaviour("charge_fails", GENERIC, decline_at_setup=False),
     Behaviour("3ds_setup_once", three_ds="setup_once"),
     Behaviour("3ds_on_session", three_ds="on_session"),
+    Behaviour("3ds_already_set_up", three_ds="on_session_only"),
     Behaviour("3ds_always", three_ds="always"),
     Behaviour("3ds_then_decline", GENERIC, decline_at_setup=False, three_ds="always"),
     Behaviour("dispute_fraudulent", dispute_reason="fraudulent"),
@@ -87,6 +111,10 @@ TEST_NUMBERS: dict[str, str] = {
     "4000000000000127": "incorrect_cvc",
     "4000000000000119": "processing_error",
     "4100000000000019": "fraudulent",
+    "4000000000004954": "risk_highest",
+    "4000000000009235": "risk_elevated",
+    "4000000000006975": "velocity_exceeded",
+    "4000003800000446": "3ds_already_set_up",
     "4000000000000341": "charge_fails",
     "4000002500003155": "3ds_setup_once",
     "4000000000003220": "3ds_on_session",
@@ -114,6 +142,10 @@ TEST_PAYMENT_METHODS: dict[str, str] = {
     "pm_card_authenticationRequiredOnSetup": "4000002500003155",
     "pm_card_authenticationRequired": "4000002760003184",
     "pm_card_createDispute": "4000000000000259",
+    "pm_card_riskLevelHighest": "4000000000004954",
+    "pm_card_riskLevelElevated": "4000000000009235",
+    "pm_card_chargeDeclinedFraudulent": "4100000000000019",
+    "pm_card_chargeDeclinedVelocityLimitExceeded": "4000000000006975",
 }
 
 DEBIT_NUMBERS = {"4000056655665556", "5200828282828210"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from localstripe.errors import UserError
+from .localstripe_seam import UserError
 
 DOCS = "https://docs.stripe.com/error-codes"
 
@@ -50,10 +50,11 @@ def missing_param(name: str) -> StripeError:
                        code="parameter_missing")
 
 
-def invalid_param(name: str, message: str, code: str = "parameter_invalid") -> StripeError:
+def invalid_param(name: str, message: str, code: str | None = None) -> StripeError:
+    """A value Stripe refuses; most such errors carry no `code`, only the `param`."""
     return StripeError(400, message, param=name, code=code)
 
 
-def no_such(object_name: str, object_id: str, param: str = "id") -> StripeError:
+def no_such(object_name: str, object_id: str, param: str) -> StripeError:
     return StripeError(404, f"No such {object_name}: '{object_id}'", param=param,
                        code="resource_missing")

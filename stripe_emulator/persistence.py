@@ -17,9 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from localstripe import resources as ls
-
 from . import idempotency, webhooks
+from .localstripe_seam import quiet_store, store
 
 log = logging.getLogger("stripe_emulator.persistence")
 _path: Path | None = None
@@ -29,10 +28,7 @@ def configure(data_dir: str | None) -> None:
     """Stop localstripe writing /tmp/localstripe.pickle on every change; use DIR (or nothing)."""
     global _path
     # localstripe dumps the whole store on each __setitem__: slow, and outside our data dir.
-    ls.Store.__setitem__ = dict.__setitem__  # type: ignore[assignment,method-assign]
-    ls.Store.__delitem__ = dict.__delitem__  # type: ignore[assignment,method-assign]
-    ls.Store.dump_to_disk = lambda self: save()  # type: ignore[method-assign]
-    ls.Store.try_load_from_disk = lambda self: load()  # type: ignore[method-assign]
+    quiet_store(save, load)
     if data_dir is None:
         _path = None
         return
@@ -50,18 +46,18 @@ def load() -> None:
         return
     with _path.open("rb") as f:
         state: dict[str, Any] = pickle.load(f)
-    ls.store.clear()
-    ls.store.update(state.get("store", {}))
+    store.clear()
+    store.update(state.get("store", {}))
     idempotency.entries.update(state.get("idempotency", {}))
     webhooks.endpoints.update(state.get("webhooks", {}))
-    log.info("loaded %d objects from %s", len(ls.store), _path)
+    log.info("loaded %d objects from %s", len(store), _path)
 
 
 def save() -> None:
     """Atomically replace the pickle (write a temp file in DIR, then rename)."""
     if _path is None:
         return
-    state = {"store": dict(ls.store), "idempotency": dict(idempotency.entries),
+    state = {"store": dict(store), "idempotency": dict(idempotency.entries),
              "webhooks": dict(webhooks.endpoints)}
     fd, tmp = tempfile.mkstemp(dir=_path.parent, prefix=".stripe_emulator.", suffix=".tmp")
     try:

@@ -19,11 +19,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from localstripe import resources as ls
-from localstripe.resources import List, StripeObject, store
-
 from . import cards, sepa, webhooks
+from . import localstripe_seam as seam
 from .errors import StripeError, invalid_param, missing_param, no_such, unknown_param
+from .localstripe_seam import (
+    BaseCharge,
+    BaseEvent,
+    BasePaymentIntent,
+    BasePaymentMethod,
+    BaseRefund,
+    BaseSetupIntent,
+    Customer,
+    List,
+    StripeObject,
+    store,
+)
 
 # Webhook events carry the API version of the SDK the app pins (stripe-python 16.1.0).
 API_VERSION = "2026-10-28.endive"
@@ -40,6 +50,25 @@ ZERO_DECIMAL = {"jpy", "krw", "vnd", "clp", "pyg", "xof", "xaf", "ugx", "rwf", "
 PM_TYPES = ("card", "sepa_debit")
 NOISE_PARAMS = ("key", "payment_user_agent", "referrer", "time_on_page", "guid", "muid", "sid",
                 "_stripe_version", "_stripe_account")
+
+
+# The presentment currencies Stripe accepts (https://docs.stripe.com/currencies).
+CURRENCIES = frozenset("""
+usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn
+bzd cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf
+gtq gyd hkd hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr
+lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd omr pab pen
+pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp sle sos srd std szl thb tjs tnd
+top try ttd twd tzs uah ugx uyu uzs vnd vuv wst xaf xcd xof xpf yer zar zmw
+""".split())
+
+
+def check_currency(value: Any, param: str = "currency") -> str:
+    currency = str(value).lower()
+    if currency not in CURRENCIES:
+        raise invalid_param(param, f"Invalid currency: {currency}. Stripe currently supports "
+                                   f"these currencies: {', '.join(sorted(CURRENCIES))}")
+    return currency
 
 
 def new_id(prefix: str, n: int = 24) -> str:
@@ -135,7 +164,14 @@ def call_later(delay_s: float, callback: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return  # objects built outside the server (e.g. on load)
-    loop.call_later(delay_s, callback)
+    # A fresh context: what happens later is automatic, not part of the request that
+    # scheduled it (its events carry `request: {id: null, idempotency_key: null}`).
+    loop.call_later(delay_s, contextvars.Context().run, callback)
+
+
+def remember(obj: StripeObject) -> None:
+    """Keep the object as it is now, so its next `*.updated` event names what changed."""
+    obj._event_snapshot = copy.deepcopy(obj._export())
 
 
 def emit(event_type: str, obj: StripeObject) -> Event:
@@ -144,10 +180,16 @@ def emit(event_type: str, obj: StripeObject) -> Event:
     return event
 
 
-def lookup(cls: type[StripeObject], object_id: Any, param: str = "id") -> Any:
+# The path parameter Stripe names in a 404 for an unknown id (`/v1/payment_intents/{intent}`).
+ID_PARAMS = {"payment_intent": "intent", "setup_intent": "intent",
+             "payment_method": "payment_method", "charge": "charge", "refund": "refund",
+             "dispute": "dispute", "customer": "customer", "event": "id"}
+
+def lookup(cls: type[StripeObject], object_id: Any, param: str | None = None) -> Any:
     obj = store.get(f"{cls.object}:{object_id}") if isinstance(object_id, str) else None
     if obj is None:
-        raise no_such(str(cls.object), str(object_id), param)
+        name = str(cls.object)
+        raise no_such(name, str(object_id), param or ID_PARAMS.get(name, "id"))
     return obj
 
 
@@ -170,9 +212,30 @@ def list_objects(object_name: str, url: str, keep: Callable[[Any], bool], limit:
     if ending_before is not None:
         idx = next((i for i, v in enumerate(items) if v.id == ending_before), 0)
         items = items[max(0, idx - limit_n):idx]
-    li = List(url, limit=limit_n, starting_after=starting_after)
+    li = StripeList(url, limit=limit_n, starting_after=starting_after)
     li._list = items
     return li
+
+
+class StripeList(List):
+    """A list as Stripe returns it: object, data, has_more, url (no total_count since
+    2020-08-27)."""
+
+    def _export(self, expand: Any = None) -> dict[str, Any]:
+        data = [item._export(expand=_nested_expand(expand, "data"))
+                for item in self._list[self._page_start():self._page_start() + self._limit]]
+        return {"object": "list", "data": data, "has_more": self.has_more, "url": self.url}
+
+    def _page_start(self) -> int:
+        self._compute_starting_pos()
+        return int(self._starting_pos or 0)
+
+
+def _nested_expand(expand: Any, prefix: str) -> list[str] | None:
+    """`data.latest_charge` on a list expands `latest_charge` on each item."""
+    if not expand:
+        return None
+    return [e[len(prefix) + 1:] for e in expand if e.startswith(prefix + ".")] or None
 
 
 def _created_ok(value: int, created: Any) -> bool:
@@ -229,16 +292,26 @@ def check_client_context(obj: Any, client_context: Any, kind: str) -> None:
 
 # --------------------------------------------------------------------------- events
 
+_MISSING = object()
 
-class Event(ls.Event):
+
+class Event(BaseEvent):
     """An Event whose data.object is a snapshot, with Stripe's current envelope fields."""
 
     def __init__(self, type: str, data: StripeObject) -> None:  # noqa: A002 (Stripe's name)
         StripeObject.__init__(self, id=new_id("evt_"))
         self.type = type
         # A deep copy: later changes to the object must not rewrite history.
-        self.data = {"object": copy.deepcopy(data._export())}
+        snapshot = copy.deepcopy(data._export())
+        self.data: dict[str, Any] = {"object": snapshot}
+        if type.endswith(".updated"):
+            # Stripe names each changed field with its value before the change.
+            before = getattr(data, "_event_snapshot", None) or {}
+            self.data["previous_attributes"] = {
+                k: v for k, v in before.items() if snapshot.get(k, _MISSING) != v}
         self.api_version = API_VERSION
+        # Events caused by an API request name it; automatic ones (disputes, settling
+        # debits and refunds) carry nulls.
         ctx = current_request.get() or {}
         self.request = {"id": ctx.get("id"), "idempotency_key": ctx.get("idempotency_key")}
         self.pending_webhooks = sum(1 for e in webhooks.endpoints.values() if e.wants(type))
@@ -258,7 +331,7 @@ class Event(ls.Event):
 # --------------------------------------------------------------------------- payment methods
 
 
-class PaymentMethod(ls.PaymentMethod):
+class PaymentMethod(BasePaymentMethod):
     """A card or SEPA Direct Debit PaymentMethod.
 
     Cards keep brand/last4/exp/fingerprint and a behaviour name only; SEPA debits keep the
@@ -296,7 +369,7 @@ class PaymentMethod(ls.PaymentMethod):
             "address": {k: address.get(k) or None for k in ("city", "country", "line1",
                                                             "line2", "postal_code", "state")},
             "email": billing.get("email") or None, "name": billing.get("name") or None,
-            "phone": billing.get("phone") or None}
+            "phone": billing.get("phone") or None, "tax_id": None}
         self._behaviour = "ok"
         self._sepa_outcome: str | None = None
         if details is not None:
@@ -321,6 +394,7 @@ class PaymentMethod(ls.PaymentMethod):
                 "last4": iban.last4}
             self._sepa_outcome = iban.outcome
         self.customer: str | None = None
+        self.customer_account = None
         self.metadata = metadata_update({}, metadata)
         self._setup_done = False  # set up for future use (SetupIntent or setup_future_usage)
 
@@ -371,12 +445,14 @@ class PaymentMethod(ls.PaymentMethod):
             return "fail" if off_session else "challenge"
         if mode == "setup_once" and self._setup_done:
             return "none"
+        if mode == "on_session_only":
+            return "none" if off_session else "challenge"
         if off_session:
             return "none" if self._setup_done else "fail"
         return "challenge"
 
     @classmethod
-    def _get(cls, pm_id: Any, param: str = "id") -> PaymentMethod:
+    def _get(cls, pm_id: Any, param: str = "payment_method") -> PaymentMethod:
         """Retrieve, turning Stripe's test ids (`pm_card_*`, `pm_success_de`…) into fresh
         PaymentMethods."""
         if isinstance(pm_id, str) and pm_id in sepa.TEST_PAYMENT_METHODS:
@@ -399,6 +475,7 @@ class PaymentMethod(ls.PaymentMethod):
     @classmethod
     def _api_update(cls, id: str, **data: Any) -> PaymentMethod:  # noqa: A002
         obj = cls._get(id)
+        remember(obj)
         metadata = data.pop("metadata", None)
         billing = data.pop("billing_details", None)
         card = as_dict(data.pop("card", None), "card")
@@ -436,7 +513,7 @@ class PaymentMethod(ls.PaymentMethod):
         if customer is None:
             raise missing_param("customer")
         obj = cls._get(id)
-        lookup(ls.Customer, customer, "customer")
+        lookup(Customer, customer, "customer")
         if obj.customer == customer:
             return obj
         if obj.customer is not None:
@@ -445,9 +522,7 @@ class PaymentMethod(ls.PaymentMethod):
         behaviour = obj._card_behaviour
         # Stripe verifies the card when it is attached: declining cards fail here (…0341 not).
         if behaviour.decline is not None and behaviour.decline_at_setup:
-            d = behaviour.decline
-            raise StripeError(402, d.message, type="card_error", code=d.code,
-                              decline_code=d.decline_code, param="")
+            raise card_declined(behaviour.decline)
         obj._attach_to(customer)
         return obj
 
@@ -477,7 +552,7 @@ class PaymentMethod(ls.PaymentMethod):
                       ending_before: Any = None, **kwargs: Any) -> List:
         reject_unknown(kwargs)
         if customer is not None:
-            lookup(ls.Customer, customer, "customer")
+            lookup(Customer, customer, "customer")
         if type is not None:
             as_enum(type, "type", PM_TYPES)
         return list_objects(
@@ -491,30 +566,63 @@ class PaymentMethod(ls.PaymentMethod):
 # --------------------------------------------------------------------------- charges
 
 
-def _outcome(decline: cards.Decline | None) -> dict[str, Any]:
+def _outcome(decline: cards.Decline | None, behaviour: cards.Behaviour) -> dict[str, Any]:
+    """The charge's `outcome` (https://docs.stripe.com/api/charges/object#charge_object-outcome):
+    Radar's risk level and score, and whether the network or Radar decided."""
+    outcome: dict[str, Any] = {
+        "advice_code": None, "network_advice_code": None, "network_decline_code": None,
+        "risk_level": behaviour.risk_level, "risk_score": behaviour.risk_score}
     if decline is None:
-        return {"network_status": "approved_by_network", "reason": None,
-                "risk_level": "normal", "risk_score": 20,
+        return {**outcome, "network_status": "approved_by_network", "reason": None,
                 "seller_message": "Payment complete.", "type": "authorized"}
-    blocked = decline.decline_code == "fraudulent"
-    return {
-        "network_status": "not_sent_to_network" if blocked else "declined_by_network",
-        "reason": decline.decline_code or decline.code,
-        "risk_level": "highest" if blocked else "normal",
-        "risk_score": 95 if blocked else 20,
-        "seller_message": "The bank did not return any further details with this decline.",
-        "type": "blocked" if blocked else "issuer_declined"}
+    if decline.blocked:
+        return {**outcome, "network_status": "not_sent_to_network",
+                "reason": "highest_risk_level",
+                "seller_message": "Stripe blocked this payment as too risky.",
+                "type": "blocked"}
+    reason = decline.decline_code or decline.code
+    return {**outcome, "network_status": "declined_by_network", "reason": reason,
+            "seller_message": "The bank did not return any further details with this decline."
+            if reason == "generic_decline" else f"The bank returned the decline code "
+                                                f"`{reason}`.",
+            "type": "issuer_declined"}
 
 
-class Charge(ls.Charge):
+def decline_error(decline: cards.Decline, pm_export: dict[str, Any],
+                  charge_id: str | None = None) -> dict[str, Any]:
+    """A `last_payment_error` / `last_setup_error` for a declined card."""
+    error: dict[str, Any] = {
+        "code": decline.code,
+        "doc_url": f"https://docs.stripe.com/error-codes/{decline.code.replace('_', '-')}",
+        "message": decline.message, "payment_method": pm_export, "type": "card_error"}
+    if charge_id is not None:
+        error["charge"] = charge_id
+    if decline.decline_code:
+        error["decline_code"] = decline.decline_code
+    if decline.param:
+        error["param"] = decline.param
+    return error
+
+
+def card_declined(decline: cards.Decline, **extra: Any) -> StripeError:
+    """The 402 `card_error` a declined confirmation answers."""
+    return StripeError(402, decline.message, type="card_error", code=decline.code,
+                       decline_code=decline.decline_code, param=decline.param, **extra)
+
+
+class Charge(BaseCharge):
     """The charge a PaymentIntent confirmation creates (succeeded or failed)."""
 
     def __init__(self, intent: PaymentIntent, pm: PaymentMethod,
                  decline: cards.Decline | None, three_d_secure: bool) -> None:
         StripeObject.__init__(self, id=new_id("ch_"))
         captured = decline is None and intent.capture_method != "manual"
+        behaviour = pm._card_behaviour
         self.amount = intent.amount
         self.amount_captured = intent.amount if captured else 0
+        self.application = None
+        self.application_fee = None
+        self.application_fee_amount = None
         self.balance_transaction = new_id("txn_") if captured else None
         self.billing_details = copy.deepcopy(pm.billing_details)
         self.calculated_statement_descriptor = "PAYMENTS SITE"
@@ -523,12 +631,13 @@ class Charge(ls.Charge):
         self.customer = intent.customer
         self.description = intent.description
         self.disputed = False
+        self.failure_balance_transaction = None
         self.failure_code = decline.code if decline else None
         self.failure_message = decline.message if decline else None
         self.fraud_details: dict[str, Any] = {}
-        self.invoice = None
         self.metadata = dict(intent.metadata)
-        self.outcome = _outcome(decline)
+        self.on_behalf_of = None
+        self.outcome = _outcome(decline, behaviour)
         self.payment_intent = intent.id
         self.payment_method = pm.id
         self.payment_method_details: dict[str, Any]
@@ -541,24 +650,50 @@ class Charge(ls.Charge):
                 "mandate": new_id("mandate_")}}
         else:
             card: dict[str, Any] = pm.card
+            approved = decline is None
             self.payment_method_details = {"type": "card", "card": {
-                "amount_authorization": intent.amount if decline is None else None,
+                "amount_authorized": intent.amount if approved else None,
+                "authorization_code": new_id("", 6).upper() if approved else None,
                 "brand": card["brand"], "checks": dict(card["checks"]),
                 "country": card["country"],
                 "exp_month": card["exp_month"], "exp_year": card["exp_year"],
+                "extended_authorization": {"status": "disabled"},
                 "fingerprint": card["fingerprint"], "funding": card["funding"],
+                "incremental_authorization": {"status": "unavailable"},
                 "installments": None, "last4": card["last4"], "mandate": None,
+                "multicapture": {"status": "unavailable"},
                 "network": card["brand"], "network_token": {"used": False},
-                "three_d_secure": {"authentication_flow": "challenge",
-                                   "result": "authenticated",
-                                   "version": "2.2.0"} if three_d_secure else None,
+                "network_transaction_id": new_id("", 15) if approved else None,
+                "overcapture": {"maximum_amount_capturable": intent.amount,
+                                "status": "unavailable"},
+                "regulated_status": card["regulated_status"],
+                "three_d_secure": {
+                    "authentication_flow": "challenge", "electronic_commerce_indicator": "05",
+                    "exemption_indicator": None, "result": "authenticated",
+                    "result_reason": None, "transaction_id": new_id("", 32),
+                    "version": "2.2.0"} if three_d_secure else None,
+                "transaction_link_id": None,
                 "wallet": None}}
         self.receipt_email = intent.receipt_email
         self.receipt_number = None
         self.receipt_url = f"https://pay.stripe.com/receipts/emulator/{self.id}"
+        self.review = None
+        self.shipping = copy.deepcopy(intent.shipping)
+        self.source = None
+        self.source_transfer = None
         self.statement_descriptor = None
+        self.statement_descriptor_suffix = None
         self.status = "failed" if decline else "succeeded"
+        self.transfer_data = None
+        self.transfer_group = None
         self._refund_ids: list[str] = []
+
+    refunds: Any = None  # localstripe's property; Stripe includes refunds only on request
+
+    def _export(self, expand: Any = None) -> dict[str, Any]:
+        obj = super()._export(expand=expand)
+        obj.pop("refunds", None)
+        return obj
 
     def _fail(self, decline: cards.Decline) -> None:
         """A pending (delayed-notification) charge the bank later refused."""
@@ -568,7 +703,7 @@ class Charge(ls.Charge):
         self.balance_transaction = None
         self.failure_code = decline.code
         self.failure_message = decline.message
-        self.outcome = _outcome(decline)
+        self.outcome = _outcome(decline, cards.OK)
 
     @property
     def paid(self) -> bool:
@@ -584,12 +719,6 @@ class Charge(ls.Charge):
     def refunded(self) -> bool:
         return self.amount_refunded >= self.amount
 
-    @property
-    def refunds(self) -> List:
-        li = List(f"/v1/charges/{self.id}/refunds", limit=100)
-        li._list = list(reversed(self._refund_objects()))
-        return li
-
     def _refund_objects(self) -> list[Refund]:
         return [store["refund:" + rid] for rid in self._refund_ids if "refund:" + rid in store]
 
@@ -600,6 +729,7 @@ class Charge(ls.Charge):
     @classmethod
     def _api_update(cls, id: str, **data: Any) -> Charge:  # noqa: A002
         obj = lookup(cls, id)
+        remember(obj)
         metadata = data.pop("metadata", None)
         description = data.pop("description", None)
         reject_unknown(data)
@@ -622,29 +752,63 @@ class Charge(ls.Charge):
             limit, starting_after, ending_before, created)
 
 
+DISPUTE_DELAY_S = 0.0  # the card network's dispute arrives after the payment's own answer
+
+
+def open_dispute(charge: Charge, reason: str) -> None:
+    """The cardholder's bank disputes the charge: the dispute opens, the charge is marked
+    disputed and the disputed amount (plus Stripe's fee) is withdrawn from the balance."""
+    if store.get("charge:" + charge.id) is not charge:
+        return  # wiped meanwhile
+    dispute = Dispute(charge, reason)
+    remember(charge)
+    charge.disputed = True
+    emit("charge.dispute.created", dispute)
+    emit("charge.updated", charge)
+    dispute.balance_transactions.append({
+        "id": new_id("txn_"), "object": "balance_transaction", "amount": -dispute.amount,
+        "currency": dispute.currency, "created": now(), "description": f"Chargeback withdrawal "
+        f"for {charge.id}", "fee": 1500, "net": -dispute.amount - 1500, "reporting_category":
+        "dispute", "source": dispute.id, "status": "available", "type": "adjustment"})
+    emit("charge.dispute.funds_withdrawn", dispute)
+    for callback in on_background_change:
+        callback()
+
+
 class Dispute(StripeObject):
     """The dispute Stripe opens shortly after a charge with …0259 (or …2685) succeeds."""
 
     object = "dispute"
-    _id_prefix = "du_"
+    _id_prefix = "dp_"
 
     def __init__(self, charge: Charge, reason: str) -> None:
-        super().__init__(id=new_id("du_"))
+        super().__init__(id=new_id("dp_"))
         self.amount = charge.amount
         self.balance_transactions: list[Any] = []
         self.charge = charge.id
         self.currency = charge.currency
-        self.evidence = {k: None for k in (
-            "customer_email_address", "customer_name", "product_description",
-            "receipt", "refund_policy", "service_date", "shipping_tracking_number",
-            "uncategorized_text")}
-        self.evidence_details = {"due_by": self.created + 7 * 86400, "has_evidence": False,
-                                 "past_due": False, "submission_count": 0}
+        self.enhanced_eligibility_types: list[str] = []
+        self.evidence: dict[str, Any] = {k: None for k in (
+            "access_activity_log", "billing_address", "cancellation_policy",
+            "cancellation_policy_disclosure", "cancellation_rebuttal",
+            "customer_communication", "customer_email_address", "customer_name",
+            "customer_purchase_ip", "customer_signature", "duplicate_charge_documentation",
+            "duplicate_charge_explanation", "duplicate_charge_id", "product_description",
+            "receipt", "refund_policy", "refund_policy_disclosure",
+            "refund_refusal_explanation", "service_date", "service_documentation",
+            "shipping_address", "shipping_carrier", "shipping_date", "shipping_documentation",
+            "shipping_tracking_number", "uncategorized_file", "uncategorized_text")}
+        self.evidence["enhanced_evidence"] = {}
+        self.evidence_details = {"due_by": self.created + 7 * 86400,
+                                 "enhanced_eligibility": {}, "has_evidence": False,
+                                 "past_due": False, "submission_count": 0,
+                                 "submission_method": "not_submitted"}
         self.is_charge_refundable = False
         self.metadata: dict[str, str] = {}
         self.payment_intent = charge.payment_intent
+        card = charge.payment_method_details["card"]
         self.payment_method_details: dict[str, Any] = {"type": "card", "card": {
-            "brand": charge.payment_method_details["card"]["brand"],
+            "brand": card["brand"], "case_type": "chargeback", "network": card["network"],
             "network_reason_code": "10.4" if reason == "fraudulent" else "13.1"}}
         self.reason = reason
         self.status = "needs_response"
@@ -694,17 +858,17 @@ def _payment_method_types(automatic: Any, types: Any, currency: str | None = Non
     """
     if automatic is not None and types is not None:
         raise StripeError(400, "You may only specify one of these parameters: "
-                               "automatic_payment_methods, payment_method_types.",
+                               "automatic_payment_methods, allowed_payment_method_types.",
                           param="automatic_payment_methods")
     if types is not None:
         if not isinstance(types, list) or not types:
-            raise invalid_param("payment_method_types", "Invalid array")
+            raise invalid_param("allowed_payment_method_types", "Invalid array")
         for t in types:
             if t not in ("card", "link", "sepa_debit"):
-                raise invalid_param("payment_method_types",
+                raise invalid_param("allowed_payment_method_types",
                                     f'The payment method type "{t}" is invalid. Please ensure '
                                     f'the provided type is activated in your dashboard.')
-            _check_type_currency(str(t), currency, "payment_method_types")
+            _check_type_currency(str(t), currency, "allowed_payment_method_types")
         return None, [str(t) for t in types]
     auto = as_dict(automatic, "automatic_payment_methods") or {"enabled": True}
     reject_unknown({k: v for k, v in auto.items() if k not in ("enabled", "allow_redirects")},
@@ -731,14 +895,107 @@ def _check_pm_allowed(pm: PaymentMethod, types: list[str], currency: str | None,
         raise StripeError(
             400, f"The PaymentMethod provided ({pm.type}) is not allowed for this {kind}. "
                  f"Please attach a PaymentMethod of one of the following types: "
-                 f"{', '.join(types)}. Alternatively update the allowed payment_method_types "
+                 f"{', '.join(types)}. Alternatively update the allowed_payment_method_types "
                  f"for this {kind} to include \"{pm.type}\".",
             param="payment_method", code=code)
     _check_type_currency(pm.type, currency, "payment_method")
 
 
-class PaymentIntent(ls.PaymentIntent):
+class IntentConfirmation:
+    """What confirming a PaymentIntent and a SetupIntent share: which states may be
+    confirmed, where the PaymentMethod comes from, asking for 3-D Secure and its result.
+
+    Subclasses name themselves (`_kind`, `_label`), the field their errors go to and their
+    failure event, and say what a successful authentication does (`_authenticated`).
+    """
+
+    _kind: str  # "payment_intent" / "setup_intent": error codes, events, client secrets
+    _label: str  # "PaymentIntent" / "SetupIntent": messages
+    _error_field: str  # "last_payment_error" / "last_setup_error"
+    _failed_event: str  # "payment_intent.payment_failed" / "setup_intent.setup_failed"
+    id: str
+    status: Any
+    payment_method: Any
+    next_action: Any
+
+    _export: Callable[..., dict[str, Any]]  # StripeObject's, through the concrete class
+
+    def _unexpected_state(self, message: str) -> StripeError:
+        extra: dict[str, Any] = {self._kind: self._export()}
+        return StripeError(400, message, code=f"{self._kind}_unexpected_state", **extra)
+
+    def _check_confirmable(self) -> None:
+        if self.status in ("requires_payment_method", "requires_confirmation",
+                           "requires_action"):
+            return
+        if self.status == "succeeded" and self._kind == "payment_intent":
+            raise self._unexpected_state("You cannot confirm this PaymentIntent because it has "
+                                         "already succeeded after being previously confirmed.")
+        raise self._unexpected_state(f"You cannot confirm this {self._label} because it has a "
+                                     f"status of {self.status}.")
+
+    def _payment_method_for(self, payment_method: Any,
+                            payment_method_data: Any) -> PaymentMethod:
+        """The PaymentMethod to confirm with: new from `payment_method_data`, the one named,
+        or the one already on the intent."""
+        if payment_method is not None and payment_method_data is not None:
+            raise StripeError(400, "You may only specify one of these parameters: "
+                                   "payment_method, payment_method_data.",
+                              param="payment_method_data")
+        if payment_method_data is not None:
+            return PaymentMethod(**as_dict(payment_method_data, "payment_method_data"))
+        if payment_method is not None:
+            return PaymentMethod._get(payment_method, "payment_method")
+        if self.payment_method is not None:
+            return PaymentMethod._get(self.payment_method, "payment_method")
+        raise self._unexpected_state(
+            f"You cannot confirm this {self._label} because it's missing a payment method. "
+            f"You can either update the {self._label} with a payment method and then confirm "
+            f"it again, or confirm it again directly with a payment method.")
+
+    def _ask_for_authentication(self, return_url: Any = None) -> None:
+        self.status = "requires_action"
+        self.next_action = copy.deepcopy(THREE_DS_ACTION)
+        if return_url:
+            self.next_action["use_stripe_sdk"]["return_url"] = return_url
+        emit(f"{self._kind}.requires_action", self)  # type: ignore[arg-type]
+
+    def _authenticated(self, pm: PaymentMethod) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def _api_authenticate(cls, id: str, client_secret: Any = None,  # noqa: A002
+                          success: Any = False, **kwargs: Any) -> Any:
+        """The 3-D Secure challenge result, posted by the emulator's Stripe.js."""
+        obj = lookup(cls, id)  # type: ignore[arg-type]
+        check_client_secret(obj, client_secret, cls._kind)
+        if obj.status != "requires_action":
+            raise StripeError(400, f"This {cls._label} has a status of {obj.status}; only one "
+                                   f"in requires_action can be authenticated.",
+                              code=f"{cls._kind}_unexpected_state")
+        pm = PaymentMethod._get(obj.payment_method)
+        obj.next_action = None
+        if as_bool(success, "success"):
+            obj._authenticated(pm)
+            return obj
+        obj.status = "requires_payment_method"
+        obj.payment_method = None
+        code = f"{cls._kind}_authentication_failure"
+        setattr(obj, cls._error_field, {
+            "code": code, "doc_url": f"https://docs.stripe.com/error-codes/"
+                                     f"{code.replace('_', '-')}",
+            "message": "We are unable to authenticate your payment method. Please choose a "
+                       "different payment method and try again.",
+            "payment_method": pm._export(), "type": "invalid_request_error"})
+        emit(cls._failed_event, obj)
+        return obj
+
+
+class PaymentIntent(IntentConfirmation, BasePaymentIntent):
     """A PaymentIntent with Stripe's state machine, declines and 3-D Secure."""
+
+    _kind, _label = "payment_intent", "PaymentIntent"
+    _error_field, _failed_event = "last_payment_error", "payment_intent.payment_failed"
 
     # localstripe computes these as properties; here they are plain stored attributes.
     status: Any = None
@@ -747,7 +1004,8 @@ class PaymentIntent(ls.PaymentIntent):
 
     def __init__(self, amount: Any = None, currency: Any = None, customer: Any = None,
                  description: Any = None, metadata: Any = None, receipt_email: Any = None,
-                 automatic_payment_methods: Any = None, payment_method_types: Any = None,
+                 automatic_payment_methods: Any = None,
+                 allowed_payment_method_types: Any = None,
                  setup_future_usage: Any = None, payment_method: Any = None,
                  capture_method: Any = None, confirmation_method: Any = None,
                  statement_descriptor: Any = None, statement_descriptor_suffix: Any = None,
@@ -759,9 +1017,7 @@ class PaymentIntent(ls.PaymentIntent):
         if currency is None:
             raise missing_param("currency")
         amount = as_int(amount, "amount", 1)
-        currency = str(currency).lower()
-        if len(currency) != 3 or not currency.isalpha():
-            raise invalid_param("currency", f"Invalid currency: {currency}.")
+        currency = check_currency(currency)
         minimum = MIN_AMOUNTS.get(currency)
         if minimum and amount < minimum:
             raise StripeError(400, f"Amount must be at least {format_amount(minimum, currency)} "
@@ -770,12 +1026,12 @@ class PaymentIntent(ls.PaymentIntent):
             raise StripeError(400, "Amount must be no more than $999,999.99", param="amount",
                               code="amount_too_large")
         if customer is not None:
-            lookup(ls.Customer, customer, "customer")
+            lookup(Customer, customer, "customer")
         if receipt_email not in (None, "") and "@" not in str(receipt_email):
             raise invalid_param("receipt_email", f"Invalid email address: {receipt_email}",
                                 "email_invalid")
-        auto, types = _payment_method_types(automatic_payment_methods, payment_method_types,
-                                            currency)
+        auto, types = _payment_method_types(automatic_payment_methods,
+                                            allowed_payment_method_types, currency)
         pm = PaymentMethod._get(payment_method, "payment_method") if payment_method else None
         if pm is not None:
             _check_pm_allowed(pm, types, currency)
@@ -798,11 +1054,15 @@ class PaymentIntent(ls.PaymentIntent):
         self.currency = currency
         self.customer = customer
         self.description = as_str(description, "description")
-        self.invoice = None
+        self.allowed_payment_method_types = list(allowed_payment_method_types) \
+            if allowed_payment_method_types else None
+        self.customer_account = None
+        self.excluded_payment_method_types = None
         self.last_payment_error = None
         self.latest_charge: str | None = None
         self.metadata = metadata_update({}, metadata)
         self.next_action: dict[str, Any] | None = None
+        self.managed_payments = {"enabled": False}
         self.on_behalf_of = None
         self.payment_method = pm.id if pm else None
         self.payment_method_configuration_details = None
@@ -876,10 +1136,10 @@ class PaymentIntent(ls.PaymentIntent):
             obj.amount = as_int(data.pop("amount"), "amount", 1)
         currency_changed = "currency" in data
         if currency_changed:
-            obj.currency = str(data.pop("currency")).lower()
+            obj.currency = check_currency(data.pop("currency"))
         if "customer" in data:
             customer = data.pop("customer")
-            lookup(ls.Customer, customer, "customer")
+            lookup(Customer, customer, "customer")
             obj.customer = customer
         if "setup_future_usage" in data:
             obj.setup_future_usage = as_enum(data.pop("setup_future_usage") or None,
@@ -889,10 +1149,11 @@ class PaymentIntent(ls.PaymentIntent):
             pm = PaymentMethod._get(data.pop("payment_method"), "payment_method")
             obj.payment_method = pm.id
             obj.status = "requires_confirmation"
-        if "payment_method_types" in data or "automatic_payment_methods" in data:
+        if "allowed_payment_method_types" in data or "automatic_payment_methods" in data:
+            allowed = data.pop("allowed_payment_method_types", None)
             obj.automatic_payment_methods, obj.payment_method_types = _payment_method_types(
-                data.pop("automatic_payment_methods", None),
-                data.pop("payment_method_types", None), obj.currency)
+                data.pop("automatic_payment_methods", None), allowed, obj.currency)
+            obj.allowed_payment_method_types = list(allowed) if allowed else None
         elif currency_changed and obj.automatic_payment_methods:
             # The eligible types follow the currency (sepa_debit only for eur).
             obj.payment_method_types = _payment_method_types(
@@ -988,66 +1249,13 @@ class PaymentIntent(ls.PaymentIntent):
         emit("payment_intent.succeeded", obj)
         return obj
 
-    @classmethod
-    def _api_authenticate(cls, id: str, client_secret: Any = None,  # noqa: A002
-                          success: Any = False, **kwargs: Any) -> PaymentIntent:
-        """The 3-D Secure challenge result, posted by the emulator's Stripe.js."""
-        obj: PaymentIntent = lookup(cls, id)
-        check_client_secret(obj, client_secret, "payment_intent")
-        if obj.status != "requires_action":
-            raise StripeError(400, f"This PaymentIntent has a status of {obj.status}; only "
-                                   f"one in requires_action can be authenticated.",
-                              code="payment_intent_unexpected_state")
-        pm = PaymentMethod._get(obj.payment_method)
-        obj.next_action = None
-        if as_bool(success, "success"):
-            try:
-                obj._charge(pm, three_d_secure=True)
-            except StripeError:
-                pass  # a decline after authentication is reported on the intent itself
-        else:
-            obj.status = "requires_payment_method"
-            obj.payment_method = None
-            obj.last_payment_error = {
-                "code": "payment_intent_authentication_failure",
-                "doc_url": "https://docs.stripe.com/error-codes/"
-                           "payment-intent-authentication-failure",
-                "message": "We are unable to authenticate your payment method. Please choose a "
-                           "different payment method and try again.",
-                "payment_method": pm._export(), "type": "invalid_request_error"}
-            emit("payment_intent.payment_failed", obj)
-        return obj
-
     # ---- state machine
 
     def _confirm(self, payment_method: Any = None, payment_method_data: Any = None,
                  off_session: Any = None, return_url: Any = None,
                  error_on_requires_action: Any = None) -> None:
-        if self.status not in ("requires_payment_method", "requires_confirmation",
-                               "requires_action"):
-            message = ("You cannot confirm this PaymentIntent because it has already succeeded "
-                       "after being previously confirmed." if self.status == "succeeded" else
-                       f"You cannot confirm this PaymentIntent because it has a status of "
-                       f"{self.status}.")
-            raise StripeError(400, message, code="payment_intent_unexpected_state",
-                              payment_intent=self._export())
-        if payment_method is not None and payment_method_data is not None:
-            raise StripeError(400, "You may only specify one of these parameters: "
-                                   "payment_method, payment_method_data.",
-                              param="payment_method_data")
-        if payment_method_data is not None:
-            pm = PaymentMethod(**as_dict(payment_method_data, "payment_method_data"))
-        elif payment_method is not None:
-            pm = PaymentMethod._get(payment_method, "payment_method")
-        elif self.payment_method is not None:
-            pm = PaymentMethod._get(self.payment_method, "payment_method")
-        else:
-            raise StripeError(
-                400, "You cannot confirm this PaymentIntent because it's missing a payment "
-                     "method. You can either update the PaymentIntent with a payment method "
-                     "and then confirm it again, or confirm it again directly with a payment "
-                     "method.", code="payment_intent_unexpected_state",
-                payment_intent=self._export())
+        self._check_confirmable()
+        pm = self._payment_method_for(payment_method, payment_method_data)
         if pm.customer is not None and pm.customer != self.customer:
             raise StripeError(
                 400, f"The provided PaymentMethod ({pm.id}) was previously attached to a "
@@ -1073,13 +1281,15 @@ class PaymentIntent(ls.PaymentIntent):
         if auth == "fail":
             self._charge(pm, decline=cards.AUTH_REQUIRED)
         elif auth == "challenge":
-            self.status = "requires_action"
-            self.next_action = copy.deepcopy(THREE_DS_ACTION)
-            if return_url:
-                self.next_action["use_stripe_sdk"]["return_url"] = return_url
-            emit("payment_intent.requires_action", self)
+            self._ask_for_authentication(return_url)
         else:
             self._charge(pm)
+
+    def _authenticated(self, pm: PaymentMethod) -> None:
+        try:
+            self._charge(pm, three_d_secure=True)
+        except StripeError:
+            pass  # a decline after authentication is reported on the intent itself
 
     def _charge(self, pm: PaymentMethod, decline: cards.Decline | None = None,
                 three_d_secure: bool = False) -> Charge:
@@ -1091,15 +1301,11 @@ class PaymentIntent(ls.PaymentIntent):
             self.status = "requires_payment_method"
             self.payment_method = None
             pm_export = pm._export()
-            self.last_payment_error = {
-                "charge": charge.id, "code": decline.code, "decline_code": decline.decline_code,
-                "doc_url": f"https://docs.stripe.com/error-codes/{decline.code.replace('_', '-')}",
-                "message": decline.message, "payment_method": pm_export, "type": "card_error"}
+            self.last_payment_error = decline_error(decline, pm_export, charge.id)
             emit("charge.failed", charge)
             emit("payment_intent.payment_failed", self)
-            raise StripeError(402, decline.message, type="card_error", code=decline.code,
-                              decline_code=decline.decline_code, charge=charge.id,
-                              payment_intent=self._export(), payment_method=pm_export)
+            raise card_declined(decline, charge=charge.id, payment_intent=self._export(),
+                                payment_method=pm_export)
         if self.capture_method == "manual":
             self.status = "requires_capture"
             self.amount_capturable = self.amount
@@ -1113,9 +1319,8 @@ class PaymentIntent(ls.PaymentIntent):
         else:
             emit("payment_intent.amount_capturable_updated", self)
         if behaviour.dispute_reason:
-            dispute = Dispute(charge, behaviour.dispute_reason)
-            charge.disputed = True
-            emit("charge.dispute.created", dispute)
+            reason = behaviour.dispute_reason
+            call_later(DISPUTE_DELAY_S, lambda: open_dispute(charge, reason))
         return charge
 
     def _set_up_for_future(self, pm: PaymentMethod) -> None:
@@ -1184,25 +1389,34 @@ class PaymentIntent(ls.PaymentIntent):
 # --------------------------------------------------------------------------- setup intents
 
 
-class SetupIntent(ls.SetupIntent):
+class SetupIntent(IntentConfirmation, BaseSetupIntent):
     """A SetupIntent that verifies the card, runs 3-D Secure and attaches it to the customer."""
 
+    _kind, _label = "setup_intent", "SetupIntent"
+    _error_field, _failed_event = "last_setup_error", "setup_intent.setup_failed"
+
     def __init__(self, customer: Any = None, usage: Any = None,
-                 payment_method_types: Any = None, automatic_payment_methods: Any = None,
+                 allowed_payment_method_types: Any = None,
+                 automatic_payment_methods: Any = None,
                  metadata: Any = None, description: Any = None, payment_method: Any = None,
                  payment_method_options: Any = None, **kwargs: Any) -> None:
         reject_unknown(kwargs)
         if customer is not None:
-            lookup(ls.Customer, customer, "customer")
-        auto, types = _payment_method_types(automatic_payment_methods, payment_method_types)
+            lookup(Customer, customer, "customer")
+        auto, types = _payment_method_types(automatic_payment_methods,
+                                            allowed_payment_method_types)
         pm = PaymentMethod._get(payment_method, "payment_method") if payment_method else None
         as_dict(payment_method_options, "payment_method_options")
         StripeObject.__init__(self, id=new_id("seti_"))
+        self.allowed_payment_method_types = list(allowed_payment_method_types) \
+            if allowed_payment_method_types else None
         self.application = None
         self.automatic_payment_methods = auto
         self.cancellation_reason: str | None = None
         self.client_secret = f"{self.id}_secret_{new_id('', 25)}"
         self.customer = customer
+        self.excluded_payment_method_types = None
+        self.payment_method_configuration_details = None
         self.description = as_str(description, "description")
         self.flow_directions = None
         self.last_setup_error: dict[str, Any] | None = None
@@ -1245,15 +1459,17 @@ class SetupIntent(ls.SetupIntent):
             obj.description = as_str(data.pop("description"), "description") or None
         if "customer" in data:
             customer = data.pop("customer")
-            lookup(ls.Customer, customer, "customer")
+            lookup(Customer, customer, "customer")
             obj.customer = customer
         if "payment_method" in data:
             obj.payment_method = PaymentMethod._get(data.pop("payment_method"),
                                                    "payment_method").id
             obj.status = "requires_confirmation"
-        if "payment_method_types" in data:
+        if "allowed_payment_method_types" in data:
+            allowed = data.pop("allowed_payment_method_types")
             obj.automatic_payment_methods, obj.payment_method_types = _payment_method_types(
-                None, data.pop("payment_method_types"))
+                None, allowed)
+            obj.allowed_payment_method_types = list(allowed) if allowed else None
         reject_unknown(data)
         return obj
 
@@ -1292,51 +1508,9 @@ class SetupIntent(ls.SetupIntent):
         emit("setup_intent.canceled", obj)
         return obj
 
-    @classmethod
-    def _api_authenticate(cls, id: str, client_secret: Any = None,  # noqa: A002
-                          success: Any = False, **kwargs: Any) -> SetupIntent:
-        """The 3-D Secure challenge result for a SetupIntent, posted by Stripe.js."""
-        obj: SetupIntent = lookup(cls, id)
-        check_client_secret(obj, client_secret, "setup_intent")
-        if obj.status != "requires_action":
-            raise StripeError(400, f"This SetupIntent has a status of {obj.status}; only one "
-                                   f"in requires_action can be authenticated.",
-                              code="setup_intent_unexpected_state")
-        pm = PaymentMethod._get(obj.payment_method)
-        obj.next_action = None
-        if as_bool(success, "success"):
-            obj._succeed(pm)
-        else:
-            obj.status = "requires_payment_method"
-            obj.payment_method = None
-            obj.last_setup_error = {
-                "code": "setup_intent_authentication_failure",
-                "doc_url": "https://docs.stripe.com/error-codes/"
-                           "setup-intent-authentication-failure",
-                "message": "We are unable to authenticate your payment method. Please choose a "
-                           "different payment method and try again.",
-                "payment_method": pm._export(), "type": "invalid_request_error"}
-            emit("setup_intent.setup_failed", obj)
-        return obj
-
     def _confirm(self, payment_method: Any = None, payment_method_data: Any = None) -> None:
-        if self.status not in ("requires_payment_method", "requires_confirmation",
-                               "requires_action"):
-            raise StripeError(
-                400, f"You cannot confirm this SetupIntent because it has a status of "
-                     f"{self.status}.", code="setup_intent_unexpected_state",
-                setup_intent=self._export())
-        if payment_method_data is not None:
-            pm = PaymentMethod(**as_dict(payment_method_data, "payment_method_data"))
-        elif payment_method is not None:
-            pm = PaymentMethod._get(payment_method, "payment_method")
-        elif self.payment_method is not None:
-            pm = PaymentMethod._get(self.payment_method, "payment_method")
-        else:
-            raise StripeError(
-                400, "You cannot confirm this SetupIntent because it's missing a payment "
-                     "method.", code="setup_intent_unexpected_state",
-                setup_intent=self._export())
+        self._check_confirmable()
+        pm = self._payment_method_for(payment_method, payment_method_data)
         if pm.customer is not None and self.customer is not None and \
                 pm.customer != self.customer:
             raise StripeError(400, "The payment method you provided has already been attached "
@@ -1350,19 +1524,15 @@ class SetupIntent(ls.SetupIntent):
             pm_export = pm._export()
             self.status = "requires_payment_method"
             self.payment_method = None
-            self.last_setup_error = {
-                "code": d.code, "decline_code": d.decline_code,
-                "doc_url": f"https://docs.stripe.com/error-codes/{d.code.replace('_', '-')}",
-                "message": d.message, "payment_method": pm_export, "type": "card_error"}
+            self.last_setup_error = decline_error(d, pm_export)
             emit("setup_intent.setup_failed", self)
-            raise StripeError(402, d.message, type="card_error", code=d.code,
-                              decline_code=d.decline_code, setup_intent=self._export(),
-                              payment_method=pm_export)
+            raise card_declined(d, setup_intent=self._export(), payment_method=pm_export)
         if behaviour.three_ds != "none":
-            self.status = "requires_action"
-            self.next_action = copy.deepcopy(THREE_DS_ACTION)
-            emit("setup_intent.requires_action", self)
+            self._ask_for_authentication()
             return
+        self._succeed(pm)
+
+    def _authenticated(self, pm: PaymentMethod) -> None:
         self._succeed(pm)
 
     def _succeed(self, pm: PaymentMethod) -> None:
@@ -1388,7 +1558,7 @@ class SetupIntent(ls.SetupIntent):
 # --------------------------------------------------------------------------- refunds
 
 
-class Refund(ls.Refund):
+class Refund(BaseRefund):
     """A refund with Stripe's validation (reasons, remaining amount) and events."""
 
     def __init__(self, charge: Any = None, payment_intent: Any = None, amount: Any = None,
@@ -1406,7 +1576,7 @@ class Refund(ls.Refund):
             if intent.status not in ("succeeded",) or intent.latest_charge is None:
                 raise StripeError(400, "This PaymentIntent does not have a successful charge "
                                        "to refund.", param="payment_intent",
-                                  code="charge_not_found")
+                                  code="payment_intent_unexpected_state")
             if charge is not None and charge != intent.latest_charge:
                 raise invalid_param("charge", "The charge does not belong to this "
                                               "PaymentIntent.")
@@ -1416,6 +1586,9 @@ class Refund(ls.Refund):
             raise StripeError(400, f"Charge {charge_obj.id} has not been captured or did not "
                                    f"succeed, so it cannot be refunded.", param="charge",
                               code="charge_not_refundable")
+        if charge_obj.disputed:
+            raise StripeError(400, f"Charge {charge_obj.id} has been charged back; cannot issue "
+                                   f"a refund.", code="charge_disputed")
         remaining = charge_obj.amount - charge_obj.amount_refunded
         if remaining <= 0:
             raise StripeError(400, f"Charge {charge_obj.id} has already been refunded.",
@@ -1431,15 +1604,19 @@ class Refund(ls.Refund):
         pm = store.get("payment_method:" + str(charge_obj.payment_method))
         flow = pm._card_behaviour.refund_flow if isinstance(pm, PaymentMethod) else "succeeded"
         StripeObject.__init__(self, id=new_id("re_"))
+        del self.livemode  # a Refund has no livemode field
         self.amount = amount_n
         self.balance_transaction = new_id("txn_")
         self.charge = charge_obj.id
         self.currency = charge_obj.currency
+        self.customer = charge_obj.customer
+        self.customer_account = None
         self.destination_details = {"card": {"reference": None, "reference_status": "pending",
                                              "reference_type": "acquirer_reference_number",
                                              "type": "refund"}, "type": "card"}
         self.metadata = metadata_update({}, metadata)
         self.payment_intent = charge_obj.payment_intent
+        self.payment_method = charge_obj.payment_method
         self.reason = reason
         self.receipt_number = None
         self.source_transfer_reversal = None
@@ -1461,6 +1638,7 @@ class Refund(ls.Refund):
         """Refunds on …7726 settle later (pending → succeeded), on …5126 fail later."""
         if store.get("refund:" + self.id) is not self:
             return  # wiped meanwhile
+        remember(self)
         if self._flow == "pending":
             self.status = "succeeded"
         else:
@@ -1481,6 +1659,7 @@ class Refund(ls.Refund):
     @classmethod
     def _api_update(cls, id: str, **data: Any) -> Refund:  # noqa: A002
         obj: Refund = lookup(cls, id)
+        remember(obj)
         metadata = data.pop("metadata", None)
         reject_unknown(data)
         if metadata is not None:
@@ -1513,7 +1692,7 @@ def customer_create(**data: Any) -> Any:
     payment_method = data.pop("payment_method", None)
     pm = PaymentMethod._get(payment_method, "payment_method") if payment_method else None
     invoice_settings = data.get("invoice_settings")
-    obj = ls.Customer._api_create(**data)
+    obj = Customer._api_create(**data)
     if pm is not None:
         PaymentMethod._api_attach(pm.id, customer=obj.id)
     if isinstance(invoice_settings, dict) and invoice_settings.get("default_payment_method"):
@@ -1532,7 +1711,8 @@ def _check_default_pm(customer_id: str, pm_id: str) -> None:
 
 def customer_update(id: str, **data: Any) -> Any:  # noqa: A002
     """Validate the default payment method as Stripe does, then let localstripe update."""
-    obj = lookup(ls.Customer, id)
+    obj = lookup(Customer, id)
+    remember(obj)
     settings = data.get("invoice_settings")
     if isinstance(settings, dict):
         default = settings.get("default_payment_method")
@@ -1540,14 +1720,14 @@ def customer_update(id: str, **data: Any) -> Any:  # noqa: A002
             _check_default_pm(obj.id, default)
         # Stripe merges invoice_settings; localstripe would replace the whole dict.
         data["invoice_settings"] = {**obj.invoice_settings, **settings}
-    return ls.Customer._api_update(id, **data)
+    return Customer._api_update(id, **data)
 
 
 def customer_payment_methods(id: str, type: Any = None, limit: Any = None,  # noqa: A002
                              starting_after: Any = None, ending_before: Any = None,
                              **kwargs: Any) -> List:
     reject_unknown(kwargs)
-    lookup(ls.Customer, id)
+    lookup(Customer, id)
     if type is not None:
         as_enum(type, "type", PM_TYPES)
     return list_objects(
@@ -1559,7 +1739,7 @@ def customer_payment_methods(id: str, type: Any = None, limit: Any = None,  # no
 
 def customer_payment_method(id: str, payment_method: str, **kwargs: Any) -> PaymentMethod:  # noqa: A002
     reject_unknown(kwargs)
-    lookup(ls.Customer, id)
+    lookup(Customer, id)
     pm = PaymentMethod._get(payment_method, "payment_method")
     if pm.customer != id:
         raise no_such("payment_method", payment_method, "payment_method")
@@ -1578,14 +1758,7 @@ def resume_background() -> None:
 
 
 def install() -> None:
-    """Point localstripe's own code (customers, invoices…) at these classes and events."""
-    ls.Event = Event  # type: ignore[misc]
-    ls.schedule_webhook = lambda event: webhooks.publish(event._export())  # type: ignore
-    def _api_retrieve(cls: type[StripeObject], id: str) -> Any:  # noqa: A002
-        obj = store.get(f"{cls.object}:{id}")
-        if obj is None:
-            raise no_such(str(cls.object), id)
-        return obj
-
-    # Stripe's 404 body (resource_missing) instead of localstripe's bare "Not Found".
-    StripeObject._api_retrieve = classmethod(_api_retrieve)  # type: ignore[assignment]
+    """Point localstripe's own code (customers, invoices…) at these events and errors."""
+    seam.install(Event, lambda event: webhooks.publish(event._export()),
+                 lambda cls, id: no_such(str(cls.object), id,  # type: ignore[attr-defined]
+                                         ID_PARAMS.get(str(cls.object), "id")))  # type: ignore[attr-defined]

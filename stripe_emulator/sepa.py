@@ -128,8 +128,7 @@ def check_iban(iban: object) -> IbanDetails:
         raise StripeError(
             400, "The Stripe emulator only accepts the test IBANs listed on "
                  "https://docs.stripe.com/testing#sepa-direct-debit (AT and DE: success, "
-                 "failed, insufficientFunds).", param="sepa_debit[iban]",
-            code="parameter_invalid")
+                 "failed, insufficientFunds).", param="sepa_debit[iban]")
     if value.startswith("DE"):
         bank_code, branch_code = value[4:12], ""
     else:  # AT: a five-digit bank code (Bankleitzahl)

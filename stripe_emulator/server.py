@@ -21,13 +21,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from localstripe import resources as ls
-from localstripe import server as ls_server
-from localstripe.errors import UserError
 
-from . import faults, idempotency, persistence, webhooks
+from . import contract, faults, idempotency, js, persistence, webhooks
+from . import localstripe_seam as seam
 from . import resources as res
 from .errors import StripeError
+from .localstripe_seam import UserError
 
 log = logging.getLogger("stripe_emulator")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -63,6 +62,11 @@ def error_response(exc: UserError) -> web.Response:
                    code="parameter_unknown")
     elif exc.code == 404 and "code" not in err:
         err["code"] = "resource_missing"
+    ctx = res.current_request.get()
+    if ctx and ctx.get("id"):
+        # Stripe links every error to its request in the Dashboard's logs.
+        err.setdefault("request_log_url", f"https://dashboard.stripe.com/test/logs/{ctx['id']}"
+                                          f"?t={res.now()}")
     return json_response(body, status=exc.code)
 
 
@@ -124,31 +128,8 @@ def _is_api(request: web.Request) -> bool:
     return request.path.startswith("/v1/")
 
 
-@web.middleware
-async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    fault = faults.take(request.method, request.path) if _is_api(request) else None
-    if fault is None:
-        return await handler(request)
-    if fault.after:
-        # The request takes effect first; only its response is delayed/failed/lost.
-        try:
-            response = await handler(request)
-        except UserError as exc:
-            response = error_response(exc)
-    if fault.delay_s:
-        await asyncio.sleep(fault.delay_s)
-    if fault.status is None:
-        return response if fault.after else await handler(request)
-    if fault.status == 0:
-        return drop_connection(request)
-    resp = json_response(faults.error_body(fault.status), status=fault.status)
-    if fault.status == 429:
-        resp.headers["Retry-After"] = "1"
-    return resp
-
-
 async def _parse_params(request: web.Request) -> dict[str, Any]:
-    params: dict[str, Any] = ls_server.unflatten_data(request.query) if request.query else {}
+    params: dict[str, Any] = seam.unflatten_data(request.query) if request.query else {}
     if request.method in ("POST", "DELETE") and request.can_read_body:
         if request.content_type == "application/json":
             try:
@@ -159,7 +140,7 @@ async def _parse_params(request: web.Request) -> dict[str, Any]:
                 raise StripeError(400, "The JSON body must be an object.")
         else:
             form = await request.post()
-            body = ls_server.unflatten_data(form) if form else {}
+            body = seam.unflatten_data(form) if form else {}
         params.update(body)
     return params
 
@@ -204,47 +185,147 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+async def _run(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except UserError as exc:
+        return error_response(exc)
+
+
+def _fault_response(status: int, *, took_effect: bool) -> web.Response:
+    resp = json_response(faults.error_body(status), status=status)
+    if status == 429:
+        resp.headers["Retry-After"] = "1"
+    if status >= 500 and took_effect:
+        # The request was applied and its 500 is saved: a retry with the same key can only
+        # replay it (see stripe-python's HTTPClient._should_retry).
+        resp.headers["Stripe-Should-Retry"] = "false"
+    return resp
+
+
+def _body(response: web.StreamResponse) -> bytes:
+    body = getattr(response, "body", None)
+    return bytes(body) if isinstance(body, bytes | bytearray) else b""
+
+
+def _in_use(key: str) -> web.Response:
+    resp = error_response(StripeError(
+        409, f"There is currently another in-progress request using this idempotent key "
+             f"(that probably means you submitted twice, and the other request is still going "
+             f"through): {key}. Please try again later.", code="idempotency_key_in_use"))
+    resp.headers["Idempotency-Key"] = key
+    return resp
+
+
+def _replay(saved: idempotency.Saved, key: str) -> web.Response:
+    replay = web.Response(body=saved.body, status=saved.status,
+                          content_type="application/json")
+    replay.headers["Idempotent-Replayed"] = "true"
+    replay.headers["Original-Request"] = saved.request_id
+    replay.headers["Idempotency-Key"] = key
+    if saved.should_retry is not None:
+        replay.headers["Stripe-Should-Retry"] = saved.should_retry
+    return replay
+
+
 @web.middleware
 async def idempotency_middleware(request: web.Request,
                                  handler: Handler) -> web.StreamResponse:
+    """Saved results and in-flight keys (https://docs.stripe.com/api/idempotent_requests),
+    with the fault injector acting around and inside this layer.
+
+    A fault `before` (the default) fails the request before it reaches Stripe: nothing is
+    saved, the key stays free. A fault `after` acts once the request has been answered: on a
+    first run, a 5xx is what Stripe answered and is saved under the key (replayed to every
+    retry), while a dropped connection or another status loses only the response (the real
+    result is saved); on a replay it loses or fails only that answer. Any delay while the
+    request runs holds its key, so a concurrent request with the key gets 409 at once.
+    """
+    fault = faults.take(request.method, request.path) if _is_api(request) else None
+    if fault is not None and not fault.after and fault.status is not None:
+        if fault.delay_s:
+            await asyncio.sleep(fault.delay_s)
+        if fault.status == 0:
+            return drop_connection(request)
+        return _fault_response(fault.status, took_effect=False)
+
+    async def delay() -> None:
+        if fault is not None and fault.delay_s:
+            await asyncio.sleep(fault.delay_s)
+
+    def after(answer: web.StreamResponse) -> web.StreamResponse:
+        if fault is None or not fault.after or fault.status is None:
+            return answer
+        if fault.status == 0:
+            return drop_connection(request)
+        return _fault_response(fault.status, took_effect=True)
+
     key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or not key or not _is_api(request):
-        return await handler(request)
+        if fault is not None and not fault.after:
+            await delay()
+        response = await _run(request, handler)
+        if fault is not None and fault.after:
+            await delay()
+        return after(response)
     if len(key) > 255:
         raise StripeError(400, "Idempotency keys can be at most 255 characters long.",
-                          type="idempotency_error")
+                          type="idempotency_error", param="Idempotency-Key")
     scope = (str(request.get("api_key")), key)
     fp = idempotency.fingerprint(request.method, request.path, request.get("params"))
-    async with idempotency.lock_for(scope):
-        saved = idempotency.get(scope)
-        if saved is not None:
-            if saved.fingerprint != fp:
-                raise StripeError(
-                    400, f"Keys for idempotent requests can only be used with the same "
-                         f"parameters they were first used with. Try using a key other than "
-                         f"'{key}' if you meant to execute a different request.",
-                    type="idempotency_error")
-            replay = web.Response(body=saved.body, status=saved.status,
-                                  content_type="application/json")
-            replay.headers["Idempotent-Replayed"] = "true"
-            replay.headers["Original-Request"] = saved.request_id
-            replay.headers["Idempotency-Key"] = key
-            return replay
-        try:
-            response = await handler(request)
-        except UserError as exc:
-            response = error_response(exc)
-        # Stripe saves results once the endpoint ran (successes and card declines); validation
-        # errors and server errors are not saved, so a corrected retry can reuse the key.
-        if isinstance(response, web.Response) and (response.status < 400
-                                                   or response.status == 402):
+    saved = idempotency.get(scope)
+    if saved is not None:
+        if saved.fingerprint != fp:
+            raise StripeError(
+                400, f"Keys for idempotent requests can only be used with the same "
+                     f"parameters they were first used with. Try using a key other than "
+                     f"'{key}' if you meant to execute a different request.",
+                type="idempotency_error")
+        await delay()
+        if fault is not None and fault.after and fault.status not in (None, 0):
+            # A replay's answer failing on its way back: the saved result stays as it was.
+            return _fault_response(fault.status, took_effect=False)
+        return after(_replay(saved, key))
+    if scope in idempotency.in_flight:
+        return _in_use(key)
+    idempotency.in_flight.add(scope)
+    try:
+        if fault is not None and not fault.after:
+            await delay()
+        response = await _run(request, handler)
+        if fault is not None and fault.after:
+            await delay()
+        kept: web.StreamResponse = response
+        if fault is not None and fault.after and fault.status is not None \
+                and fault.status >= 500:
+            kept = _fault_response(fault.status, took_effect=True)
+        if idempotency.saves(kept.status):
             idempotency.entries[scope] = idempotency.Saved(
-                fingerprint=fp, status=response.status,
-                body=bytes(response.body) if isinstance(response.body, bytes | bytearray) else b"",
-                request_id=str(request.get("request_id")), created=time.time())
-        response.headers["Idempotency-Key"] = key
+                fingerprint=fp, status=kept.status, body=_body(kept),
+                request_id=str(request.get("request_id")), created=time.time(),
+                should_retry=kept.headers.get("Stripe-Should-Retry"))
+    finally:
+        idempotency.in_flight.discard(scope)
     if len(idempotency.entries) % 1000 == 0:
         idempotency.prune()
+    answer = after(kept)
+    answer.headers["Idempotency-Key"] = key
+    return answer
+
+
+@web.middleware
+async def contract_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With --contract: queue each /v1 request and its answer for checking against Stripe's
+    schemas (checked when the violations are read, off the request's own time)."""
+    checker = contract.checker
+    if checker is None or not _is_api(request):
+        return await handler(request)
+    response = await _run(request, handler)
+    caller = str(request.get("auth"))
+    key = str(request.get("api_key") or "")
+    checker.queue_exchange(request.method, request.path, dict(request.get("params") or {}),
+                           response.status, _body(response), caller=caller,
+                           key=key[-6:], request_id=str(request.get("request_id")))
     return response
 
 
@@ -380,23 +461,10 @@ def add_api_routes(app: web.Application) -> None:
 
     # Everything else (products, plans, subscriptions, invoices, customer sources…) is
     # localstripe's own implementation, unchanged.
-    ours = ("/v1/payment_intents", "/v1/setup_intents", "/v1/payment_methods", "/v1/charges",
-            "/v1/refunds", "/v1/events")
-    for method, url, func in ls.extra_apis:
-        if not url.startswith(ours) and (method, url) != ("POST", "/v1/customers/{id}"):
-            r.add_route(method, url, ls_server.api_extra(func, url))
-    for cls in (ls.BalanceTransaction, ls.Coupon, ls.Customer, ls.Invoice, ls.InvoiceItem,
-                ls.Payout, ls.Plan, ls.Product, ls.Source, ls.Subscription,
-                ls.SubscriptionItem, ls.TaxRate, ls.Token):
-        base = "/v1/" + cls.object + "s"
-        routes = [("GET", base + "/{id}", ls_server.api_retrieve),
-                  ("DELETE", base + "/{id}", ls_server.api_delete),
-                  ("GET", base, ls_server.api_list_all)]
-        if cls is not ls.Customer:
-            routes += [("POST", base, ls_server.api_create),
-                       ("POST", base + "/{id}", ls_server.api_update)]
-        for method, url, factory in routes:
-            r.add_route(method, url, factory(cls, url))
+    seam.add_localstripe_routes(
+        r, skip_prefixes=("/v1/payment_intents", "/v1/setup_intents", "/v1/payment_methods",
+                          "/v1/charges", "/v1/refunds", "/v1/events"),
+        skip={("POST", "/v1/customers"), ("POST", "/v1/customers/{id}")})
 
 
 def _plain(obj: Any, params: dict[str, Any]) -> Any:
@@ -415,7 +483,7 @@ async def _control_body(request: web.Request) -> dict[str, Any]:
             raise StripeError(400, "Invalid JSON body.") from None
         return body if isinstance(body, dict) else {}
     form = await request.post()
-    data: dict[str, Any] = ls_server.unflatten_data(form) if form else {}
+    data: dict[str, Any] = seam.unflatten_data(form) if form else {}
     # A plain form repeats a key for a list (events=a&events=b): keep every value.
     for key in set(form.keys()):
         values = form.getall(key)
@@ -479,9 +547,17 @@ async def clear_faults(request: web.Request) -> web.Response:
     return json_response({"faults": []})
 
 
+async def contract_report(request: web.Request) -> web.Response:
+    """The contract violations seen so far (`?clear=true` forgets them once read)."""
+    if contract.checker is None:
+        return json_response({"enabled": False, "checked": 0, "violations": []})
+    clear = request.query.get("clear", "").lower() in ("1", "true")
+    return json_response(contract.checker.report(clear=clear))
+
+
 async def wipe_data(request: web.Request) -> web.Response:
     """Everything goes: objects, idempotency keys, webhook endpoints, faults."""
-    ls.store.clear()
+    seam.store.clear()
     idempotency.reset()
     webhooks.reset()
     faults.active.clear()
@@ -501,10 +577,6 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
         response.headers["Access-Control-Expose-Headers"] = "Request-Id, Idempotent-Replayed"
 
 
-def _localstripe_js(request: web.Request) -> web.Response:
-    return ls_server.localstripe_js(request)  # type: ignore[no-any-return]
-
-
 async def _close_webhooks(app: web.Application) -> None:
     await webhooks.close()
 
@@ -514,12 +586,15 @@ async def _resume_background(app: web.Application) -> None:
 
 
 def create_app() -> web.Application:
+    seam.check_version()
     res.install()
     res.on_background_change.append(persistence.save)
     app = web.Application(middlewares=[
-        # persist sits outside idempotency so the saved key is written with the object.
-        error_middleware, request_id_middleware, persist_middleware, fault_middleware,
-        auth_middleware, idempotency_middleware])
+        # The request id is set first so every error body can link to it; persist sits
+        # outside idempotency so the saved key is written with the object; the contract check
+        # sees what the client sees (replays, faults); faults act inside idempotency.
+        request_id_middleware, error_middleware, persist_middleware, auth_middleware,
+        contract_middleware, idempotency_middleware])
     app.on_response_prepare.append(add_cors_headers)
     app.on_cleanup.append(_close_webhooks)
     app.on_startup.append(_resume_background)
@@ -532,14 +607,7 @@ def create_app() -> web.Application:
     r.add_get("/_config/faults", list_faults)
     r.add_delete("/_config/faults", clear_faults)
     r.add_delete("/_config/data", wipe_data)
-    try:
-        from . import js  # written separately: the emulator's Stripe.js
-    except ImportError:
-        js = None  # type: ignore[assignment]
-    if js is not None:
-        js.register(app)
-    else:
-        # Until our own Stripe.js exists, serve localstripe's so pages still load.
-        r.add_get("/js.stripe.com/v3/", _localstripe_js)
+    r.add_get("/_config/contract", contract_report)
+    js.register(app)
     r.add_route("OPTIONS", "/{tail:.*}", preflight)
     return app

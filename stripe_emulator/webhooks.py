@@ -22,6 +22,8 @@ from typing import Any
 
 import aiohttp
 
+from . import contract
+
 log = logging.getLogger("stripe_emulator.webhooks")
 
 # Stripe retries for days with exponential backoff; tests need the same shape in seconds.
@@ -97,6 +99,8 @@ def reset() -> None:
 
 def publish(event: dict[str, Any]) -> None:
     """Queue an event for every endpoint that wants it; never blocks the API response."""
+    if contract.checker is not None:
+        contract.checker.queue_event(event)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

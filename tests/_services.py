@@ -8,10 +8,40 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+CONTRACT_SCHEMAS = ROOT / "tests" / "contract" / "schemas"
+
+
+def contract_failures(report: dict[str, Any], strict_keys: tuple[str, ...] = ()) -> list[str]:
+    """The contract violations that fail the suite, one line each.
+
+    Every response and event must match Stripe's schemas. A request that does not match is a
+    failure when the emulator accepted it (Stripe would have refused it), or whoever sent it
+    when it came with one of `strict_keys` (the app's own API key): tests of the emulator send
+    wrong inputs on purpose, and the emulator must refuse those.
+    """
+    lines = []
+    for v in report.get("violations", []):
+        if v["kind"] == "request" and v.get("status", 0) >= 400 and \
+                not any(k.endswith(v.get("key") or "\0") for k in strict_keys):
+            continue
+        status = f" → {v['status']}" if "status" in v else ""
+        rid = f" ({v['request_id']})" if v.get("request_id") else ""
+        lines.append(f"{v['kind']} {v['where']}{status}{rid}:")
+        lines.extend(f"    {error}" for error in v["errors"])
+    return lines
+
+
+def read_contract(url: str) -> dict[str, Any]:
+    """The emulator's contract report, cleared once read."""
+    response = requests.get(f"{url}/_config/contract", params={"clear": "true"}, timeout=60)
+    response.raise_for_status()
+    report: dict[str, Any] = response.json()
+    return report
 
 
 def free_port() -> int:
@@ -38,7 +68,7 @@ class EmulatorProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1",
-               "--port", str(self.port)]
+               "--port", str(self.port), "--contract", str(CONTRACT_SCHEMAS)]
         if data_dir is not None:
             cmd += ["--data", str(data_dir)]
         self.log_path = Path(os.environ.get("TEST_OUTPUT_DIR", ROOT / "test-results"))
@@ -46,6 +76,10 @@ class EmulatorProcess:
         self._log = open(self.log_path / f"emulator-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
         wait_for_port("127.0.0.1", self.port)
+
+    def contract_failures(self, strict_keys: tuple[str, ...] = ()) -> list[str]:
+        """What broke Stripe's schemas since the last call (see `contract_failures`)."""
+        return contract_failures(read_contract(self.url), strict_keys)
 
     def reset(self) -> None:
         """Wipe all emulator data, webhooks and faults between tests."""

@@ -59,14 +59,29 @@ DEFAULT_PASSWORD = "correct-horse-battery"
 def emulator_process() -> Iterator[EmulatorProcess]:
     proc = EmulatorProcess()
     yield proc
+    failures = proc.contract_failures(strict_keys=(STRIPE_TEST_SECRET_KEY,))
     proc.stop()
+    if failures:
+        pytest.fail(_contract_message(failures), pytrace=False)
 
 
 @pytest.fixture
-def emulator(emulator_process: EmulatorProcess) -> EmulatorProcess:
-    """A clean emulator for each test (data, webhooks and faults wiped)."""
+def emulator(emulator_process: EmulatorProcess) -> Iterator[EmulatorProcess]:
+    """A clean emulator for each test (data, webhooks and faults wiped).
+
+    The emulator checks every request, response and event against Stripe's published schemas
+    (tests/contract/); what this test broke fails it at teardown, listed one by one.
+    """
+    emulator_process.contract_failures()  # earlier tests' leftovers belong to them, not here
     emulator_process.reset()
-    return emulator_process
+    yield emulator_process
+    failures = emulator_process.contract_failures(strict_keys=(STRIPE_TEST_SECRET_KEY,))
+    if failures:
+        pytest.fail(_contract_message(failures), pytrace=False)
+
+
+def _contract_message(failures: list[str]) -> str:
+    return "Stripe contract violations (tests/contract/schemas):\n" + "\n".join(failures)
 
 
 @pytest.fixture(scope="session")

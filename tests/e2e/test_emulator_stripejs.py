@@ -175,13 +175,14 @@ def client(emulator: Any) -> stripe.StripeClient:
 
 
 def create_payment_intent(client: stripe.StripeClient, **extra: Any) -> Any:
-    params: dict[str, Any] = {"amount": 2599, "currency": "eur", "payment_method_types": ["card"]}
+    params: dict[str, Any] = {"amount": 2599, "currency": "eur",
+                              "allowed_payment_method_types": ["card"]}
     params.update(extra)
     return client.v1.payment_intents.create(params=params)  # type: ignore[arg-type]
 
 
 def create_setup_intent(client: stripe.StripeClient, customer_id: str) -> Any:
-    params: dict[str, Any] = {"customer": customer_id, "payment_method_types": ["card"]}
+    params: dict[str, Any] = {"customer": customer_id, "allowed_payment_method_types": ["card"]}
     return client.v1.setup_intents.create(params=params)  # type: ignore[arg-type]
 
 

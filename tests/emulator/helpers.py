@@ -101,11 +101,13 @@ class WebhookReceiver:
 
 def start_emulator(port: int, *extra: str, cwd: Path | None = None,
                    env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """`python -m stripe_emulator` on 127.0.0.1:`port` as its own process, once it answers."""
-    from tests._services import ROOT, wait_for_port
+    """`python -m stripe_emulator` on 127.0.0.1:`port` as its own process, once it answers,
+    checking Stripe's schemas like the suite's own emulator."""
+    from tests._services import CONTRACT_SCHEMAS, ROOT, wait_for_port
 
     proc = subprocess.Popen([sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1",
-                             "--port", str(port), *extra], cwd=cwd or ROOT,
+                             "--port", str(port), "--contract", str(CONTRACT_SCHEMAS), *extra],
+                            cwd=cwd or ROOT,
                             env={**os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port("127.0.0.1", port)
@@ -113,5 +115,12 @@ def start_emulator(port: int, *extra: str, cwd: Path | None = None,
 
 
 def stop_emulator(proc: subprocess.Popen[bytes]) -> None:
+    """Stop it; fail on any contract violation it saw (see tests/contract/)."""
+    from tests._services import contract_failures, read_contract
+
+    args = [str(a) for a in proc.args]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{args[args.index('--port') + 1]}"
+    failures = contract_failures(read_contract(url)) if proc.poll() is None else []
     proc.terminate()
     proc.wait(timeout=10)
+    assert not failures, "Stripe contract violations:\n" + "\n".join(failures)

@@ -42,15 +42,18 @@ def test_payment_method_with_publishable_key(emulator) -> None:
     assert resp.status_code == 401
 
 
-@pytest.mark.parametrize(("number", "code", "decline_code"), [
-    ("4000000000000002", "card_declined", "generic_decline"),
-    ("4000000000009995", "card_declined", "insufficient_funds"),
-    ("4000000000000069", "expired_card", "expired_card"),
-    ("4000000000000127", "incorrect_cvc", "incorrect_cvc"),
-    ("4000000000000341", "card_declined", "generic_decline"),
+@pytest.mark.parametrize(("number", "code", "decline_code", "param"), [
+    ("4000000000000002", "card_declined", "generic_decline", None),
+    ("4000000000009995", "card_declined", "insufficient_funds", None),
+    ("4000000000006975", "card_declined", "card_velocity_exceeded", None),
+    # Stripe sends no decline_code with these codes, and names the card field at fault.
+    ("4000000000000069", "expired_card", None, "exp_month"),
+    ("4000000000000127", "incorrect_cvc", None, "cvc"),
+    ("4000000000000119", "processing_error", None, None),
+    ("4000000000000341", "card_declined", "generic_decline", None),
 ])
 def test_declines_happen_at_confirm(sc: stripe.StripeClient, number: str, code: str,
-                                    decline_code: str) -> None:
+                                    decline_code: str | None, param: str | None) -> None:
     """Declining test cards create fine but fail at confirm: CardError (402) carrying the
     PaymentIntent, which goes back to requires_payment_method with last_payment_error.
 
@@ -63,13 +66,16 @@ def test_declines_happen_at_confirm(sc: stripe.StripeClient, number: str, code: 
     err = exc.value
     assert err.http_status == 402
     assert err.code == code
-    assert err.error.decline_code == decline_code
+    assert err.error.decline_code == decline_code and err.error.param == param
+    assert err.error.request_log_url.endswith(err.request_id + err.error.request_log_url[
+        err.error.request_log_url.index("?"):])
     assert err.error.payment_intent.id == pi.id
     assert err.error.payment_intent.status == "requires_payment_method"
     pi = sc.v1.payment_intents.retrieve(pi.id)
     assert pi.status == "requires_payment_method"
     lpe = pi.last_payment_error
-    assert (lpe.code, lpe.decline_code, lpe.type) == (code, decline_code, "card_error")
+    assert (lpe.code, lpe.to_dict().get("decline_code"), lpe.type) == \
+        (code, decline_code, "card_error")
     assert lpe.payment_method.id == pm.id and lpe.message
     charge = sc.v1.charges.retrieve(pi.latest_charge)
     assert charge.status == "failed" and charge.failure_code == code

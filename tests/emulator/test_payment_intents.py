@@ -36,7 +36,7 @@ def test_confirm_with_payment_method_and_expand(sc: stripe.StripeClient) -> None
     https://docs.stripe.com/api/payment_intents/confirm and https://docs.stripe.com/api/expanding_objects
     """
     pi = sc.v1.payment_intents.create(params={"amount": 2000, "currency": "usd",
-                                              "payment_method_types": ["card"]})
+                                              "allowed_payment_method_types": ["card"]})
     pm = card(sc, "4242424242424242")
     pi = sc.v1.payment_intents.confirm(pi.id, params={"payment_method": pm.id,
                                                       "return_url": "https://shop.test/done"})
@@ -153,7 +153,7 @@ def test_unknown_parameter_rejected(sc: stripe.StripeClient) -> None:
     ({"amount": 10, "currency": "usd"}, "amount"),
     ({"amount": "ten", "currency": "usd"}, "amount"),
     ({"amount": 500, "currency": "usd", "customer": "cus_missing"}, "customer"),
-    ({"amount": 500, "currency": "usd", "payment_method_types": ["card"],
+    ({"amount": 500, "currency": "usd", "allowed_payment_method_types": ["card"],
       "automatic_payment_methods": {"enabled": True}}, "automatic_payment_methods"),
     ({"amount": 500, "currency": "usd", "off_session": True}, "off_session"),
 ])

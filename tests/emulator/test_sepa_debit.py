@@ -31,7 +31,7 @@ def sepa(sc: stripe.StripeClient, iban: str, **extra: object) -> stripe.PaymentM
 
 def debit(sc: stripe.StripeClient, pm: str, **extra: object) -> stripe.PaymentIntent:
     return sc.v1.payment_intents.create(params={
-        "amount": 1099, "currency": "eur", "payment_method_types": ["sepa_debit"],
+        "amount": 1099, "currency": "eur", "allowed_payment_method_types": ["sepa_debit"],
         "payment_method": pm, "confirm": True, **extra})
 
 
@@ -162,12 +162,12 @@ def test_allowed_only_where_the_intent_allows_sepa_debit(sc: stripe.StripeClient
     pm = sepa(sc, SUCCEEDS).id
     with pytest.raises(stripe.InvalidRequestError) as exc:
         sc.v1.payment_intents.create(params={
-            "amount": 1099, "currency": "eur", "payment_method_types": ["card"],
+            "amount": 1099, "currency": "eur", "allowed_payment_method_types": ["card"],
             "payment_method": pm, "confirm": True})
     assert exc.value.http_status == 400
     assert exc.value.code == "payment_intent_incompatible_payment_method"
     card_only = sc.v1.payment_intents.create(params={
-        "amount": 1099, "currency": "eur", "payment_method_types": ["card"]})
+        "amount": 1099, "currency": "eur", "allowed_payment_method_types": ["card"]})
     with pytest.raises(stripe.InvalidRequestError) as exc:
         sc.v1.payment_intents.confirm(card_only.id, params={"payment_method": pm})
     assert exc.value.code == "payment_intent_incompatible_payment_method"
@@ -186,7 +186,7 @@ def test_allowed_only_where_the_intent_allows_sepa_debit(sc: stripe.StripeClient
     assert exc.value.code == "payment_intent_incompatible_payment_method"
     with pytest.raises(stripe.InvalidRequestError) as exc:
         sc.v1.payment_intents.create(params={"amount": 1099, "currency": "usd",
-                                             "payment_method_types": ["sepa_debit"]})
+                                             "allowed_payment_method_types": ["sepa_debit"]})
     assert exc.value.http_status == 400 and "eur" in str(exc.value.user_message)
     with pytest.raises(stripe.InvalidRequestError) as exc:
         debit(sc, pm, capture_method="manual")
@@ -208,12 +208,12 @@ def test_saved_iban_setup_then_off_session_debit(sc: stripe.StripeClient) -> Non
     saved_card = card(sc, "4242424242424242")
     sc.v1.payment_methods.attach(saved_card.id, params={"customer": cus.id})
     si = sc.v1.setup_intents.create(params={
-        "customer": cus.id, "payment_method_types": ["sepa_debit"], "confirm": True,
+        "customer": cus.id, "allowed_payment_method_types": ["sepa_debit"], "confirm": True,
         "payment_method": sepa(sc, FAILS).id})
     assert si.status == "succeeded"
     with pytest.raises(stripe.InvalidRequestError):
         sc.v1.setup_intents.create(params={
-            "customer": cus.id, "payment_method_types": ["card"], "confirm": True,
+            "customer": cus.id, "allowed_payment_method_types": ["card"], "confirm": True,
             "payment_method": sepa(sc, SUCCEEDS).id})
     debits = sc.v1.customers.payment_methods.list(cus.id, params={"type": "sepa_debit"}).data
     assert [d.id for d in debits] == [si.payment_method]

@@ -33,7 +33,7 @@ def test_setup_intent_confirm_with_publishable_key(emulator, sc: stripe.StripeCl
     """
     cus = sc.v1.customers.create()
     si = sc.v1.setup_intents.create(params={"customer": cus.id,
-                                            "payment_method_types": ["card"]})
+                                            "allowed_payment_method_types": ["card"]})
     card_data = {"payment_method_data[type]": "card",
                  "payment_method_data[card][number]": "5555555555554444",
                  "payment_method_data[card][exp_month]": "1",

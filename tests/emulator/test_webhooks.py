@@ -104,7 +104,7 @@ def test_sepa_debit_processing_then_succeeded_webhooks(emulator, sc: stripe.Stri
     pm = sc.v1.payment_methods.create(params={"type": "sepa_debit",
                                               "sepa_debit": {"iban": "DE89370400440532013000"}})
     pi = sc.v1.payment_intents.create(params={
-        "amount": 2500, "currency": "eur", "payment_method_types": ["sepa_debit"],
+        "amount": 2500, "currency": "eur", "allowed_payment_method_types": ["sepa_debit"],
         "payment_method": pm.id, "confirm": True})
     assert pi.status == "processing"
     receiver.wait_for(lambda evs: "payment_intent.succeeded" in [e["type"] for e in evs])

@@ -15,9 +15,12 @@ from tests.payments.conftest import intents_of
 
 
 def test_5xx_on_create_is_retried_with_the_same_key(shopper, customer, mug, sc, fault):
-    """Each of the first two creates reaches Stripe and takes effect, then answers 500: only
-    a retry with the SAME idempotency key gets the first intent back instead of a new one."""
-    fault(status=500, after=True, times=2)
+    """The first create takes effect and its answer is lost, the next fails with a 500 before
+    reaching Stripe: only a retry with the SAME idempotency key gets the first intent back
+    instead of a new one. (A 500 Stripe answers after acting is saved under the key and
+    replayed to every retry: https://docs.stripe.com/api/idempotent_requests.)"""
+    fault(status=0, after=True, times=1)
+    fault(status=500, times=1)
     response = shopper.post("/api/payments/process", json={
         "items": [{"product_id": mug.id, "quantity": 1}]})
     assert response.status_code == 201, response.get_json()
@@ -41,7 +44,11 @@ def test_a_lost_response_after_create_does_not_duplicate(shopper, customer, mug,
 
 
 def test_timeouts_are_retried(app, shopper, customer, mug, sc, fault):
+    """The first create takes effect but answers after the client gave up; while it still
+    runs, Stripe answers a retry with the same key 409 idempotency_key_in_use, so the retries
+    back off until it has finished and then get its intent."""
     app.config["STRIPE_TIMEOUT"] = 0.5
+    app.config["STRIPE_RETRY_BASE_DELAY"] = 0.3  # the last retry comes after the 1 s hold
     app.extensions.pop("stripe_client", None)
     try:
         fault(status=None, delay_s=1.0, after=True, times=1)
@@ -56,7 +63,7 @@ def test_timeouts_are_retried(app, shopper, customer, mug, sc, fault):
 def test_exhausted_retries_mark_the_payment_and_the_next_attempt_reconciles(
         shopper, customer, mug, sc, fault, emulator):
     body = {"items": [{"product_id": mug.id, "quantity": 1}]}
-    fault(status=503, after=True, times=10)  # created at Stripe, every answer lost
+    fault(status=0, after=True, times=10)  # created at Stripe, every answer lost
     response = shopper.post("/api/payments/process", json=body)
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "payment_provider_unavailable"
@@ -135,7 +142,9 @@ def test_429_waits_at_least_what_retry_after_asks(app, shopper, customer, mug, s
 def test_confirm_failing_leaves_no_second_charge(shopper, customer, mug, make_card, sc, fault):
     pm_id = make_card(customer)
     body = {"items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id}
-    fault(path_prefix="/v1/payment_intents/", status=500, after=True, times=2)
+    # The confirm charges the card, then its answer is lost twice (a 500 answered after the
+    # charge would be saved under the key and replayed: Stripe's idempotency).
+    fault(path_prefix="/v1/payment_intents/", status=0, after=True, times=2)
     response = shopper.post("/api/payments/process", json=body)
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["payment"]["status"] == "succeeded"

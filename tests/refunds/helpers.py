@@ -24,7 +24,7 @@ def paid_payment(sdk: stripe.StripeClient, user: Any, amount: int = 3000,
         "number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}})
     intent = sdk.v1.payment_intents.create({
         "amount": amount, "currency": currency, "payment_method": method.id, "confirm": True,
-        "payment_method_types": ["card"]})
+        "allowed_payment_method_types": ["card"]})
     assert intent.status == "succeeded"
     product = Product(name="Ceramic mug", unit_amount=amount, currency=currency)
     db.session.add(product)

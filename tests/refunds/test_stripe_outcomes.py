@@ -56,7 +56,7 @@ def test_stripe_rejection_fails_refund_and_releases_reservation(
     payment = paid_payment(sdk, customer, 3000)
     # Stripe will refuse: the PaymentIntent has no successful charge.
     unpaid = sdk.v1.payment_intents.create({"amount": 3000, "currency": "usd",
-                                            "payment_method_types": ["card"]})
+                                            "allowed_payment_method_types": ["card"]})
     payment.stripe_payment_intent_id = unpaid.id
     db.session.commit()
     refund_id = admin_api({"payment_id": payment.public_id, "amount": 1000}).get_json()[
