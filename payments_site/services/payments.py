@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from payments_site import stripe_gateway
-from payments_site.errors import InvalidRequest, NotFound
+from payments_site.errors import InvalidRequest, NotFound, ProviderError
 from payments_site.extensions import db
 from payments_site.models import (
     PAYMENT_STATUSES,
@@ -219,6 +219,10 @@ def cancel_unfinished_payment(payment: Payment) -> Payment:
     except stripe_gateway.GatewayInvalidRequest as error:
         log.info("payment %s not canceled (%s): following its intent", payment.public_id,
                  error.stripe_code)
+        return sync_payment(payment)
+    except ProviderError:
+        # An error answer Stripe saved under this key is replayed for a day, whether or not
+        # the cancel took effect: the intent itself says which.
         return sync_payment(payment)
     log.info("payment %s canceled: not completed in time", payment.public_id)
     return apply_payment_intent(intent) or payment

@@ -27,7 +27,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import and_, exists, or_, select
 
-from payments_site.errors import DomainError
+from payments_site.errors import DomainError, ProviderUnavailable
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Payment, Receipt, Refund, WebhookEvent, utcnow
 from payments_site.queues import get_redis
@@ -175,10 +175,13 @@ def sweep_unfinished_payments(now: datetime | None = None) -> int:
         try:
             if payments_service.cancel_unfinished_payment(payment).status == "canceled":
                 canceled += 1
-        except DomainError:  # Stripe unreachable: the next sweep tries again
+        except ProviderUnavailable:  # Stripe unreachable: the next sweep tries again
             db.session.rollback()
             log.warning("sweeper: payment %s could not be canceled now", payment.public_id)
             break
+        except DomainError:  # this one failed (a saved error answer): the others go on
+            db.session.rollback()
+            log.warning("sweeper: payment %s could not be canceled", payment.public_id)
     if canceled:
         log.info("sweeper canceled %d unfinished payment(s)", canceled)
     return canceled

@@ -190,7 +190,7 @@ def three_d_secure(page: Any, button: str) -> None:
 
 def create_intent(sc: stripe.StripeClient, amount: int = 2599, **extra: Any) -> Any:
     params: dict[str, Any] = {"amount": amount, "currency": "eur",
-                              "payment_method_types": ["card"], **extra}
+                              "allowed_payment_method_types": ["card"], **extra}
     return sc.v1.payment_intents.create(params=params)  # type: ignore[arg-type]
 
 
@@ -572,7 +572,7 @@ def test_deferred_setup_saves_the_card(
     fill_card(page, CARD_SUCCESS)
     customer = sc.v1.customers.create(params={"email": "buyer@example.com"})
     setup = sc.v1.setup_intents.create(
-        params={"customer": customer.id, "payment_method_types": ["card"]})
+        params={"customer": customer.id, "allowed_payment_method_types": ["card"]})
 
     assert run(page, "submit") == {"selectedPaymentMethod": "card"}
     wrong = run(page, "confirm", clientSecret=setup.client_secret)

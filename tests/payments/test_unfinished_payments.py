@@ -64,12 +64,12 @@ def test_a_payment_paid_at_the_last_moment_is_recorded_paid_not_canceled(shopper
 
 
 def test_a_lost_answer_after_stripe_canceled_still_ends_canceled(shopper, mug, sc, fault):
-    """The fault fires after Stripe canceled the intent: the retried call (same key) and the
-    row both end canceled, and no second cancel is needed."""
+    """The connection drops after Stripe canceled the intent: the retried call (same key)
+    gets the saved answer, and the row ends canceled."""
     payment = _new_card_payment(shopper, mug)
     _age(payment, 30)
     fault(path_prefix=f"/v1/payment_intents/{payment.stripe_payment_intent_id}/cancel",
-          status=500, after=True)
+          status=0, after=True)
     sweep_unfinished_payments()
     payment = _reload(payment)
     assert payment.status == "canceled"
@@ -133,3 +133,15 @@ def test_can_retry_follows_status_age_and_flag(shopper, mug, app):
     app.config["UNFINISHED_PAYMENT_TTL"] = 60
     _age(payment, 1)
     assert not payments_service.can_retry(_reload(payment))
+
+
+def test_a_saved_error_answer_to_the_cancel_is_resolved_by_reading_the_intent(shopper, mug,
+                                                                             sc, fault):
+    """Stripe canceled the intent but its 500 answer is saved under the cancel's key and
+    replayed to every retry: the intent itself says it is canceled, and so does the row."""
+    payment = _new_card_payment(shopper, mug)
+    _age(payment, 30)
+    fault(path_prefix=f"/v1/payment_intents/{payment.stripe_payment_intent_id}/cancel",
+          status=500, after=True)
+    assert sweep_unfinished_payments() == 1
+    assert _reload(payment).status == "canceled"
