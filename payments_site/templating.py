@@ -9,6 +9,7 @@ from flask import Flask
 from flask_login import current_user
 from markupsafe import Markup
 
+from payments_site.customer_status import CustomerStatus, customer_status, refund_status_label
 from payments_site.money import format_money
 from payments_site.times import format_moment, iso_utc
 
@@ -32,6 +33,13 @@ def init_templating(app: Flask) -> None:
             return Markup("")
         return Markup('<time datetime="{}" data-local-time>{}</time>').format(
             iso_utc(value), format_moment(value, UTC, viewer_locale()))
+
+    @app.template_global("customer_status")
+    def customer_status_global(payment: Any) -> CustomerStatus:
+        """The payment's state in the customer's words (customer pages and emails)."""
+        return customer_status(payment, viewer_locale())
+
+    app.add_template_filter(refund_status_label, "refund_status_label")
 
     @app.context_processor
     def site_globals() -> dict[str, Any]:
