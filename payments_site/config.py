@@ -88,8 +88,18 @@ def check_site_url(url: str, setting: str = "SITE_URL") -> str:
     return text.rstrip("/")
 
 
+def check_merchant_name(name: str) -> str:
+    """A merchant name for receipts and the emails' From and Subject headers: one line."""
+    if not isinstance(name, str) or not name.strip() or any(
+            ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise ConfigError("MERCHANT_NAME must be one line of text (it is the sender's name "
+                          f"and part of every email's subject), not {name!r}")
+    return name.strip()
+
+
 def check_settings(config: Mapping[str, Any]) -> None:
-    """Refuse to start with settings that would print wrong times or broken links."""
+    """Refuse to start with settings that would print wrong times, broken links or headers."""
+    check_merchant_name(config["MERCHANT_NAME"])
     check_timezone(config["MERCHANT_TIMEZONE"])
     check_site_url(config["SITE_URL"])
 
@@ -182,14 +192,14 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "MAIL_USE_TLS": _bool(os.environ.get("MAIL_USE_TLS")),
         "MAIL_USERNAME": os.environ.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
-        "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER",
-                                              "Demo Shop <receipts@shop.example>"),
+        # The address emails come from; their name is always MERCHANT_NAME.
+        "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER", "receipts@shop.example"),
         # Flask-Mail would otherwise stop sending whenever TESTING is on; the tests send to
         # a real SMTP sink.
         "MAIL_SUPPRESS_SEND": _bool(os.environ.get("MAIL_SUPPRESS_SEND")),
         "MAIL_TIMEOUT": float(os.environ.get("MAIL_TIMEOUT", "30")),
         "MAIL_MAX_ATTEMPTS": _int("MAIL_MAX_ATTEMPTS", 6),
-        "MERCHANT_NAME": os.environ.get("MERCHANT_NAME", "Demo Shop Ltd."),
+        "MERCHANT_NAME": check_merchant_name(os.environ.get("MERCHANT_NAME", "Demo Shop Ltd.")),
         "MERCHANT_ADDRESS": os.environ.get("MERCHANT_ADDRESS",
                                            "1 Example Street, 10115 Berlin, Germany"),
         "MERCHANT_TAX_ID": os.environ.get("MERCHANT_TAX_ID", "DE000000000"),

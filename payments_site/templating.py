@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask
+from flask import Flask, current_app
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -18,6 +19,18 @@ def viewer_locale() -> str:
     if current_user and current_user.is_authenticated:
         return str(current_user.locale or "en_US")
     return "en_US"
+
+
+def external_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL on the site's public address (SITE_URL), for emails.
+
+    It needs no request: the worker writes the emails, and even in a request the address
+    the app was reached at (a load balancer's, an internal one) is not the customer's.
+    """
+    site = urlsplit(current_app.config["SITE_URL"])
+    adapter = current_app.url_map.bind(site.netloc, script_name=site.path or "/",
+                                       url_scheme=site.scheme)
+    return adapter.build(endpoint, values, force_external=True)
 
 
 def init_templating(app: Flask) -> None:
@@ -40,6 +53,7 @@ def init_templating(app: Flask) -> None:
         return customer_status(payment, viewer_locale())
 
     app.add_template_filter(refund_status_label, "refund_status_label")
+    app.add_template_global(external_url, "external_url")
 
     @app.context_processor
     def site_globals() -> dict[str, Any]:
