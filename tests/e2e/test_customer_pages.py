@@ -7,16 +7,19 @@ Each page is saved as a screenshot under test-results/screenshots/ (`pages-<widt
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import stripe
 from playwright.sync_api import expect
 
 from payments_site.extensions import db
 from payments_site.models import Payment, Receipt
-from tests.conftest import DEFAULT_PASSWORD
+from tests.conftest import DEFAULT_PASSWORD, STRIPE_TEST_SECRET_KEY
 from tests.e2e.accounts import LivedInAccount
 from tests.e2e.axe import assert_no_axe_violations
 from tests.e2e.conftest import screenshot
@@ -60,13 +63,28 @@ def assert_no_sideways_scroll(page: Any) -> None:
                                     f"px; sticking out: {page.evaluate(OVERFLOWING)}")
 
 
+# The boxes that cut `element` off: the window, and every ancestor that clips its overflow
+# (a sideways-scrolling table's wrapper, a card with overflow hidden).
+CLIPPED_BY = """element => {
+  const box = element.getBoundingClientRect();
+  const cut = [];
+  if (box.left < -0.5 || box.right > window.innerWidth + 0.5) cut.push('the window');
+  for (let up = element.parentElement; up; up = up.parentElement) {
+    if (getComputedStyle(up).overflowX === 'visible') continue;
+    const frame = up.getBoundingClientRect();
+    if (box.left < frame.left - 0.5 || box.right > frame.right + 0.5)
+      cut.push(up.tagName.toLowerCase() + '.' + [...up.classList].join('.'));
+  }
+  return cut;
+}"""
+
+
 def assert_in_view(page: Any, locator: Any, what: str) -> None:
-    """`locator` is visible and lies inside the viewport's width (nothing cut off)."""
+    """`locator` is visible and nothing cuts it off sideways: not the window's edge, not a
+    scrolling or clipping box around it."""
     expect(locator).to_be_visible()
-    box = locator.bounding_box()
-    width = page.viewport_size["width"]
-    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, \
-        f"{what} is outside the {width} px wide viewport: {box}"
+    cut = locator.evaluate(CLIPPED_BY)
+    assert not cut, f"{what} is cut off by {cut} at {page.viewport_size['width']} px"
 
 
 def check_page(page: Any, width: str, name: str) -> None:
@@ -103,6 +121,9 @@ def test_customer_pages(open_page, live_server, lived_in_account: LivedInAccount
     for kind in LABELS:
         page.goto(f"{base}/account/payments/{account.payment(kind).public_id}")
         expect(page.locator(".page-sub .badge")).to_have_text(LABELS[kind])
+        for cell in page.locator(".items-table tr").all()[1].locator("td").all():
+            assert_in_view(page, cell, f"an item's cell on the {kind} payment's page")
+        assert_in_view(page, page.locator("#summary-title + .summary-list"), "the summary")
         check_page(page, width, f"payment-{kind}")
 
     page.goto(f"{base}/account/cards")
@@ -113,6 +134,18 @@ def test_customer_pages(open_page, live_server, lived_in_account: LivedInAccount
     page.goto(f"{base}/account/receipts")
     expect(page.get_by_role("link", name=re.compile(r"^PDF"))).to_have_count(5)
     check_page(page, width, "receipts")
+
+    # Checkout with two items in the cart (its layout is this page's concern here; its flow
+    # is tested in test_checkout.py).
+    page.goto(f"{base}/")
+    page.get_by_role("button", name="Add to cart (Gooseneck kettle)").click()
+    page.get_by_role("button", name="Add to cart (Espresso beans, 1 kg)").click()
+    page.goto(f"{base}/checkout")
+    expect(page.locator("#cart-total")).to_have_text("$83.50")
+    for cell in page.locator(".cart-table tbody tr").first.locator("td").all():
+        assert_in_view(page, cell, "a cart line's cell")
+    assert_in_view(page, page.locator("#pay-button"), "the Pay button")
+    check_page(page, width, "checkout")
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -127,9 +160,44 @@ def test_pages_before_logging_in(open_page, live_server, app, width):
     check_page(page, width, "register-errors")
 
 
+def deliver_stripes_events(app: Any, emulator: Any, client: Any) -> int:
+    """Send the emulator's events to the webhook endpoint, signed, as Stripe delivers them."""
+    from tests.conftest import WEBHOOK_SECRET
+    from tests.helpers import sign_payload
+
+    events = stripe.StripeClient(STRIPE_TEST_SECRET_KEY, base_addresses={"api": emulator.url},
+                                 max_network_retries=0).v1.events.list({"limit": 20}).data
+    for event in events:
+        body = json.dumps(event.to_dict()).encode()
+        response = client.post("/api/webhooks/stripe", data=body, headers={
+            "Stripe-Signature": sign_payload(body, WEBHOOK_SECRET),
+            "Content-Type": "application/json"})
+        assert response.status_code == 200, response.get_data(as_text=True)
+    return len(events)
+
+
+def fail_one_email(app: Any, account: LivedInAccount, client: Any, run_jobs: Any) -> None:
+    """A receipt re-sent while the mail server is down, with one attempt allowed: it fails
+    for good and waits on the admin's failed-emails page."""
+    good_port = app.config["MAIL_PORT"]
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        app.config.update(MAIL_PORT=closed.getsockname()[1], MAIL_MAX_ATTEMPTS=1)
+    token = client.post("/api/auth/token", json={"email": account.customer.email,
+                                                 "password": DEFAULT_PASSWORD}).get_json()
+    paid = account.payment("paid").public_id
+    assert client.post(f"/api/payments/{paid}/receipt/resend", headers={
+        "Authorization": f"Bearer {token['token']}"}).status_code == 202
+    run_jobs()
+    app.config["MAIL_PORT"] = good_port
+
+
 @pytest.mark.parametrize("width", WIDTHS)
-def test_admin_pages(open_page, live_server, lived_in_account: LivedInAccount, width):
+def test_admin_pages(open_page, live_server, lived_in_account: LivedInAccount, width, app,
+                     emulator, client, run_jobs):
     account, base = lived_in_account, live_server.url
+    assert deliver_stripes_events(app, emulator, client) > 0
+    fail_one_email(app, account, client, run_jobs)
     page = open_page(viewport=WIDTHS[width])
     log_in(page, base, account.admin)
     page.goto(f"{base}/admin/payments")
@@ -139,9 +207,31 @@ def test_admin_pages(open_page, live_server, lived_in_account: LivedInAccount, w
         page.goto(f"{base}/admin/payments/{account.payment(kind).public_id}")
         check_page(page, width, f"admin-payment-{kind}")
     page.goto(f"{base}/admin/emails")
+    expect(page.locator("tr[data-email-id]")).to_have_count(1)
     check_page(page, width, "admin-emails")
     page.goto(f"{base}/admin/webhooks")
+    expect(page.locator("tbody tr").first).to_be_visible()
     check_page(page, width, "admin-webhooks")
+
+
+def test_the_receipt_emails_link_opens_the_payment(open_page, live_server, mail_sink,
+                                                     lived_in_account: LivedInAccount):
+    """The link in the emailed receipt (read from the SMTP server) is the payment's page."""
+    account = lived_in_account
+    paid = account.payment("paid")
+    [receipt] = [m for m in mail_sink.messages
+                 if m["Subject"].startswith(f"Receipt {paid.receipt.number} ")]
+    text = receipt.get_body(preferencelist=("plain",)).get_content()
+    link = re.search(r"See this payment on our site: (\S+)", text).group(1)
+    assert link == f"{live_server.url}/account/payments/{paid.public_id}"
+    assert "2 × Ceramic mug ($19.99 each): $39.98" in plain(text)
+    assert "Card: Visa ending in 4242" in text
+
+    page = open_page(viewport=PHONE)
+    log_in(page, live_server.url, account.customer)
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Payment of $64.48")).to_be_visible()
+    expect(page.locator(".page-sub .badge")).to_have_text("Paid")
 
 
 ISSUE_MOMENT = datetime(2026, 12, 7, 0, 48, tzinfo=UTC)
