@@ -76,7 +76,7 @@ def test_pay_with_a_new_card_and_see_it_in_history(page: Any, shop: Any) -> None
     screenshot(page, "checkout-success")
     page.goto(f"{shop.url}/account/payments")
     row = page.locator(f'tr[data-payment-id="{payment_id}"]')
-    expect(row).to_contain_text("succeeded")
+    expect(row).to_contain_text("Paid")
     expect(row).to_contain_text("$19.99")
     screenshot(page, "checkout-history")
     assert page.csp_violations == []
