@@ -49,7 +49,7 @@ def init_templating(app: Flask) -> None:
 
     @app.template_global("customer_status")
     def customer_status_global(payment: Any) -> CustomerStatus:
-        """The payment's state in the customer's words (customer pages and emails)."""
+        """The payment's state in the customer's words, for customer pages."""
         return customer_status(payment, viewer_locale())
 
     app.add_template_filter(refund_status_label, "refund_status_label")
