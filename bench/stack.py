@@ -212,6 +212,8 @@ class Stack:
             "MAIL_SERVER": self.mail_host,
             "MAIL_PORT": str(self.mail_port),
             "INSTANCE_PATH": str(instance),
+            # Where emails would link to; the bench reads no email links.
+            "SITE_URL": "http://127.0.0.1",
             # One bench customer places hundreds of orders a minute; the limiter still runs.
             "PAYMENT_LIMIT": "100000 per minute",
             "REFUND_LIMIT": "100000 per minute",

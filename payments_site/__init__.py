@@ -10,7 +10,7 @@ from typing import Any
 from dotenv import load_dotenv
 from flask import Flask
 
-from payments_site.config import load_config
+from payments_site.config import check_settings, load_config
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -22,6 +22,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_config(Path(app.instance_path)))
     if test_config:
         app.config.update(test_config)
+    check_settings(app.config)
 
     register_proxies(app)
     register_json(app)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class ConfigError(RuntimeError):
@@ -51,6 +54,54 @@ def _trusted_proxies() -> int:
     if count < 0:
         raise ConfigError("TRUSTED_PROXIES cannot be negative")
     return count
+
+
+def check_timezone(name: str, setting: str = "MERCHANT_TIMEZONE") -> ZoneInfo:
+    """The IANA time zone called `name` (e.g. `America/New_York`); a ConfigError naming the
+    setting otherwise, so a typo stops start-up instead of printing wrong times on receipts."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{setting} must be an IANA time zone name such as "
+                          "'America/New_York' or 'UTC', not an empty value")
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{setting}={name!r} is not a known IANA time zone name (such as "
+                          "'America/New_York', 'Europe/Berlin' or 'UTC')") from None
+
+
+def check_site_url(url: str, setting: str = "SITE_URL") -> str:
+    """The site's public address as `scheme://host[:port][/path]`, without a trailing slash.
+
+    Emails are written by the worker, outside any request, so their links are built on it.
+    """
+    text = url.strip() if isinstance(url, str) else ""
+    parts = urlsplit(text)
+    try:
+        _ = parts.port  # raises ValueError when the port is not a number
+        port_ok = True
+    except ValueError:
+        port_ok = False
+    if (not port_ok or parts.scheme not in ("http", "https") or not parts.hostname
+            or parts.query or parts.fragment or parts.username is not None):
+        raise ConfigError(f"{setting} must be the site's public address, such as "
+                          f"'https://shop.example.com', not {url!r}")
+    return text.rstrip("/")
+
+
+def check_merchant_name(name: str) -> str:
+    """A merchant name for receipts and the emails' From and Subject headers: one line."""
+    if not isinstance(name, str) or not name.strip() or any(
+            ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise ConfigError("MERCHANT_NAME must be one line of text (it is the sender's name "
+                          f"and part of every email's subject), not {name!r}")
+    return name.strip()
+
+
+def check_settings(config: Mapping[str, Any]) -> None:
+    """Refuse to start with settings that would print wrong times, broken links or headers."""
+    check_merchant_name(config["MERCHANT_NAME"])
+    check_timezone(config["MERCHANT_TIMEZONE"])
+    check_site_url(config["SITE_URL"])
 
 
 def normalize_database_url(url: str) -> str:
@@ -105,7 +156,8 @@ def load_config(instance_path: Path) -> dict[str, Any]:
 
     if production:
         missing = [name for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY",
-                                     "STRIPE_WEBHOOK_SECRET", "DATABASE_URL", "REDIS_URL")
+                                     "STRIPE_WEBHOOK_SECRET", "DATABASE_URL", "REDIS_URL",
+                                     "SITE_URL")
                    if not os.environ.get(name)]
         if missing:
             raise ConfigError(f"required in production: {', '.join(missing)}")
@@ -140,17 +192,23 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "MAIL_USE_TLS": _bool(os.environ.get("MAIL_USE_TLS")),
         "MAIL_USERNAME": os.environ.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
-        "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER",
-                                              "Demo Shop <receipts@shop.example>"),
+        # The address emails come from; their name is always MERCHANT_NAME.
+        "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER", "receipts@shop.example"),
         # Flask-Mail would otherwise stop sending whenever TESTING is on; the tests send to
         # a real SMTP sink.
         "MAIL_SUPPRESS_SEND": _bool(os.environ.get("MAIL_SUPPRESS_SEND")),
         "MAIL_TIMEOUT": float(os.environ.get("MAIL_TIMEOUT", "30")),
         "MAIL_MAX_ATTEMPTS": _int("MAIL_MAX_ATTEMPTS", 6),
-        "MERCHANT_NAME": os.environ.get("MERCHANT_NAME", "Demo Shop Ltd."),
+        "MERCHANT_NAME": check_merchant_name(os.environ.get("MERCHANT_NAME", "Demo Shop Ltd.")),
         "MERCHANT_ADDRESS": os.environ.get("MERCHANT_ADDRESS",
                                            "1 Example Street, 10115 Berlin, Germany"),
         "MERCHANT_TAX_ID": os.environ.get("MERCHANT_TAX_ID", "DE000000000"),
+        # Receipts and emails print times in this zone (pages use each reader's own).
+        "MERCHANT_TIMEZONE": check_timezone(
+            os.environ.get("MERCHANT_TIMEZONE", "").strip() or "UTC").key,
+        # The public address links in emails point to (the worker has no request to ask).
+        "SITE_URL": check_site_url(
+            os.environ.get("SITE_URL", "").strip() or "http://127.0.0.1:5000"),
         "ADMIN_EMAILS": [s.strip() for s in os.environ.get("ADMIN_EMAILS", "").split(",")
                          if s.strip()],
         "API_TOKEN_TTL": _int("API_TOKEN_TTL", 3600),

@@ -15,6 +15,11 @@ Fixtures
   ``sourceFile``, ``lineNumber``, ``sample``, ``documentURI``). The same lists are the
   ``console_errors`` and ``csp_violations`` fixtures. Any CSP violation fails the test at
   teardown unless it is marked ``@pytest.mark.allow_csp_violations``.
+- ``open_page`` (function): ``open_page(**context_options)`` opens a page like ``page`` in a
+  context of its own (``viewport``, ``timezone_id``, ``locale``…); any number per test.
+- ``lived_in_account`` (function): a customer with saved cards and paid, refunded, partially
+  refunded, failed and not completed payments, their receipts emailed, and an admin
+  (``tests/e2e/accounts.py``).
 - ``screenshot(page, name)`` (a plain function, import it from here): saves
   ``<TEST_OUTPUT_DIR or test-results>/screenshots/<name>.png`` and returns the path.
 - ``HostSite(routes)`` (a plain class): a tiny web server on 127.0.0.1 that serves fixed
@@ -37,6 +42,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+
+# A customer with a history (paid, refunded, failed… payments; cards; receipts) and an admin.
+from tests.e2e.accounts import lived_in_account  # noqa: F401 - a fixture for every e2e test
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -171,11 +179,11 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any, request: Any) -> Iterator[Any]:
-    """A fresh page; at teardown any CSP violation fails the test (RELIABILITY 22), unless
-    the test is marked ``allow_csp_violations``."""
-    context = browser.new_context(viewport={"width": 1000, "height": 800}, locale="en-US")
+def _open_page(browser: Any, contexts: list[Any], **context_options: Any) -> Any:
+    """A page in a new context that records console errors and CSP violations."""
+    options = {"viewport": {"width": 1000, "height": 800}, "locale": "en-US", **context_options}
+    context = browser.new_context(**options)
+    contexts.append(context)
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     csp_violations: list[dict[str, Any]] = []
     console_errors: list[str] = []
@@ -198,15 +206,51 @@ def page(browser: Any, request: Any) -> Iterator[Any]:
     new_page.on("pageerror", lambda exc: console_errors.append(f"uncaught: {exc}"))
     new_page.csp_violations = csp_violations
     new_page.console_errors = console_errors
-    try:
-        yield new_page
-    finally:
-        context.close()
-    if csp_violations and request.node.get_closest_marker("allow_csp_violations") is None:
+    return new_page
+
+
+def _fail_on_csp_violations(pages: list[Any], request: Any) -> None:
+    violations = [v for p in pages for v in p.csp_violations]
+    if violations and request.node.get_closest_marker("allow_csp_violations") is None:
         pytest.fail("the page broke its Content-Security-Policy: " + "; ".join(
             f"{v.get('effectiveDirective')} blocked {v.get('blockedURI')!r} "
             f"({v.get('sourceFile') or v.get('documentURI')}:{v.get('lineNumber')})"
-            for v in csp_violations), pytrace=False)
+            for v in violations), pytrace=False)
+
+
+@pytest.fixture
+def page(browser: Any, request: Any) -> Iterator[Any]:
+    """A fresh page; at teardown any CSP violation fails the test (RELIABILITY 22), unless
+    the test is marked ``allow_csp_violations``."""
+    contexts: list[Any] = []
+    new_page = _open_page(browser, contexts)
+    try:
+        yield new_page
+    finally:
+        for context in contexts:
+            context.close()
+    _fail_on_csp_violations([new_page], request)
+
+
+@pytest.fixture
+def open_page(browser: Any, request: Any) -> Iterator[Any]:
+    """``open_page(**context_options)``: a page in a browser context of its own, e.g.
+    ``open_page(viewport={"width": 390, "height": 844}, timezone_id="America/New_York")``.
+    Each records console errors and CSP violations like ``page``; at teardown any CSP
+    violation fails the test."""
+    contexts: list[Any] = []
+    pages: list[Any] = []
+
+    def open_one(**context_options: Any) -> Any:
+        pages.append(_open_page(browser, contexts, **context_options))
+        return pages[-1]
+
+    try:
+        yield open_one
+    finally:
+        for context in contexts:
+            context.close()
+    _fail_on_csp_violations(pages, request)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -433,7 +433,9 @@ def _live_server(_app: Flask) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def live_server(app: Flask, _live_server: LiveServer) -> LiveServer:
-    """The app served over real HTTP on loopback (for the browser and the emulator's webhooks)."""
+    """The app served over real HTTP on loopback (for the browser and the emulator's webhooks);
+    the links in its emails point at it."""
+    app.config["SITE_URL"] = _live_server.url
     return _live_server
 
 

@@ -136,6 +136,8 @@ class DevStack:
 
     def run(self) -> int:
         self.env.setdefault("INSTANCE_PATH", str(self.instance))
+        # Links in the emails point at this dev server.
+        self.env.setdefault("SITE_URL", f"http://127.0.0.1:{self.web_port}")
         # Stop on Ctrl-C and on SIGTERM alike, even if started where SIGINT was ignored.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.default_int_handler)

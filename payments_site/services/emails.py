@@ -69,10 +69,23 @@ def new_email(*, dedupe_key: str, kind: str, to: str, subject: str, text_body: s
     return OutboundEmail(
         message_id=new_message_id(), dedupe_key=dedupe_key,
         kind=kind, to_address=to, subject=subject, body_text=text_body,
-        body_html=html_body, sender=str(current_app.config["MAIL_DEFAULT_SENDER"]),
+        body_html=html_body, sender=merchant_sender(),
         payment_id=payment_id, receipt_id=receipt_id, status="pending",
         # Whole seconds: the Date header is built from it on every attempt.
         created_at=utcnow().replace(microsecond=0))
+
+
+def merchant_sender() -> str:
+    """`"<MERCHANT_NAME>" <address>`: every email is from the merchant's name, the one its
+    subject and documents name, at the address of MAIL_DEFAULT_SENDER (whatever display name
+    that setting carries)."""
+    config = current_app.config
+    _, address = parseaddr(str(config.get("MAIL_DEFAULT_SENDER") or ""))
+    if not address:
+        return str(config.get("MAIL_DEFAULT_SENDER") or "")
+    # One line, quoted: a name with commas, quotes or a line break cannot change the header.
+    name = " ".join(str(config["MERCHANT_NAME"]).split())
+    return '"{}" <{}>'.format(name.replace("\\", "\\\\").replace('"', '\\"'), address)
 
 
 def send_later(*, dedupe_key: str, kind: str, to: str, subject: str, text_body: str,

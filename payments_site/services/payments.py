@@ -326,16 +326,18 @@ def parse_history_query(limit: str | None, cursor: str | None,
 
 
 def payment_history(user: User, *, limit: int = HISTORY_DEFAULT_LIMIT,
-                    cursor: str | None = None, status: str | None = None,
+                    cursor: str | None = None,
+                    status: str | tuple[str, ...] | None = None,
                     hide_canceled: bool = False) -> HistoryPage:
-    """The user's payments, newest first, keyset-paginated on (created_at, id).
+    """The user's payments, newest first, keyset-paginated on (created_at, id); `status`
+    keeps those with that status (or any of those statuses).
 
     `hide_canceled` (the account page's default view) leaves out canceled payments and the
     ones waiting to be canceled; asking for `status="canceled"` shows them.
     """
     query = select(Payment).where(Payment.user_id == user.id)
     if status:
-        query = query.where(Payment.status == status)
+        query = query.where(Payment.status.in_((status,) if isinstance(status, str) else status))
     elif hide_canceled:
         query = query.where(Payment.status != "canceled", Payment.cancel_requested.is_(False))
     if cursor:
@@ -351,20 +353,30 @@ def payment_history(user: User, *, limit: int = HISTORY_DEFAULT_LIMIT,
 
 @dataclass
 class TimelineEntry:
-    label: str
+    label: str  # in the customer's words
     at: datetime | None
     status: str
+    amount: int | None = None  # in the payment's currency (refunds)
+
+
+# A refund's state on the customer's timeline.
+REFUND_EVENTS = {"pending": "Refund requested", "succeeded": "Refunded",
+                 "failed": "Refund failed"}
 
 
 def payment_timeline(payment: Payment) -> list[TimelineEntry]:
-    """What happened to a payment, in order, for its detail page."""
-    entries = [TimelineEntry("Created", payment.created_at, "created")]
+    """What happened to a payment, in order and in the customer's words, for its page."""
+    entries = [TimelineEntry("Started", payment.created_at, "created")]
     if payment.status == "failed":
-        entries.append(TimelineEntry("Payment failed: " + (payment.failure_message or ""),
-                                     payment.updated_at, "failed"))
+        entries.append(TimelineEntry(
+            "Failed" + (f": {payment.failure_message}" if payment.failure_message else ""),
+            payment.updated_at, "failed"))
     elif payment.status == "requires_action":
-        entries.append(TimelineEntry("Waiting for authentication", payment.updated_at,
-                                     "requires_action"))
+        entries.append(TimelineEntry("Not completed: your bank's check (3-D Secure) was not "
+                                     "finished", payment.updated_at, "requires_action"))
+    elif payment.status == "requires_payment_method":
+        entries.append(TimelineEntry("Not completed: no card was charged", payment.updated_at,
+                                     "requires_payment_method"))
     elif payment.status == "processing":
         entries.append(TimelineEntry("Processing", payment.updated_at, "processing"))
     elif payment.status == "canceled":
@@ -372,6 +384,7 @@ def payment_timeline(payment: Payment) -> list[TimelineEntry]:
     if payment.succeeded_at is not None:
         entries.append(TimelineEntry("Paid", payment.succeeded_at, "succeeded"))
     for refund in payment.refunds:
-        entries.append(TimelineEntry(f"Refund {refund.status}", refund.created_at,
-                                     refund.status))
+        entries.append(TimelineEntry(REFUND_EVENTS.get(refund.status, "Refund requested"),
+                                     refund.updated_at if refund.status != "pending"
+                                     else refund.created_at, refund.status, refund.amount))
     return entries

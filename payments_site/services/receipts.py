@@ -23,18 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date
 from flask import current_app, render_template
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
+from payments_site.customer_status import WORDS
 from payments_site.errors import NotFound
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Payment, Receipt, Refund, User, utcnow
 from payments_site.money import format_money
 from payments_site.services import audit, emails
+from payments_site.times import format_day, format_moment, merchant_timezone
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def _issue(series: str, source_key: str, payment: Payment, refund: Refund | None
         return existing
     payment_id, refund_id = payment.id, refund.id if refund else None
     context = _document_context(payment, refund)
+    zone = merchant_timezone()
     email_inputs = _email_inputs(payment, refund)
     # End the read transaction: on SQLite the numbering transaction must begin with its write
     # (a WAL reader that later writes fails instead of waiting for the lock).
@@ -108,8 +110,7 @@ def _issue(series: str, source_key: str, payment: Payment, refund: Refund | None
             return _by_source_key(source_key) or existing
         number = format_number(series, issued_at.year, sequence)
         pdf = render_pdf(PDF_TEMPLATE[series], number=number,
-                         issued_on=_pdf_text(lambda loc: format_date(issued_at, "long",
-                                                                     locale=loc),
+                         issued_on=_pdf_text(lambda loc: format_day(issued_at, zone, loc),
                                              context["locale"]),
                          **context)
         receipt = Receipt(number=number, series=series, year=issued_at.year,
@@ -170,28 +171,33 @@ def render_pdf(template: str, **context: Any) -> bytes:
 
 
 def _document_context(payment: Payment, refund: Refund | None) -> dict[str, Any]:
-    """Everything the PDF prints, formatted for the customer's locale, as plain values."""
+    """Everything the PDF prints, formatted for the customer's locale, as plain values.
+
+    Times are the merchant's (MERCHANT_TIMEZONE), and the document names that zone.
+    """
     config = current_app.config
     user = payment.user
     locale = _locale(user.locale)
     currency = payment.currency
+    zone = merchant_timezone()
 
     def money(amount: int) -> str:
         return _pdf_text(lambda loc: format_money(amount, currency, loc), locale)
 
-    def day(value: datetime | None) -> str:
+    def moment(value: datetime | None) -> str:
         if value is None:
             return ""
-        return _pdf_text(lambda loc: format_date(value, "long", locale=loc), locale)
+        return _pdf_text(lambda loc: format_moment(value, zone, loc), locale)
 
     context: dict[str, Any] = {
         "locale": locale,
         "merchant": {"name": config["MERCHANT_NAME"], "address": config["MERCHANT_ADDRESS"],
                      "tax_id": config["MERCHANT_TAX_ID"]},
         "customer": {"name": user.name, "email": user.email},
+        "time_zone": zone.key,
         "payment": {"public_id": payment.public_id,
                     "reference": payment.stripe_payment_intent_id or "",
-                    "paid_on": day(payment.succeeded_at or payment.created_at),
+                    "paid_on": moment(payment.succeeded_at or payment.created_at),
                     "card_brand": card_brand_name(payment.card_brand),
                     "card_last4": payment.card_last4 or "",
                     "total": money(payment.amount)},
@@ -214,7 +220,7 @@ def _document_context(payment: Payment, refund: Refund | None) -> dict[str, Any]
                              "refunded_before": (money(refunded - refund.amount)
                                                  if refunded > refund.amount else ""),
                              "remaining": money(max(payment.amount - refunded, 0)),
-                             "refunded_on": day(refund.updated_at)}
+                             "refunded_on": moment(refund.updated_at)}
     return context
 
 
@@ -260,10 +266,19 @@ def _pdf_text(format_for: Callable[[str], str], locale: str) -> str:
 # --- email ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class _EmailLine:
+    name: str
+    quantity: int
+    unit_amount: int
+    total: int
+
+
+@dataclass(frozen=True)
 class _EmailInputs:
     """What a document's email says about the payment, read as plain values."""
 
     payment_id: int
+    payment_public_id: str
     to: str
     customer_name: str
     locale: str
@@ -272,33 +287,76 @@ class _EmailInputs:
     total: int
     card: str
     receipt_number: str | None
+    items: tuple[_EmailLine, ...]
+    paid_at: datetime | None
+    refunded_at: datetime | None  # refund notes only
+    refunded_to_date: int  # refund notes: refunds up to and including this one
 
 
 def _email_inputs(payment: Payment, refund: Refund | None) -> _EmailInputs:
     user = payment.user
+    refunded = (sum(r.amount for r in payment.refunds
+                    if r.status == "succeeded" and r.id <= refund.id)
+                if refund is not None else 0)
     return _EmailInputs(
-        payment_id=payment.id, to=user.email, customer_name=user.name or user.email,
+        payment_id=payment.id, payment_public_id=payment.public_id, to=user.email,
+        customer_name=user.name or user.email,
         locale=_locale(user.locale), currency=payment.currency,
         amount=refund.amount if refund is not None else payment.amount, total=payment.amount,
         card=(f"{card_brand_name(payment.card_brand)} ending in {payment.card_last4}"
               if payment.card_last4 else ""),
-        receipt_number=payment.receipt.number if payment.receipt else None)
+        receipt_number=payment.receipt.number if payment.receipt else None,
+        items=tuple(_EmailLine(item.name, item.quantity, item.unit_amount, item.total)
+                    for item in payment.items),
+        paid_at=payment.succeeded_at or payment.created_at,
+        refunded_at=refund.updated_at if refund is not None else None,
+        refunded_to_date=max(refunded, refund.amount if refund is not None else 0))
 
 
 def _receipt_email_fields(series: str, number: str, issued_at: datetime, receipt_id: int,
                           inputs: _EmailInputs, *, dedupe_key: str | None = None,
                           kind: str | None = None) -> dict[str, Any]:
-    """The arguments of `emails.new_email` / `emails.send_later` for one document."""
+    """The arguments of `emails.new_email` / `emails.send_later` for one document.
+
+    The email repeats what the PDF says (items, totals, card, the time in the merchant's
+    zone, named) and links to the payment's page on the site.
+    """
     merchant_name = current_app.config["MERCHANT_NAME"]
+    zone = merchant_timezone()
+
+    def money(amount: int) -> str:
+        return format_money(amount, inputs.currency, inputs.locale)
+
+    def moment(value: datetime | None) -> str:
+        return format_moment(value, zone, inputs.locale) if value is not None else ""
+
+    remaining = max(inputs.total - inputs.refunded_to_date, 0)
+    if series == "refund_note":
+        status = (WORDS["refunded"] if remaining == 0 else
+                  f"{WORDS['partially_refunded']} · {money(inputs.refunded_to_date)}")
+    else:
+        status = WORDS["paid"]
     context = {
         "merchant_name": merchant_name,
         "customer_name": inputs.customer_name,
         "number": number,
-        "amount": format_money(inputs.amount, inputs.currency, inputs.locale),
-        "total": format_money(inputs.total, inputs.currency, inputs.locale),
+        "amount": money(inputs.amount),
+        "total": money(inputs.total),
         "card": inputs.card,
-        "issued_on": format_date(issued_at, "long", locale=inputs.locale),
+        "issued_on": format_day(issued_at, zone, inputs.locale),
         "receipt_number": inputs.receipt_number,
+        "items": [{"name": line.name, "quantity": line.quantity,
+                   "unit_price": money(line.unit_amount), "total": money(line.total)}
+                  for line in inputs.items],
+        "paid_at": moment(inputs.paid_at),
+        "refunded_at": moment(inputs.refunded_at),
+        "time_zone": zone.key,
+        "status": status,
+        "refunded_before": (money(inputs.refunded_to_date - inputs.amount)
+                            if inputs.refunded_to_date > inputs.amount else ""),
+        "refunded_total": money(inputs.refunded_to_date),
+        "remaining": money(remaining),
+        "payment_public_id": inputs.payment_public_id,
     }
     base = EMAIL_TEMPLATE[series]
     return {"dedupe_key": dedupe_key or f"receipt:{receipt_id}", "kind": kind or series,

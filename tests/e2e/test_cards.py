@@ -91,7 +91,7 @@ def test_add_make_default_pay_and_remove_a_card(page, live_server, background_wo
     visa_id = visa.stripe_payment_method_id
 
     # Make it the default.
-    page.get_by_role("button", name="Make Visa ending 4242 the default card").click()
+    page.get_by_role("button", name="Make default (Visa ending 4242)").click()
     expect(page.get_by_text("Visa ending 4242 is now your default card.")).to_be_visible()
     expect(page.locator("li.saved-card").first).to_contain_text("4242")
     expect(card_item(page, "4242").locator(".badge-default")).to_have_text("Default")
@@ -101,7 +101,7 @@ def test_add_make_default_pay_and_remove_a_card(page, live_server, background_wo
 
     # Pay with it from checkout (the server confirms a saved card).
     page.goto(f"{base}/")
-    page.get_by_role("button", name=f"Add {product.name} to cart").click()
+    page.get_by_role("button", name=f"Add to cart ({product.name})").click()
     page.goto(f"{base}/checkout")
     page.locator(f'input[name="payment_choice"][value="{visa_id}"]') \
         .check()
@@ -178,7 +178,7 @@ def test_saved_card_that_needs_3ds_at_checkout(page, live_server, background_wor
     base = live_server.url
     log_in(page, base, user)
     page.goto(f"{base}/")
-    page.get_by_role("button", name=f"Add {product.name} to cart").click()
+    page.get_by_role("button", name=f"Add to cart ({product.name})").click()
     page.goto(f"{base}/checkout")
     expect(page.locator(f'input[name="payment_choice"][value="{always_3ds.id}"]')).to_be_checked()
 

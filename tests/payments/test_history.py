@@ -103,7 +103,7 @@ def _refunded_payment_with_receipt(shopper, customer, admin, mug, make_card, api
 
 
 def _row(html, public_id):
-    match = re.search(rf'<tr data-payment-id="{public_id}">(.*?)</tr>', html, re.S)
+    match = re.search(rf'<tr data-payment-id="{public_id}"[^>]*>(.*?)</tr>', html, re.S)
     assert match, f"{public_id} is not listed"
     return match.group(1)
 
@@ -120,12 +120,12 @@ def test_account_pages(shopper, customer, admin, mug, make_card, api_token, run_
     assert page.status_code == 200 and page.headers["Cache-Control"].startswith("no-store")
     assert html.count("data-payment-id=") == 20 and "Older payments" in html
     assert "$19.99" in html
-    # The refunded payment, newest, with its status and refund badges.
+    # The refunded payment, newest, with its state in plain words.
     refunded_row = _row(html, paid.public_id)
-    assert 'class="badge badge-succeeded">succeeded<' in refunded_row
-    assert ">partial refund<" in refunded_row
-    assert "$39.98" in refunded_row and "Visa •••• 4242" in refunded_row
-    assert ">partial refund<" not in _row(html, rows[1].public_id)
+    assert 'class="badge badge-partially-refunded">Partially refunded · $10.00<' in refunded_row
+    assert "$39.98" in refunded_row and "2 × Ceramic mug" in refunded_row
+    assert re.search(r"Visa <span aria-hidden=\"true\">••••</span>.*? 4242", refunded_row)
+    assert 'class="badge badge-paid">Paid<' in _row(html, rows[1].public_id)
     failed = shopper.get("/account/payments?status=failed").get_data(as_text=True)
     assert failed.count("data-payment-id=") == 1
     assert shopper.get("/account/payments?status=bogus").status_code == 400
@@ -138,17 +138,20 @@ def test_account_pages(shopper, customer, admin, mug, make_card, api_token, run_
     assert re.search(r"<td>Ceramic mug</td><td[^>]*>2</td><td[^>]*>\$19\.99</td>"
                      r"<td[^>]*>\$39\.98</td>", items)
     assert "Visa ending in 4242" in detail
-    assert 'badge-succeeded">succeeded</span> <span class="badge">partial refund' in detail
+    assert '<dt>Status</dt><dd><span class="badge badge-partially-refunded">Partially ' \
+        'refunded · $10.00</span>' in detail
     refunds = re.search(r'id="refunds-title".*?</section>', detail, re.S).group(0)
-    assert re.search(r'badge-succeeded">succeeded</span></td><td class="num">\$10\.00', refunds)
+    assert re.search(r'badge-refund-succeeded">Refunded</span></td><td class="num">\$10\.00',
+                     refunds)
     assert "<dt>Refunded</dt><dd>$10.00</dd>" in detail
+    assert "<dt>Paid after refunds</dt><dd>$29.98</dd>" in detail
     number = paid.receipt.number
     assert f'href="/receipts/{number}.pdf"' in detail
     pdf = shopper.get(f"/receipts/{number}.pdf")
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     timeline = re.search(r'id="timeline-title".*?</ol>', detail, re.S).group(0)
-    assert re.findall(r"<strong>(.*?)</strong>", timeline) == \
-        ["Created", "Paid", "Refund succeeded"]
+    assert re.findall(r"<strong>(.*?)</strong>", timeline) == ["Started", "Paid", "Refunded"]
+    assert "<strong>Refunded</strong> $10.00" in timeline
 
 
 def test_money_follows_the_viewer_locale(make_user, login_as, mug):

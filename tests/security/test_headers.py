@@ -63,7 +63,8 @@ def test_session_cookie_secure_in_production(monkeypatch, tmp_path):
     monkeypatch.setenv("APP_ENV", "production")
     for name, value in {"SECRET_KEY": "s" * 40, "STRIPE_SECRET_KEY": "sk_x",
                         "STRIPE_PUBLISHABLE_KEY": "pk_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
-                        "DATABASE_URL": "postgresql://db/x", "REDIS_URL": "redis://r"}.items():
+                        "DATABASE_URL": "postgresql://db/x", "REDIS_URL": "redis://r",
+                        "SITE_URL": "https://shop.example"}.items():
         monkeypatch.setenv(name, value)
     config = load_config(tmp_path)
     assert config["SESSION_COOKIE_SECURE"] is True
