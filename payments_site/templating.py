@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from payments_site.customer_status import CustomerStatus, customer_status, refund_status_label
 from payments_site.money import format_money
+from payments_site.services import payments
 from payments_site.times import format_moment, iso_utc
 
 
@@ -54,6 +55,7 @@ def init_templating(app: Flask) -> None:
         return customer_status(payment, viewer_locale())
 
     app.add_template_filter(refund_status_label, "refund_status_label")
+    app.add_template_global(payments.can_retry, "can_retry")
     app.add_template_global(external_url, "external_url")
 
     @app.template_filter("ago")

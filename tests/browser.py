@@ -17,9 +17,6 @@ Fixtures
   teardown unless it is marked ``@pytest.mark.allow_csp_violations``.
 - ``open_page`` (function): ``open_page(**context_options)`` opens a page like ``page`` in a
   context of its own (``viewport``, ``timezone_id``, ``locale``…); any number per test.
-- ``lived_in_account`` (function): a customer with saved cards and paid, refunded, partially
-  refunded, failed and not completed payments, their receipts emailed, and an admin
-  (``tests/e2e/accounts.py``).
 - ``screenshot(page, name)`` (a plain function, import it from here): saves
   ``<TEST_OUTPUT_DIR or test-results>/screenshots/<name>.png`` and returns the path.
 - ``HostSite(routes)`` (a plain class): a tiny web server on 127.0.0.1 that serves fixed
@@ -42,9 +39,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-
-# A customer with a history (paid, refunded, failed… payments; cards; receipts) and an admin.
-from tests.e2e.accounts import lived_in_account  # noqa: F401 - a fixture for every e2e test
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

@@ -43,6 +43,7 @@ from tests.browser import (  # noqa: F401 (pytest finds fixtures by name)
     console_errors,
     csp_violations,
     delete_output_dir,
+    open_page,
     page,
 )
 

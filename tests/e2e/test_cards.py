@@ -14,9 +14,9 @@ from sqlalchemy import select
 from payments_site.extensions import db
 from payments_site.models import Payment, PaymentMethod
 from tests.browser import screenshot
-from tests.conftest import DEFAULT_PASSWORD, STRIPE_TEST_SECRET_KEY
+from tests.conftest import STRIPE_TEST_SECRET_KEY
+from tests.e2e.flows import fill_card, log_in
 
-FRAME = 'iframe[name^="__privateStripeFrame"]'
 VISA = "4242424242424242"
 THREE_DS = "4000002500003155"
 DECLINED = "4000000000000002"
@@ -27,25 +27,9 @@ def sdk(emulator: Any) -> stripe.StripeClient:
     return stripe.StripeClient(STRIPE_TEST_SECRET_KEY, base_addresses={"api": emulator.url})
 
 
-def log_in(page: Any, base: str, user: Any) -> None:
-    page.goto(f"{base}/auth/login")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
 def open_cards(page: Any, base: str) -> None:
     page.goto(f"{base}/account/cards")
     page.wait_for_selector('#add-card-form[data-ready="1"]')
-
-
-def fill_card(page: Any, number: str) -> None:
-    frame = page.frame_locator(FRAME)
-    frame.get_by_label("Card number").fill(number)
-    frame.get_by_label("Expiration date").fill("12 / 34")
-    frame.get_by_label("Security code").fill("123")
-    frame.get_by_label("Postal code").fill("10115")
 
 
 def card_item(page: Any, last4: str) -> Any:

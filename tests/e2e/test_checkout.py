@@ -6,7 +6,6 @@ Every test saves a screenshot of its final page under test-results/screenshots/.
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -18,8 +17,8 @@ from payments_site.extensions import db
 from payments_site.models import Payment
 from tests.browser import screenshot
 from tests.conftest import DEFAULT_PASSWORD
+from tests.e2e.flows import expect_success, fill_card, pay
 
-FRAME = 'iframe[name^="__privateStripeFrame"]'
 pytestmark = pytest.mark.browser
 
 
@@ -43,29 +42,6 @@ def register_and_fill_cart(page: Any, base: str) -> None:
     expect(page.get_by_text("Added Ceramic mug to your cart.")).to_be_visible()
     page.goto(f"{base}/checkout")
     expect(page.locator("#cart-total")).to_have_text("$19.99")
-
-
-def fill_card(page: Any, number: str) -> None:
-    frame = page.frame_locator(FRAME)
-    frame.get_by_label("Card number").fill(number)
-    frame.get_by_label("Expiration date").fill("12 / 34")
-    frame.get_by_label("Security code").fill("123")
-    postal = frame.get_by_label("Postal code")
-    if postal.is_visible():
-        postal.fill("10001")
-
-
-def pay(page: Any) -> None:
-    button = page.locator("#pay-button")
-    expect(button).to_be_enabled()
-    button.click()
-
-
-def expect_success(page: Any) -> str:
-    expect(page.get_by_role("heading", name=re.compile("payment was successful"))).to_be_visible()
-    match = re.search(r"payment=(pay_[A-Za-z0-9]+)", page.url)
-    assert match, page.url
-    return match.group(1)
 
 
 def test_pay_with_a_new_card_and_see_it_in_history(page: Any, shop: Any) -> None:

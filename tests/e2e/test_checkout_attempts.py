@@ -17,8 +17,17 @@ from sqlalchemy import select
 from payments_site.extensions import db
 from payments_site.models import Payment
 from tests.browser import screenshot
-from tests.conftest import DEFAULT_PASSWORD, STRIPE_TEST_SECRET_KEY
-from tests.e2e.test_checkout import FRAME, expect_success, fill_card
+from tests.conftest import STRIPE_TEST_SECRET_KEY
+from tests.e2e.axe import assert_no_axe_violations
+from tests.e2e.flows import (
+    FRAME,
+    WIDTHS,
+    assert_in_view,
+    assert_no_sideways_scroll,
+    expect_success,
+    fill_card,
+    log_in,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -36,17 +45,9 @@ def shop(app: Any, live_server: Any, background_worker: None) -> Any:
     return live_server
 
 
-def log_in(page: Any, base: str, user: Any) -> None:
-    page.goto(f"{base}/auth/login")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
 def add_kettle_and_open_checkout(page: Any, base: str) -> None:
     page.goto(f"{base}/")
-    page.get_by_role("button", name=re.compile("Add Electric kettle to cart")).click()
+    page.get_by_role("button", name="Add to cart (Electric kettle)").click()
     page.goto(f"{base}/checkout")
     expect(page.locator("#cart-total")).to_have_text("$59.00")
 
@@ -198,3 +199,63 @@ def test_an_empty_card_form_is_refused_before_anything_is_created(page, shop, ma
     page.locator("#pay-button").click()
     expect(page.locator("#payment-error")).to_contain_text("Your card number is incomplete")
     assert payments_of(user) == [] and all_intents(sdk) == []
+
+
+def test_3ds_left_open_is_not_completed_then_try_again_pays_the_same_payment(page, shop,
+                                                                             make_user, sdk):
+    user = make_user()
+    log_in(page, shop.url, user)
+    add_kettle_and_open_checkout(page, shop.url)
+    fill_card(page, "4000 0025 0000 3155")
+    page.locator("#pay-button").click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    # The customer walks away from the bank's dialog.
+    page.goto(f"{shop.url}/account/payments")
+    payment = payments_of(user)[0]
+    row = page.locator(f'tr[data-payment-id="{payment.public_id}"]')
+    expect(row).to_contain_text("Not completed")
+    screenshot(page, "attempts-not-completed")
+    row.get_by_role("button", name=re.compile("^Try again")).click()
+    expect(page.locator("#resume-note")).to_contain_text("You are finishing your payment")
+    expect(page.locator("#cart-total")).to_have_text("$59.00")
+    fill_card(page, "4242 4242 4242 4242")
+    page.locator("#pay-button").click()
+    assert expect_success(page) == payment.public_id
+    payments = payments_of(user)
+    assert [(p.public_id, p.status) for p in payments] == [(payment.public_id, "succeeded")]
+    assert [i.status for i in intents_of(sdk, user)] == ["succeeded"]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_checkout_states_are_accessible_and_fit_the_screen(open_page, shop, make_user, width):
+    """axe finds nothing and nothing scrolls sideways: empty cart, a cart ready to pay, a
+    declined card, the 3-D Secure dialog open (its frame checked too), bought recently."""
+    page = open_page(viewport=WIDTHS[width])
+    user = make_user()
+    log_in(page, shop.url, user)
+
+    def check(name: str, *, frames: bool = False) -> None:
+        screenshot(page, f"attempts-{width}-{name}")
+        assert_no_sideways_scroll(page)
+        assert_no_axe_violations(page, label=f"checkout {name} at {width} px", frames=frames)
+
+    page.goto(f"{shop.url}/checkout")
+    check("empty")
+    add_kettle_and_open_checkout(page, shop.url)
+    expect(page.locator("#pay-button")).to_be_enabled()
+    assert_in_view(page, page.locator("#cart-total"), "the total")
+    check("ready")
+    fill_card(page, "4000 0000 0000 0002")
+    page.locator("#pay-button").click()
+    expect(page.locator("#payment-error")).to_contain_text("declined")
+    check("declined")
+    fill_card(page, "4000 0025 0000 3155")
+    page.locator("#pay-button").click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    check("3ds-dialog", frames=True)
+    page.get_by_role("dialog").get_by_role("button", name="Complete").click()
+    expect_success(page)
+    check("paid")
+    add_kettle_and_open_checkout(page, shop.url)
+    expect(page.locator("#recent-purchase")).to_be_visible()
+    check("bought-recently")

@@ -19,72 +19,25 @@ from playwright.sync_api import expect
 
 from payments_site.extensions import db
 from payments_site.models import Payment, Receipt
+from tests.browser import screenshot
 from tests.conftest import DEFAULT_PASSWORD, STRIPE_TEST_SECRET_KEY
 from tests.e2e.accounts import LivedInAccount
 from tests.e2e.axe import assert_no_axe_violations
-from tests.e2e.conftest import screenshot
+from tests.e2e.flows import (
+    DESKTOP,
+    PHONE,
+    WIDTHS,
+    assert_in_view,
+    assert_no_sideways_scroll,
+    log_in,
+    plain,
+)
 
 pytestmark = pytest.mark.browser
 
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
-WIDTHS = {"1280": DESKTOP, "390": PHONE}
 # What each kind of payment is called on the customer's pages.
 LABELS = {"paid": "Paid", "refunded": "Refunded", "partially_refunded":
           "Partially refunded · $5.00", "failed": "Failed", "not_completed": "Not completed"}
-
-
-def plain(text: str | None) -> str:
-    """Text with the narrow and no-break spaces of dates and money made ordinary."""
-    return re.sub(r"[\u00a0\u202f]", " ", text or "")
-
-
-def log_in(page: Any, base: str, user: Any) -> None:
-    page.goto(f"{base}/auth/login")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
-# The elements that stick out to the right of the window (to say what to fix).
-OVERFLOWING = """() => [...document.querySelectorAll('body *')]
-  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
-  .slice(0, 8)
-  .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
-            (e.className && typeof e.className === 'string' ? '.' + e.className.trim()
-             .replace(/ +/g, '.') : '') + ' right=' + Math.round(e.getBoundingClientRect().right))
-"""
-
-
-def assert_no_sideways_scroll(page: Any) -> None:
-    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-    assert widths[0] <= widths[1], (f"{page.url} scrolls sideways: {widths[0]} > {widths[1]} "
-                                    f"px; sticking out: {page.evaluate(OVERFLOWING)}")
-
-
-# The boxes that cut `element` off: the window, and every ancestor that clips its overflow
-# (a sideways-scrolling table's wrapper, a card with overflow hidden).
-CLIPPED_BY = """element => {
-  const box = element.getBoundingClientRect();
-  const cut = [];
-  if (box.left < -0.5 || box.right > window.innerWidth + 0.5) cut.push('the window');
-  for (let up = element.parentElement; up; up = up.parentElement) {
-    if (getComputedStyle(up).overflowX === 'visible') continue;
-    const frame = up.getBoundingClientRect();
-    if (box.left < frame.left - 0.5 || box.right > frame.right + 0.5)
-      cut.push(up.tagName.toLowerCase() + '.' + [...up.classList].join('.'));
-  }
-  return cut;
-}"""
-
-
-def assert_in_view(page: Any, locator: Any, what: str) -> None:
-    """`locator` is visible and nothing cuts it off sideways: not the window's edge, not a
-    scrolling or clipping box around it."""
-    expect(locator).to_be_visible()
-    cut = locator.evaluate(CLIPPED_BY)
-    assert not cut, f"{what} is cut off by {cut} at {page.viewport_size['width']} px"
 
 
 def check_page(page: Any, width: str, name: str) -> None:
