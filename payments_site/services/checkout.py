@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 
 from payments_site import stripe_gateway
+from payments_site.db import commit_keeping_loaded, update_now
 from payments_site.errors import (
     CardDeclined,
     DomainError,
@@ -37,15 +38,7 @@ from payments_site.errors import (
     ProviderUnavailable,
 )
 from payments_site.extensions import db
-from payments_site.models import (
-    Payment,
-    PaymentItem,
-    PaymentMethod,
-    User,
-    commit_keeping_loaded,
-    update_now,
-    utcnow,
-)
+from payments_site.models import Payment, PaymentItem, PaymentMethod, User, utcnow
 from payments_site.serializers import payment_to_dict
 from payments_site.services import cart as session_cart
 from payments_site.services import payments as payments_service
@@ -148,11 +141,11 @@ def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMet
     else:
         # SQLite: a transaction that has read cannot take the write lock once another
         # writer committed, so start a fresh one whose first statement takes the lock.
-        commit_keeping_loaded(db.session())
+        commit_keeping_loaded()
         db.session.execute(update(User).where(User.id == user_id).values(id=User.id))
     found = db.session.scalar(_same_attempt(user_id, digest, attempt))
     if found is not None:
-        commit_keeping_loaded(db.session())  # read under the lock just now
+        commit_keeping_loaded()  # read under the lock just now
         if attempt is not None:
             _check_attempt_still_payable(found, cart)
         return found
@@ -170,7 +163,7 @@ def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMet
     db.session.add(payment)
     db.session.flush()
     # Recorded before Stripe hears of it. The session holds exactly what was inserted.
-    commit_keeping_loaded(db.session())
+    commit_keeping_loaded()
     log.info("payment %s created for user %s: %s %s", payment.public_id, user_id, cart.amount,
              cart.currency)
     return payment
@@ -224,11 +217,11 @@ def _ensure_intent(payment: Payment, customer_id: str, *,
         raise
     unrecorded = Payment.stripe_payment_intent_id.is_(None)
     record = {"stripe_payment_intent_id": intent.id, "needs_reconcile": False}
-    if claim_confirm and update_now(db.session(), payment, unrecorded,
+    if claim_confirm and update_now(payment, unrecorded,
                                     *_confirm_claim_criteria(payment), **record,
                                     **_confirm_claim_values(payment)):
         return intent, True
-    if update_now(db.session(), payment, unrecorded, **record):
+    if update_now(payment, unrecorded, **record):
         return intent, False
     # Another request (or reconcile) recorded an intent first: it must be this one (same
     # key). Whether this request may still confirm is then decided by `_claim_confirm`.
@@ -276,7 +269,7 @@ def _confirm_claim_values(payment: Payment) -> dict[str, Any]:
 def _claim_confirm(payment: Payment) -> bool:
     """A conditional UPDATE elects the one request that may confirm: it marks the row
     processing and counts the attempt, committed before the confirm call."""
-    return update_now(db.session(), payment, *_confirm_claim_criteria(payment),
+    return update_now(payment, *_confirm_claim_criteria(payment),
                       **_confirm_claim_values(payment))
 
 
@@ -437,7 +430,7 @@ def resume_payment(session: MutableMapping[str, Any], user: User, public_id: str
     if payment.checkout_attempt is None:
         # Made without an attempt token (an API client): give it one, once.
         token = new_checkout_attempt()
-        if not update_now(db.session(), payment, Payment.checkout_attempt.is_(None),
+        if not update_now(payment, Payment.checkout_attempt.is_(None),
                           checkout_attempt=token):
             db.session.refresh(payment)
     session_cart.replace_cart(

@@ -27,9 +27,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
+from payments_site.db import rows_matched
 from payments_site.errors import NotFound
 from payments_site.extensions import db
-from payments_site.models import OutboundEmail, Payment, Receipt, User, rows_matched, utcnow
+from payments_site.models import OutboundEmail, Payment, Receipt, User, utcnow
 from payments_site.queues import enqueue, get_redis
 from payments_site.services import audit
 

@@ -19,6 +19,7 @@ from flask import current_app
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from payments_site.db import execute_committed, rows_matched
 from payments_site.errors import (
     DomainError,
     IdempotencyInProgress,
@@ -26,7 +27,7 @@ from payments_site.errors import (
     InvalidRequest,
 )
 from payments_site.extensions import db
-from payments_site.models import IdempotencyKey, execute_committed, rows_matched, utcnow
+from payments_site.models import IdempotencyKey, utcnow
 from payments_site.queues import get_redis
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def _insert_claim(user_id: int, key: str, digest: str, now: datetime,
         user_id=user_id, key=key, request_hash=digest, status="in_progress", created_at=now,
         expires_at=expires_at).returning(IdempotencyKey.id)
     try:
-        return execute_committed(db.session(), statement,
+        return execute_committed(statement,
                                  lambda result: int(result.scalar_one()))
     except IntegrityError:
         db.session.rollback()
@@ -162,7 +163,7 @@ def run_idempotent(scope: str, user_id: int, key: str | None, payload: Any,
 def _store(row_id: int, body: dict[str, Any], status: int) -> None:
     db.session.rollback()  # whatever the handler left open must not ride along
     # Nothing is open now: one autocommitted statement, no BEGIN/COMMIT round trips.
-    execute_committed(db.session(), update(IdempotencyKey).where(
+    execute_committed(update(IdempotencyKey).where(
         IdempotencyKey.id == row_id).values(status="done", response_status=status,
                                             response_body=json.dumps(body)),
         lambda _result: None)

@@ -14,16 +14,10 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from payments_site import stripe_gateway
+from payments_site.db import update_now
 from payments_site.errors import InvalidRequest, NotFound
 from payments_site.extensions import db
-from payments_site.models import (
-    PAYMENT_STATUSES,
-    TERMINAL_STATUSES,
-    Payment,
-    User,
-    update_now,
-    utcnow,
-)
+from payments_site.models import PAYMENT_STATUSES, TERMINAL_STATUSES, Payment, User, utcnow
 from payments_site.services import fulfilment
 
 log = logging.getLogger(__name__)
@@ -159,7 +153,7 @@ def apply_intent_state(intent: Any, *, own_confirm: bool,
         # lost.
         guard.append(or_(Payment.status != "processing", Payment.needs_reconcile.is_(True),
                          Payment.updated_at < utcnow() - CONFIRM_LEASE))
-    matched = update_now(db.session(), payment, *guard, **values)
+    matched = update_now(payment, *guard, **values)
     if not matched:
         db.session.refresh(payment)  # another caller moved it first: read what it wrote
     won_success = matched and new_status == "succeeded"
@@ -209,7 +203,7 @@ def cancel_unfinished_payment(payment: Payment) -> Payment:
     """
     if payment.stripe_payment_intent_id is None:
         if not payment.needs_reconcile:  # else reconcile first records what Stripe made
-            update_now(db.session(), payment, Payment.status.in_(UNFINISHED_STATUSES),
+            update_now(payment, Payment.status.in_(UNFINISHED_STATUSES),
                        Payment.stripe_payment_intent_id.is_(None), status="canceled")
         return payment
     try:

@@ -18,9 +18,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from payments_site import stripe_gateway
+from payments_site.db import rows_matched
 from payments_site.errors import InvalidRequest, NotFound, RefundTooLarge
 from payments_site.extensions import db
-from payments_site.models import REFUND_REASONS, Payment, Refund, User, rows_matched, utcnow
+from payments_site.models import REFUND_REASONS, Payment, Refund, User, utcnow
 from payments_site.money import InvalidAmount, require_amount_step
 from payments_site.queues import enqueue
 from payments_site.services import audit, fulfilment

@@ -28,9 +28,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from payments_site import stripe_gateway
+from payments_site.db import autocommit_connection
 from payments_site.errors import DomainError, InvalidRequest, NotFound
 from payments_site.extensions import db
-from payments_site.models import User, WebhookEvent, autocommit_connection, utcnow
+from payments_site.models import User, WebhookEvent, utcnow
 from payments_site.queues import enqueue
 from payments_site.services import audit
 
@@ -116,7 +117,7 @@ def receive_event(payload: bytes, signature_header: str | None) -> int | None:
     # event id decides in the INSERT itself (ON CONFLICT DO NOTHING): a redelivery, or a
     # concurrent copy, inserts nothing and gets no id back. Core, not an ORM object that
     # would only be flushed and thrown away.
-    with autocommit_connection(db.engine) as connection:
+    with autocommit_connection() as connection:
         row_id = connection.execute(
             _insert_new_event(connection.dialect.name), {
                 "stripe_event_id": event_id, "type": event_type,
