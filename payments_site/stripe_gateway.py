@@ -14,10 +14,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import stripe
-from flask import current_app, g, has_app_context
+from flask import current_app
 from stripe.params import (
     CustomerCreateParams,
     CustomerUpdateParams,
@@ -141,15 +143,42 @@ def _call(operation: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwarg
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+@dataclass
+class StripeTimings:
+    """The time one request spent waiting for Stripe (the Server-Timing header's part)."""
+
+    seconds: float = 0.0
+    calls: int = 0
+
+
+# The current request's recorder, when one is timing (SERVER_TIMING); None otherwise.
+_timings: ContextVar[StripeTimings | None] = ContextVar("stripe_timings", default=None)
+
+
+def start_timing() -> StripeTimings:
+    """Add the Stripe requests made from now on, in this context, to a fresh recorder."""
+    timings = StripeTimings()
+    _timings.set(timings)
+    return timings
+
+
+def stop_timing() -> StripeTimings | None:
+    """The recorder `start_timing` started (None if none), no longer added to."""
+    timings = _timings.get()
+    _timings.set(None)
+    return timings
+
+
 def _timed(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """One Stripe request; its wait is added to `g` for the Server-Timing header."""
+    """One Stripe request; its wait is added to the current recorder, if any."""
     started = time.perf_counter()
     try:
         return func(*args, **kwargs)
     finally:
-        if has_app_context():
-            g.stripe_seconds = g.get("stripe_seconds", 0.0) + time.perf_counter() - started
-            g.stripe_calls = g.get("stripe_calls", 0) + 1
+        timings = _timings.get()
+        if timings is not None:
+            timings.seconds += time.perf_counter() - started
+            timings.calls += 1
 
 
 def _card_declined(error: stripe.CardError) -> CardDeclined:

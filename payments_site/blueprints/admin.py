@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, Length
 
 from payments_site.errors import DomainError, Forbidden
 from payments_site.extensions import login_manager
-from payments_site.models import Payment
+from payments_site.models import PAYMENT_STATUSES, Payment
 from payments_site.money import InvalidAmount, format_money, parse_major_amount, to_major_string
 from payments_site.serializers import refund_to_dict
 from payments_site.services import admin_payments, emails, refunds
@@ -158,8 +158,6 @@ def _field_error(form: RefundForm, error: DomainError) -> None:
 
 
 def _status_choices() -> list[tuple[str, str]]:
-    from payments_site.models import PAYMENT_STATUSES
-
     return ([("", "Any status")]
             + [(s, s.replace("_", " ").capitalize()) for s in PAYMENT_STATUSES]
             + [("disputed", "Disputed"), ("refunded", "Refunded (any)")])

@@ -23,6 +23,7 @@ from payments_site.models import (
     User,
     WebhookEvent,
 )
+from payments_site.services import emails
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -167,9 +168,7 @@ class FailedEmail:
 
 def failed_emails(limit: int = 100) -> list[FailedEmail]:
     """Failed emails, newest first, with their payments' public ids (one query for those)."""
-    from payments_site.services.emails import failed_emails as failed
-
-    rows = failed(limit)
+    rows = emails.failed_emails(limit)
     payment_ids = {email.payment_id for email in rows if email.payment_id}
     public_ids = dict(db.session.execute(
         select(Payment.id, Payment.public_id).where(Payment.id.in_(payment_ids)))

@@ -12,7 +12,7 @@ from payments_site import stripe_gateway
 from payments_site.extensions import db
 from payments_site.models import Payment, User
 from payments_site.money import format_money
-from payments_site.services import audit
+from payments_site.services import audit, emails
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,6 @@ def apply_dispute(dispute_id: str) -> Payment:
 
 
 def notify_admins(payment: Payment, dispute: dict[str, Any]) -> None:
-    from payments_site.services.emails import send_later
-
     amount = format_money(int(dispute.get("amount") or payment.amount),
                           str(dispute.get("currency") or payment.currency))
     due_by = payment.dispute_evidence_due_by
@@ -100,6 +98,6 @@ def notify_admins(payment: Payment, dispute: dict[str, Any]) -> None:
         "is lost.\n")
     admins = db.session.scalars(select(User).where(User.role == "admin").order_by(User.id))
     for admin in list(admins):
-        send_later(dedupe_key=f"dispute:{dispute['id']}:{admin.id}", kind="dispute",
+        emails.send_later(dedupe_key=f"dispute:{dispute['id']}:{admin.id}", kind="dispute",
                    to=admin.email, subject=subject, text_body=text_body, html_body=None,
                    payment_id=payment.id)

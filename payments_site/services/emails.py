@@ -19,25 +19,21 @@ from typing import Any
 
 from flask import current_app
 from flask_mail import Attachment, BadHeaderError, Connection, Message
-from redis.exceptions import LockError, RedisError
-from rq import Retry
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from redis.exceptions import LockError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
+from payments_site import jobs
 from payments_site.db import rows_matched
 from payments_site.errors import NotFound
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Payment, Receipt, User, utcnow
-from payments_site.queues import enqueue, get_redis
+from payments_site.queues import get_redis
 from payments_site.services import audit
 
 log = logging.getLogger(__name__)
 
-# Delays between RQ retries of one delivery job (seconds).
-RETRY_INTERVALS = [10, 60, 300, 900, 3600]
 # A sender holds this lock while it talks to SMTP, so two copies of one job never send
 # concurrently; it expires on its own if the worker dies.
 SEND_LEASE_SECONDS = 300
@@ -106,11 +102,7 @@ def send_later(*, dedupe_key: str, kind: str, to: str, subject: str, text_body: 
 
 def queue_delivery(email: OutboundEmail) -> bool:
     """Enqueue the delivery job; False when Redis is down (the sweeper re-queues it)."""
-    from payments_site.tasks.emails import send_email
-
-    max_attempts = int(current_app.config["MAIL_MAX_ATTEMPTS"])
-    return enqueue("emails", send_email, email.id, job_id=f"email-{email.id}",
-                   retry=Retry(max=max(max_attempts - 1, 1), interval=RETRY_INTERVALS))
+    return jobs.send_email(email.id)
 
 
 def requeue_pending_emails(older_than: timedelta = timedelta(minutes=5),
@@ -127,22 +119,12 @@ def requeue_pending_emails(older_than: timedelta = timedelta(minutes=5),
         .order_by(OutboundEmail.id).limit(limit)).all()
     queued = 0
     for email in emails:
-        if _delivery_waiting(email.id):
+        if jobs.waiting(jobs.email_job_id(email.id)):
             continue
         if not queue_delivery(email):
             break  # Redis is down: the next sweep tries again
         queued += 1
     return queued
-
-
-def _delivery_waiting(email_id: int) -> bool:
-    try:
-        job = Job.fetch(f"email-{email_id}", connection=get_redis())
-        status = job.get_status(refresh=False)
-    except (NoSuchJobError, RedisError):
-        return False
-    return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
-                      JobStatus.STARTED)
 
 
 def failed_emails(limit: int = 100) -> list[OutboundEmail]:

@@ -18,7 +18,7 @@ from payments_site.db import update_now
 from payments_site.errors import InvalidRequest, NotFound
 from payments_site.extensions import db
 from payments_site.models import PAYMENT_STATUSES, TERMINAL_STATUSES, Payment, User, utcnow
-from payments_site.services import fulfilment
+from payments_site.services import fulfilment, methods
 
 log = logging.getLogger(__name__)
 
@@ -174,15 +174,13 @@ def _after_success(payment: Payment, intent: Any) -> None:
 
 def _save_card(payment: Payment, intent: Any) -> None:
     """Keep the card the customer asked to save (Stripe attached it to their customer)."""
-    from payments_site.services.methods import upsert_payment_method
-
     pm = _field(intent, "payment_method")
     try:
         if isinstance(pm, str):
             pm = stripe_gateway.retrieve_payment_method(pm)
         if pm is None or _field(pm, "card") is None:
             return
-        method = upsert_payment_method(payment.user, pm)
+        method = methods.upsert_payment_method(payment.user, pm)
     except Exception:  # the payment stands; the card can be saved again from the next sync
         db.session.rollback()
         log.exception("could not save the card of payment %s", payment.public_id)

@@ -155,6 +155,8 @@ def _by_source_key(source_key: str) -> Receipt | None:
 
 def render_pdf(template: str, **context: Any) -> bytes:
     """Render an HTML template to PDF with the embedded Unicode font; nothing fetched remotely."""
+    # lazy import: xhtml2pdf (with reportlab) takes ~0.4 s to load; only the receipts worker
+    # renders PDFs, so web processes never pay for it.
     from xhtml2pdf import pisa
     from xhtml2pdf.config.resources import ResourceAccessPolicy
 
@@ -233,6 +235,7 @@ def _locale(value: str | None) -> str:
 
 @cache
 def _font_codepoints() -> frozenset[int]:
+    # lazy import: reportlab comes with xhtml2pdf (see render_pdf); loaded where PDFs are made.
     from reportlab.pdfbase.ttfonts import TTFontFile
 
     return frozenset(TTFontFile(str(PDF_FONT)).charToGlyph)

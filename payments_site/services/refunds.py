@@ -17,13 +17,12 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from payments_site import stripe_gateway
+from payments_site import jobs, stripe_gateway
 from payments_site.db import rows_matched
 from payments_site.errors import InvalidRequest, NotFound, RefundTooLarge
 from payments_site.extensions import db
 from payments_site.models import REFUND_REASONS, Payment, Refund, User, utcnow
 from payments_site.money import InvalidAmount, require_amount_step
-from payments_site.queues import enqueue
 from payments_site.services import audit, fulfilment
 
 log = logging.getLogger(__name__)
@@ -150,9 +149,7 @@ def create_refund(ask: RefundRequest, *, actor: User) -> Refund:
 
 def enqueue_submission(refund: Refund) -> bool:
     """Queue the Stripe call; if Redis is down the row stays pending for the sweeper."""
-    from payments_site.tasks.refunds import submit_refund
-
-    return enqueue("payments", submit_refund, refund.id, job_id=f"refund-{refund.id}")
+    return jobs.submit_refund(refund.id)
 
 
 def resubmit_stale_refunds(older_than: timedelta = RESUBMIT_AFTER) -> int:

@@ -13,7 +13,6 @@ older ones Stripe refunded or saw disputed recently).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -23,14 +22,23 @@ from typing import Any
 
 import redis
 from flask import Flask
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 from sqlalchemy import and_, exists, or_, select
 
+from payments_site import jobs, stripe_gateway
 from payments_site.errors import DomainError
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Payment, Receipt, Refund, WebhookEvent, utcnow
 from payments_site.queues import get_redis
+from payments_site.services import (
+    checkout,
+    disputes,
+    emails,
+    fulfilment,
+    idempotency,
+    receipts,
+    refunds,
+    webhooks,
+)
 from payments_site.services import payments as payments_service
 
 log = logging.getLogger(__name__)
@@ -70,25 +78,13 @@ def due_webhook_events(now: datetime | None = None, *, everything: bool = False,
     return list(db.session.scalars(query))
 
 
-def _job_waiting(job_id: str) -> bool:
-    """True when RQ still holds this job to run (queued, or a retry scheduled)."""
-    try:
-        job = Job.fetch(job_id, connection=get_redis())
-        status = job.get_status(refresh=False)
-    except (NoSuchJobError, redis.exceptions.RedisError):
-        return False
-    return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
-
-
 def sweep_webhook_events(now: datetime | None = None, *, everything: bool = False) -> int:
     """Queue every due webhook event again; returns how many were queued."""
-    from payments_site.services.webhooks import enqueue_event
-
     queued = 0
     for event_id in due_webhook_events(now, everything=everything):
-        if _job_waiting(f"webhook-{event_id}"):
+        if jobs.waiting(jobs.webhook_job_id(event_id)):
             continue
-        if not enqueue_event(event_id):
+        if not webhooks.enqueue_event(event_id):
             break  # Redis is down: the next sweep tries again
         queued += 1
     if queued:
@@ -98,31 +94,16 @@ def sweep_webhook_events(now: datetime | None = None, *, everything: bool = Fals
 
 # --- the other kinds of work -------------------------------------------------------------------
 
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """A service function that may not exist in this build (guarded, logged once per sweep)."""
-    try:
-        func = getattr(importlib.import_module(f"payments_site.services.{module}"), name, None)
-    except ImportError:
-        func = None
-    if func is None:
-        log.debug("sweeper: services.%s.%s is not available; skipped", module, name)
-    return func
-
-
 def sweep_pending_emails() -> int:
-    requeue = _optional("emails", "requeue_pending_emails")
-    return int(requeue()) if requeue else 0
+    return emails.requeue_pending_emails()
 
 
 def sweep_pending_refunds() -> int:
-    resubmit = _optional("refunds", "resubmit_stale_refunds")
-    return int(resubmit()) if resubmit else 0
+    return refunds.resubmit_stale_refunds()
 
 
 def sweep_missing_receipts(now: datetime | None = None) -> int:
     """Queue fulfilment again for succeeded payments and refunds that have no receipt yet."""
-    from payments_site.services import fulfilment
-
     now = now or utcnow()
     window = and_(Payment.succeeded_at >= now - RECEIPT_WINDOW,
                   Payment.succeeded_at <= now - RECEIPT_GRACE)
@@ -151,8 +132,6 @@ def sweep_receipts_without_email(now: datetime | None = None) -> int:
     by an older build whose job died between the two commits; the dedupe key of the
     original email makes it safe to run while a late job still runs.
     """
-    from payments_site.services.receipts import queue_receipt_email
-
     now = now or utcnow()
     orphans = db.session.scalars(
         select(Receipt).where(Receipt.created_at >= now - RECEIPT_WINDOW,
@@ -161,7 +140,7 @@ def sweep_receipts_without_email(now: datetime | None = None) -> int:
     for receipt in orphans:
         log.warning("sweeper: %s %s had no email; recording it", receipt.series,
                     receipt.number)
-        queue_receipt_email(receipt)
+        receipts.queue_receipt_email(receipt)
     return len(orphans)
 
 
@@ -185,9 +164,7 @@ def sweep_unfinished_payments(now: datetime | None = None) -> int:
 
 
 def purge_idempotency_keys() -> int:
-    from payments_site.services.idempotency import purge_expired
-
-    return purge_expired()
+    return idempotency.purge_expired()
 
 
 SWEEPS: dict[str, Callable[[], int]] = {
@@ -297,15 +274,13 @@ def _differences(public_id: str, before: dict[str, Any], after: dict[str, Any]) 
 def _record_lost_intents(report: ReconcileReport,
                          on_change: Callable[[str], None] | None) -> None:
     """Payments whose PaymentIntent create answer never reached us: ask Stripe again."""
-    from payments_site.services.checkout import recover_lost_intent
-
     lost = list(db.session.scalars(
         select(Payment).where(Payment.stripe_payment_intent_id.is_(None),
                               Payment.needs_reconcile.is_(True)).order_by(Payment.id)))
     for payment in lost:
         public_id = payment.public_id
         try:
-            intent_id = recover_lost_intent(payment)
+            intent_id = checkout.recover_lost_intent(payment)
         except DomainError as error:
             db.session.rollback()
             report.errors += 1
@@ -339,8 +314,6 @@ def _stripe_activity_since(since: datetime, report: ReconcileReport,
                            on_change: Callable[[str], None] | None) -> dict[int, set[str]]:
     """Our payments (of any age) that Stripe refunded or saw disputed since `since`, each
     with the ids of those disputes: their webhooks may never have arrived."""
-    from payments_site import stripe_gateway
-
     created_gte = int(since.timestamp())
     try:
         refunds = stripe_gateway.list_refunds_created_since(created_gte)
@@ -366,27 +339,23 @@ def _stripe_activity_since(since: datetime, report: ReconcileReport,
 def _reconcile_payment(payment_id: int, dispute_ids: set[str], report: ReconcileReport,
                        on_change: Callable[[str], None] | None) -> None:
     """Re-read one payment from Stripe with its refunds and disputes; report what changed."""
-    from payments_site.services.disputes import DisputedPaymentUnknown, apply_dispute
-    from payments_site.services.payments import sync_payment_intent
-    from payments_site.services.refunds import sync_charge_refunds
-
     payment = db.session.get_one(Payment, payment_id)
     public_id, intent_id = payment.public_id, payment.stripe_payment_intent_id
     before = _snapshot(payment)
     report.checked += 1
     try:
-        synced = sync_payment_intent(intent_id) if intent_id else None
+        synced = payments_service.sync_payment_intent(intent_id) if intent_id else None
         payment = db.session.get_one(Payment, payment_id)
         db.session.refresh(payment)
         if payment.stripe_charge_id and (synced is not None or not intent_id):
-            sync_charge_refunds(payment.stripe_charge_id)
+            refunds.sync_charge_refunds(payment.stripe_charge_id)
         db.session.refresh(payment)
         known = {payment.stripe_dispute_id} if payment.stripe_dispute_id else set()
         for dispute_id in sorted(dispute_ids | known):
-            apply_dispute(dispute_id)
+            disputes.apply_dispute(dispute_id)
         db.session.commit()
         db.session.refresh(payment)
-    except (DomainError, DisputedPaymentUnknown) as error:
+    except (DomainError, disputes.DisputedPaymentUnknown) as error:
         db.session.rollback()
         report.errors += 1
         reason = (f"{error.code}: {error.message}" if isinstance(error, DomainError)

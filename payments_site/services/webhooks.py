@@ -27,13 +27,12 @@ from sqlalchemy import CursorResult, Table, and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from payments_site import stripe_gateway
+from payments_site import jobs, stripe_gateway
 from payments_site.db import autocommit_connection
 from payments_site.errors import DomainError, InvalidRequest, NotFound
 from payments_site.extensions import db
 from payments_site.models import User, WebhookEvent, utcnow
-from payments_site.queues import enqueue
-from payments_site.services import audit
+from payments_site.services import audit, disputes, methods, payments, refunds
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ def receive_event(payload: bytes, signature_header: str | None) -> int | None:
     if not handled:
         _log_ignored(event_id, event_type)
         return row_id
-    if not _enqueue_job(row_id):
+    if not jobs.process_webhook_event(row_id):
         db.session.execute(update(WebhookEvent).where(WebhookEvent.id == row_id)
                            .values(enqueued_at=None))
         db.session.commit()
@@ -163,16 +162,9 @@ def _insert_new_event(dialect: str) -> Any:
     return statement
 
 
-def _enqueue_job(event_row_id: int) -> bool:
-    from payments_site.tasks.webhooks import process_webhook_event
-
-    return enqueue("webhooks", process_webhook_event, event_row_id,
-                   job_id=f"webhook-{event_row_id}")
-
-
 def enqueue_event(event_row_id: int) -> bool:
     """Queue processing; when Redis is down the row stays pending and the sweeper retries."""
-    queued = _enqueue_job(event_row_id)
+    queued = jobs.process_webhook_event(event_row_id)
     if queued:
         db.session.execute(update(WebhookEvent).where(WebhookEvent.id == event_row_id)
                            .values(enqueued_at=utcnow()))
@@ -272,8 +264,6 @@ def recent_events(*, status: str | None = None, before_id: int | None = None,
 
 
 # --- handlers: one per event type ------------------------------------------------------------
-# Other services are imported inside each handler: they are separate areas of the code, and a
-# handler must not make this module fail to load.
 
 def _object(event: Event) -> dict[str, Any]:
     obj = event.get("data", {}).get("object")
@@ -293,36 +283,27 @@ def _id_of(value: Any) -> str | None:
          "payment_intent.requires_action", "payment_intent.payment_failed",
          "payment_intent.canceled")
 def on_payment_intent(event: Event) -> None:
-    from payments_site.services.payments import sync_payment_intent
-
-    sync_payment_intent(_object(event)["id"])
+    payments.sync_payment_intent(_object(event)["id"])
 
 
 @handles("charge.succeeded", "charge.refunded")
 def on_charge(event: Event) -> None:
-    from payments_site.services.payments import sync_payment_intent
-
     charge = _object(event)
     intent_id = _id_of(charge.get("payment_intent"))
     # The payment first, so a refund that arrives before `succeeded` finds it captured.
     if intent_id:
-        sync_payment_intent(intent_id)
+        payments.sync_payment_intent(intent_id)
     if event["type"] == "charge.refunded":
-        from payments_site.services.refunds import sync_charge_refunds
-
-        sync_charge_refunds(charge["id"])
+        refunds.sync_charge_refunds(charge["id"])
 
 
 @handles("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 def on_refund(event: Event) -> None:
-    from payments_site.services.payments import sync_payment_intent
-    from payments_site.services.refunds import sync_refund_from_stripe
-
     refund = stripe_gateway.to_dict(stripe_gateway.retrieve_refund(_object(event)["id"]))
     intent_id = _id_of(refund.get("payment_intent"))
     if intent_id:
-        sync_payment_intent(intent_id)
-    sync_refund_from_stripe(refund)
+        payments.sync_payment_intent(intent_id)
+    refunds.sync_refund_from_stripe(refund)
 
 
 @handles("setup_intent.succeeded")
@@ -342,24 +323,17 @@ def on_payment_method(event: Event) -> None:
 
 def _sync_payment_method(method_id: str) -> None:
     """Apply the card's CURRENT state: an attach and a detach delivered out of order agree."""
-    from payments_site.services.methods import (
-        sync_payment_method_attached,
-        sync_payment_method_detached,
-    )
-
     try:
         method = stripe_gateway.to_dict(stripe_gateway.retrieve_payment_method(method_id))
     except stripe_gateway.ResourceMissing:
-        sync_payment_method_detached(method_id)
+        methods.sync_payment_method_detached(method_id)
         return
     if _id_of(method.get("customer")):
-        sync_payment_method_attached(method)
+        methods.sync_payment_method_attached(method)
     else:
-        sync_payment_method_detached(method_id)
+        methods.sync_payment_method_detached(method_id)
 
 
 @handles("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
 def on_dispute(event: Event) -> None:
-    from payments_site.services.disputes import apply_dispute
-
-    apply_dispute(_object(event)["id"])
+    disputes.apply_dispute(_object(event)["id"])
