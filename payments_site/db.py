@@ -56,13 +56,13 @@ def unit_of_work(*, keep_loaded: bool = False) -> Iterator[Session]:
     current = db.session()
     try:
         yield current
+        if keep_loaded:
+            commit_keeping_loaded()
+        else:
+            current.commit()
     except BaseException:
-        current.rollback()
+        current.rollback()  # the block's writes, or a commit that failed (a unique key)
         raise
-    if keep_loaded:
-        commit_keeping_loaded()
-    else:
-        current.commit()
 
 
 def commit_keeping_loaded() -> None:
@@ -139,6 +139,12 @@ def update_rows(model: type[Any], *criteria: ColumnElement[bool], **values: Any)
     result = db.session.execute(update(model).where(*criteria).values(**values)
                                 .execution_options(synchronize_session=False))
     return rows_matched(result)
+
+
+def update_committed(model: type[Any], *criteria: ColumnElement[bool], **values: Any) -> int:
+    """`update_rows` as a unit of work of its own: committed on return."""
+    with unit_of_work():
+        return update_rows(model, *criteria, **values)
 
 
 def rows_matched(result: Result[Any]) -> int:

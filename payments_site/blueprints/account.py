@@ -6,7 +6,7 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user, login_required
 
 from payments_site.models import PAYMENT_STATUSES
-from payments_site.services import payments
+from payments_site.services import payments, timeline
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -32,4 +32,4 @@ def payment_detail(payment_id: str):  # type: ignore[no-untyped-def]
     """One of the customer's payments; someone else's is a 404."""
     payment = payments.get_own_payment(current_user, payment_id)
     return render_template("account/payment_detail.html", payment=payment,
-                           timeline=payments.payment_timeline(payment))
+                           timeline=timeline.customer_timeline(payment))

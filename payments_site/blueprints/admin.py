@@ -16,7 +16,7 @@ from payments_site.extensions import login_manager
 from payments_site.models import PAYMENT_STATUSES, Payment
 from payments_site.money import InvalidAmount, format_money, parse_major_amount, to_major_string
 from payments_site.serializers import refund_to_dict
-from payments_site.services import admin_payments, emails, refunds
+from payments_site.services import admin_payments, emails, refunds, timeline
 from payments_site.services.idempotency import run_idempotent
 from payments_site.templating import viewer_locale
 
@@ -144,7 +144,7 @@ def _render_detail(payment: Payment, form: RefundForm, *, confirm_amount: int | 
         "admin/payment_detail.html", payment=payment, form=form,
         refundable=refunds.refundable_amount(payment),
         refunds=list(payment.refunds),
-        timeline=admin_payments.payment_timeline(payment),
+        timeline=timeline.payment_timeline(payment),
         confirm_amount=confirm_amount,
         reason_labels=dict(REASON_CHOICES)), status
 

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
 from payments_site.blueprints.parsing import json_body
+from payments_site.errors import CardDeclined
 from payments_site.extensions import limiter
 from payments_site.ratelimits import payment_limit, user_key
 from payments_site.serializers import payment_to_dict, refund_to_dict
@@ -29,11 +30,18 @@ def process():  # type: ignore[no-untyped-def]
     user = current_user._get_current_object()
 
     def handler() -> tuple[dict[str, object], int]:
-        result = checkout.process_payment(user, body.get("items"),
-                                          body.get("payment_method_id"),
-                                          body.get("save_payment_method", False),
-                                          body.get("checkout_attempt"))
-        return result.to_dict(), 201
+        try:
+            result = checkout.process_payment(user, body.get("items"),
+                                              body.get("payment_method_id"),
+                                              body.get("save_payment_method", False),
+                                              body.get("checkout_attempt"))
+        except checkout.PaymentDeclined as declined:
+            raise CardDeclined(declined.message, decline_code=declined.extra["decline_code"],
+                               payload={"payment": payment_to_dict(declined.payment)}
+                               ) from declined
+        return {"payment": payment_to_dict(result.payment),
+                "client_secret": result.client_secret,
+                "requires_action": result.requires_action}, 201
 
     response, status = run_idempotent("payments.process", user.id,
                                       request.headers.get("Idempotency-Key"), body, handler)

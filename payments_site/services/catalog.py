@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from payments_site.db import unit_of_work
 from payments_site.errors import InvalidRequest, NotFound
 from payments_site.extensions import db
 from payments_site.models import Product
@@ -55,6 +56,6 @@ def create_product(name: str, amount: int, currency: str, description: str = "")
         raise InvalidRequest(str(error), param="amount") from error
     product = Product(name=name[:200], unit_amount=amount, currency=currency,
                       description=description)
-    db.session.add(product)
-    db.session.commit()
+    with unit_of_work():
+        db.session.add(product)
     return product

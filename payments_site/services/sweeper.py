@@ -25,6 +25,7 @@ from flask import Flask
 from sqlalchemy import and_, exists, or_, select
 
 from payments_site import jobs, stripe_gateway
+from payments_site.db import discard
 from payments_site.errors import DomainError
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Payment, Receipt, Refund, WebhookEvent, utcnow
@@ -155,7 +156,7 @@ def sweep_unfinished_payments(now: datetime | None = None) -> int:
             if payments_service.cancel_unfinished_payment(payment).status == "canceled":
                 canceled += 1
         except DomainError:  # Stripe unreachable: the next sweep tries again
-            db.session.rollback()
+            discard()
             log.warning("sweeper: payment %s could not be canceled now", payment.public_id)
             break
     if canceled:
@@ -185,7 +186,7 @@ def run_sweep() -> dict[str, int]:
         try:
             counts[name] = sweep()
         except Exception:  # noqa: BLE001 (logged; the next sweep tries again)
-            db.session.rollback()
+            discard()
             log.exception("sweeper: %s failed", name)
             counts[name] = -1
     return counts
@@ -282,7 +283,7 @@ def _record_lost_intents(report: ReconcileReport,
         try:
             intent_id = checkout.recover_lost_intent(payment)
         except DomainError as error:
-            db.session.rollback()
+            discard()
             report.errors += 1
             line = f"{public_id}: intent still unknown ({error.code}: {error.message})"
         else:
@@ -291,48 +292,31 @@ def _record_lost_intents(report: ReconcileReport,
         report.add(line, on_change)
 
 
-def _stripe_id(value: Any) -> str | None:
-    """A Stripe reference, expanded (an object) or not (an id)."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
-
-def _local_payment_id(stripe_object: dict[str, Any]) -> int | None:
-    """Our payment that a Stripe refund or dispute is about, by PaymentIntent or charge."""
-    for column, key in ((Payment.stripe_payment_intent_id, "payment_intent"),
-                        (Payment.stripe_charge_id, "charge")):
-        stripe_id = _stripe_id(stripe_object.get(key))
-        if stripe_id:
-            payment_id = db.session.scalar(select(Payment.id).where(column == stripe_id))
-            if payment_id is not None:
-                return int(payment_id)
-    return None
-
-
 def _stripe_activity_since(since: datetime, report: ReconcileReport,
                            on_change: Callable[[str], None] | None) -> dict[int, set[str]]:
     """Our payments (of any age) that Stripe refunded or saw disputed since `since`, each
     with the ids of those disputes: their webhooks may never have arrived."""
     created_gte = int(since.timestamp())
     try:
-        refunds = stripe_gateway.list_refunds_created_since(created_gte)
-        disputes = stripe_gateway.list_disputes_created_since(created_gte)
+        stripe_refunds = stripe_gateway.list_refunds_created_since(created_gte)
+        stripe_disputes = stripe_gateway.list_disputes_created_since(created_gte)
     except DomainError as error:
-        db.session.rollback()
+        discard()
         report.errors += 1
         report.add(f"could not list Stripe's refunds and disputes since {since.isoformat()} "
                    f"({error.code}: {error.message})", on_change)
         return {}
     found: dict[int, set[str]] = {}
-    for refund in refunds:
-        payment_id = _local_payment_id(stripe_gateway.to_dict(refund))
-        if payment_id is not None:
-            found.setdefault(payment_id, set())
-    for dispute in disputes:
-        payment_id = _local_payment_id(stripe_gateway.to_dict(dispute))
-        if payment_id is not None:
-            found.setdefault(payment_id, set()).add(dispute.id)
+    for refund in stripe_refunds:
+        payment = payments_service.find_payment_by_stripe_reference(refund.payment_intent_id,
+                                                                    refund.charge_id)
+        if payment is not None:
+            found.setdefault(payment.id, set())
+    for dispute in stripe_disputes:
+        payment = payments_service.find_payment_by_stripe_reference(dispute.payment_intent_id,
+                                                                    dispute.charge_id)
+        if payment is not None:
+            found.setdefault(payment.id, set()).add(dispute.id)
     return found
 
 
@@ -353,10 +337,9 @@ def _reconcile_payment(payment_id: int, dispute_ids: set[str], report: Reconcile
         known = {payment.stripe_dispute_id} if payment.stripe_dispute_id else set()
         for dispute_id in sorted(dispute_ids | known):
             disputes.apply_dispute(dispute_id)
-        db.session.commit()
         db.session.refresh(payment)
     except (DomainError, disputes.DisputedPaymentUnknown) as error:
-        db.session.rollback()
+        discard()
         report.errors += 1
         reason = (f"{error.code}: {error.message}" if isinstance(error, DomainError)
                   else str(error))
