@@ -15,7 +15,7 @@ PAGE_SIZE = 20
 
 @bp.get("/payments", endpoint="payments")
 @login_required
-def payments_page():  # type: ignore[no-untyped-def]
+def payments_page():
     """The customer's payments, newest first, filterable by status, paged by cursor."""
     status = request.args.get("status") or None
     cursor = request.args.get("cursor") or None
@@ -28,7 +28,7 @@ def payments_page():  # type: ignore[no-untyped-def]
 
 @bp.get("/payments/<payment_id>")
 @login_required
-def payment_detail(payment_id: str):  # type: ignore[no-untyped-def]
+def payment_detail(payment_id: str):
     """One of the customer's payments; someone else's is a 404."""
     payment = payments.get_own_payment(current_user, payment_id)
     return render_template("account/payment_detail.html", payment=payment,

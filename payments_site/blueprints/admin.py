@@ -49,12 +49,12 @@ def admins_only() -> Any:
 
 
 @bp.get("/")
-def index():  # type: ignore[no-untyped-def]
+def index():
     return redirect(url_for("admin.payments"))
 
 
 @bp.get("/payments")
-def payments():  # type: ignore[no-untyped-def]
+def payments():
     """Every payment, newest first, filtered by search text, status and dates; keyset pages."""
     args = {k: v for k, v in request.args.items()}
     try:
@@ -70,7 +70,7 @@ def payments():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/payments/<public_id>")
-def payment_detail(public_id: str):  # type: ignore[no-untyped-def]
+def payment_detail(public_id: str):
     """One payment: its facts, refunds, timeline and the refund form; 404 if unknown."""
     payment = refunds.get_payment(public_id, param="id")
     form = RefundForm(formdata=None)
@@ -81,7 +81,7 @@ def payment_detail(public_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/payments/<public_id>/refund")
-def refund(public_id: str):  # type: ignore[no-untyped-def]
+def refund(public_id: str):
     """Two steps: the first submit asks "Refund X to customer Y?", the confirmed one refunds."""
     payment = refunds.get_payment(public_id, param="id")
     form = RefundForm()
@@ -123,13 +123,13 @@ def refund(public_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/emails")
-def failed_emails():  # type: ignore[no-untyped-def]
+def failed_emails():
     """Emails that gave up after their last attempt, newest first, each with a Retry button."""
     return render_template("admin/emails.html", failed=admin_payments.failed_emails())
 
 
 @bp.post("/emails/<int:email_id>/retry")
-def retry_email(email_id: int):  # type: ignore[no-untyped-def]
+def retry_email(email_id: int):
     """Queue a failed email again with fresh attempts (audit-logged); 404 for an unknown id."""
     if emails.retry_failed_email(email_id, actor=current_user):
         flash(f"Email #{email_id} is queued to be sent again.", "success")

@@ -19,7 +19,7 @@ bp = Blueprint("api_payments", __name__, url_prefix="/api/payments")
 @bp.post("/process")
 @login_required
 @limiter.limit(payment_limit, key_func=user_key)
-def process():  # type: ignore[no-untyped-def]
+def process():
     """201 {payment, client_secret, requires_action}; 402 with the payment on a decline.
 
     Amount and currency come from the catalog; any client-sent amount, currency or status
@@ -50,7 +50,7 @@ def process():  # type: ignore[no-untyped-def]
 
 @bp.get("/history")
 @login_required
-def history():  # type: ignore[no-untyped-def]
+def history():
     """200 {data: [Payment], next_cursor}: the caller's payments, newest first."""
     limit, cursor, status = payments.parse_history_query(
         request.args.get("limit"), request.args.get("cursor"), request.args.get("status"))
@@ -61,7 +61,7 @@ def history():  # type: ignore[no-untyped-def]
 
 @bp.get("/<payment_id>")
 @login_required
-def detail(payment_id: str):  # type: ignore[no-untyped-def]
+def detail(payment_id: str):
     """200 {payment, refunds}; 404 unless the caller owns it or is an admin."""
     payment = payments.get_payment_for(current_user, payment_id)
     return jsonify(payment=payment_to_dict(payment),

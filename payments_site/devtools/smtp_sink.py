@@ -60,7 +60,7 @@ class MailSink:
     def messages(self) -> list[EmailMessage]:
         with self._lock:
             raw = list(self.raw)
-        return [email.message_from_bytes(b, policy=email.policy.default)  # type: ignore[misc]
+        return [email.message_from_bytes(b, policy=email.policy.default)
                 for b in raw]
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:

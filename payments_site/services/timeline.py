@@ -4,7 +4,7 @@ that knows) and in the customer's (where the payment stands, paid, refunds)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,6 @@ class TimelineEntry:
     currency: str | None = None
     actor: str | None = None
     badge: str | None = None  # the state the entry shows (succeeded, failed, …)
-    meta: dict[str, Any] = field(default_factory=dict)
 
     # The customer's payment page names the title `label` and the badge `status`.
     @property
@@ -150,10 +149,10 @@ def _receipt_entries(payment: Payment) -> list[TimelineEntry]:
                                       .order_by(Receipt.id)):
         label = "Refund note" if receipt.series == "refund_note" else "Receipt"
         entries.append(TimelineEntry(receipt.created_at, "receipt", f"{label} issued",
-                                     receipt.number, meta={"number": receipt.number}))
+                                     receipt.number))
         if receipt.emailed_at:
             entries.append(TimelineEntry(receipt.emailed_at, "receipt", f"{label} emailed",
-                                         receipt.number, meta={"number": receipt.number}))
+                                         receipt.number))
     return entries
 
 
