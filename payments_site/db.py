@@ -112,8 +112,7 @@ def lock_customer(user_id: int) -> None:
         current.execute(select(User.id).where(User.id == user_id)
                         .with_for_update(key_share=True))
     else:
-        # SQLite: a transaction that has read cannot take the write lock once another writer
-        # committed, so start a fresh one whose first statement takes the lock.
+        # A fresh transaction whose first statement takes the lock (see finish_reading).
         finish_reading()
         current.execute(update(User).where(User.id == user_id).values(id=User.id))
 
