@@ -29,8 +29,12 @@ browser-deps:  ## Debian's Chromium for the browser tests (Playwright cannot dow
 	  fi; \
 	fi
 
-typecheck: install  ## mypy on the gateway, services and the rest of the package
+STRICT_TYPED := payments_site/stripe_gateway.py payments_site/services payments_site/db.py \
+	payments_site/jobs.py
+
+typecheck: install  ## mypy on the package; --strict on the gateway, services, db and jobs
 	$(BIN)/mypy payments_site
+	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_TYPED)
 
 lint: install
 	$(BIN)/ruff check .

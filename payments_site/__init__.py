@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from dotenv import load_dotenv
-from flask import Flask
+from flask import Flask, Response, g
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from payments_site import stripe_gateway
+from payments_site.blueprints import BLUEPRINTS
+from payments_site.cli import register_commands
 from payments_site.config import check_settings, load_config
+from payments_site.errors import register_error_handlers
+from payments_site.extensions import csrf, db, limiter, login_manager, mail, migrate
+from payments_site.logging_filters import configure_logging
+from payments_site.models.pool import install_idle_ping
+from payments_site.models.sqlite import configure_sqlite
+from payments_site.security import init_security
+from payments_site.templating import init_templating
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -33,8 +45,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_template_helpers(app)
     register_cli(app)
-    from payments_site.errors import register_error_handlers
-
     register_error_handlers(app)
     return app
 
@@ -48,27 +58,20 @@ def register_proxies(app: Flask) -> None:
     """
     proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
     if proxies > 0:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         proxied = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
         app.wsgi_app = proxied  # type: ignore[method-assign]
 
 
 def register_json(app: Flask) -> None:
     """Every JSON answer (views, errors, probes) says `application/json; charset=utf-8` (API.md)."""
-    from flask.json.provider import DefaultJSONProvider
-
     if isinstance(app.json, DefaultJSONProvider):
         app.json.mimetype = "application/json; charset=utf-8"
 
 
 def register_logging(app: Flask) -> None:
-    from payments_site.logging_filters import install_redaction
-
-    level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_redaction()
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    """Configure the process's logging once (a second app changes nothing); every record is
+    redacted."""
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
 
 
 def register_server_timing(app: Flask) -> None:
@@ -79,29 +82,26 @@ def register_server_timing(app: Flask) -> None:
     """
     if not app.config.get("SERVER_TIMING"):
         return
-    import time
-
-    from flask import Response, g
 
     @app.before_request
     def start_server_timing() -> None:
         g.request_started = time.perf_counter()
+        stripe_gateway.start_timing()
 
     @app.after_request
     def add_server_timing(response: Response) -> Response:
         started = g.get("request_started")
-        if started is not None:
+        timings = stripe_gateway.stop_timing()
+        if started is not None and timings is not None:
             total = (time.perf_counter() - started) * 1000
-            stripe_ms = g.get("stripe_seconds", 0.0) * 1000
+            stripe_ms = timings.seconds * 1000
             response.headers["Server-Timing"] = (
-                f'stripe;dur={stripe_ms:.2f};desc="{g.get("stripe_calls", 0)} calls", '
+                f'stripe;dur={stripe_ms:.2f};desc="{timings.calls} calls", '
                 f"app;dur={max(total - stripe_ms, 0.0):.2f}")
         return response
 
 
 def register_extensions(app: Flask) -> None:
-    from payments_site.extensions import csrf, db, limiter, login_manager, mail, migrate
-
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent /
                                             "migrations"))
@@ -112,12 +112,8 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     with app.app_context():
         if app.config.get("DB_POOL_PRE_PING", True):
-            from payments_site.models.pool import install_idle_ping
-
             install_idle_ping(db.engine, float(app.config.get("DB_POOL_PING_IDLE", 2.0)))
         if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-            from payments_site.models.sqlite import configure_sqlite
-
             configure_sqlite(db.engine)
 
 
@@ -128,25 +124,17 @@ def _limiter_storage_uri(redis_url: str) -> str:
 
 
 def register_security(app: Flask) -> None:
-    from payments_site.security import init_security
-
     init_security(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    from payments_site.blueprints import BLUEPRINTS
-
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
 
 
 def register_template_helpers(app: Flask) -> None:
-    from payments_site.templating import init_templating
-
     init_templating(app)
 
 
 def register_cli(app: Flask) -> None:
-    from payments_site.cli import register_commands
-
     register_commands(app)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from payments_site.errors import InvalidRequest
+from payments_site.errors import InvalidRequest, NotFound
 from payments_site.extensions import db
 from payments_site.models import Product, User
+from payments_site.services import sweeper, webhooks
+from payments_site.services.accounts import create_user
+from payments_site.services.catalog import create_product
+from payments_site.worker import run_worker
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 products_cli = AppGroup("products", help="Manage the catalog.")
@@ -34,8 +40,6 @@ DEMO_PRODUCTS = [
 @click.option("--name", default="", help="Full name shown on receipts.")
 def create_user_command(email: str, password: str, admin: bool, name: str) -> None:
     """Create a user and print its id."""
-    from payments_site.services.accounts import create_user
-
     try:
         user = create_user(email, password, name=name, role="admin" if admin else "customer")
     except InvalidRequest as error:
@@ -50,8 +54,6 @@ def create_user_command(email: str, password: str, admin: bool, name: str) -> No
 @click.option("--description", default="")
 def create_product_command(name: str, amount: int, currency: str, description: str) -> None:
     """Create a catalog product and print its id."""
-    from payments_site.services.catalog import create_product
-
     try:
         product = create_product(name, amount, currency, description)
     except InvalidRequest as error:
@@ -62,8 +64,6 @@ def create_product_command(name: str, amount: int, currency: str, description: s
 @click.command("seed")
 def seed_command() -> None:
     """Demo catalog, a demo customer and a demo admin (idempotent; refused in production)."""
-    from payments_site.services.accounts import create_user
-
     if current_app.config["PRODUCTION"]:
         raise click.ClickException("flask seed is for development only")
     for (email, password, name), role in ((DEMO_CUSTOMER, "customer"), (DEMO_ADMIN, "admin")):
@@ -83,8 +83,6 @@ def seed_command() -> None:
 @click.option("--queues", default="", help="Comma-separated subset of the queues.")
 def worker_command(burst: bool, queues: str) -> None:
     """Run an RQ worker for all queues with the app context."""
-    from payments_site.worker import run_worker
-
     names = [q.strip() for q in queues.split(",") if q.strip()] or None
     run_worker(names, burst=burst)
 
@@ -95,8 +93,6 @@ def worker_command(burst: bool, queues: str) -> None:
                    "or Redis needed).")
 def webhooks_retry_failed_command(inline: bool) -> None:
     """Re-process now every pending or failed webhook event (even past its last attempt)."""
-    from payments_site.services import sweeper, webhooks
-
     if not inline:
         click.echo(f"queued {sweeper.sweep_webhook_events(everything=True)} event(s)")
         return
@@ -112,11 +108,8 @@ def webhooks_retry_failed_command(inline: bool) -> None:
 @click.argument("event_id")
 def webhooks_replay_command(event_id: str) -> None:
     """Re-process one stored event (by Stripe event id, evt_…) now and print the outcome."""
-    from payments_site.errors import NotFound
-    from payments_site.services.webhooks import replay_event
-
     try:
-        event = replay_event(event_id, actor=None)
+        event = webhooks.replay_event(event_id, actor=None)
     except NotFound as error:
         raise click.ClickException(f"no stored webhook event {event_id}") from error
     click.echo(f"{event.stripe_event_id} {event.type}: {event.status} "
@@ -131,10 +124,6 @@ def webhooks_replay_command(event_id: str) -> None:
 @click.option("--since", default=None, help="ISO date or datetime (UTC); default: 7 days ago.")
 def payments_reconcile_command(since: str | None) -> None:
     """Re-read recent payments and their refunds from Stripe and fix what differs."""
-    from datetime import UTC, datetime, timedelta
-
-    from payments_site.services.sweeper import reconcile_payments
-
     if since is None:
         start = datetime.now(UTC) - timedelta(days=7)
     else:
@@ -144,7 +133,7 @@ def payments_reconcile_command(since: str | None) -> None:
             raise click.BadParameter("use an ISO date such as 2026-01-31",
                                      param_hint="--since") from error
         start = start if start.tzinfo else start.replace(tzinfo=UTC)
-    report = reconcile_payments(start, on_change=click.echo)
+    report = sweeper.reconcile_payments(start, on_change=click.echo)
     click.echo(f"checked {report.checked} payment(s) since {start.isoformat()}: "
                f"{report.changed} changed, {report.errors} error(s)")
     if report.errors:

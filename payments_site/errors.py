@@ -73,10 +73,6 @@ class IdempotencyKeyReused(DomainError):
     message = "This Idempotency-Key was used with a different request body."
 
 
-class RateLimited(DomainError):
-    status, code, message = 429, "rate_limited", "Too many requests. Please try again later."
-
-
 class ProviderError(DomainError):
     status, code = 502, "payment_provider_error"
     message = "The payment provider could not complete the request. Please try again."
@@ -119,8 +115,6 @@ def register_error_handlers(app: Flask) -> None:
         if wants_json():
             response = jsonify(error.to_dict())
             response.status_code = error.status
-            if error.status == 429 and "retry_after" in error.extra:
-                response.headers["Retry-After"] = str(error.extra["retry_after"])
             return response
         return error_response(error.status, error.code, error.message)
 
@@ -133,10 +127,6 @@ def register_error_handlers(app: Flask) -> None:
     def handle_rate_limited(error: HTTPException) -> Response:
         response = error_response(429, "rate_limited",
                                   "Too many requests. Please try again later.")
-        retry_after = getattr(error, "retry_after", None)
-        limit = getattr(error, "limit", None)
-        if retry_after is None and limit is not None:
-            retry_after = getattr(limit, "reset_at", None)
         response.headers.setdefault("Retry-After", "60")
         return response
 

@@ -51,22 +51,43 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-_factory_installed = False
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Records go to stderr at `level`, every one of them redacted; calling it again (a second
+    app in one process) changes nothing.
+
+    A process whose logging is configured already (a deployment's own config, gunicorn's,
+    pytest's) keeps its handlers and level; only the redaction is added to them.
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+        root.setLevel(level)
+    install_redaction()
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+class _RedactingRecordFactory:
+    """The log record factory in place before, with every record it makes redacted."""
+
+    def __init__(self, previous: Callable[..., logging.LogRecord]) -> None:
+        self.previous = previous
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        return redact_record(self.previous(*args, **kwargs))
 
 
 def install_redaction() -> None:
     """Redact every record when it is created (so handlers added later — pytest's, gunicorn's,
-    a deployment's logging config — never see the raw text), and filter the root's handlers."""
-    global _factory_installed
-    if not _factory_installed:
-        previous: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
-
-        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-            return redact_record(previous(*args, **kwargs))
-
-        logging.setLogRecordFactory(factory)
-        _factory_installed = True
-    root = logging.getLogger()
-    for handler in root.handlers:
+    a deployment's logging config — never see the raw text), and filter the root's handlers.
+    Idempotent: the record factory is wrapped once."""
+    current = logging.getLogRecordFactory()
+    if not isinstance(current, _RedactingRecordFactory):
+        logging.setLogRecordFactory(_RedactingRecordFactory(current))
+    for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())

@@ -10,9 +10,10 @@ import jwt
 from flask import Flask, Request, Response, current_app, g, redirect, request, url_for
 from flask_login import current_user
 
+from payments_site.db import get_autocommitted
 from payments_site.errors import Forbidden, Unauthenticated
-from payments_site.extensions import csrf, db, login_manager
-from payments_site.models import User, get_autocommitted
+from payments_site.extensions import csrf, login_manager
+from payments_site.models import User
 
 TOKEN_ALGORITHM = "HS256"
 # Routes whose callers cannot hold a CSRF token; each is protected another way.
@@ -40,7 +41,7 @@ def user_from_token(token: str) -> User | None:
         user_id = int(claims["sub"])
     except (TypeError, ValueError):
         return None
-    return get_autocommitted(db.session(), User, user_id)
+    return get_autocommitted(User, user_id)
 
 
 def bearer_token(req: Request) -> str | None:
@@ -80,7 +81,7 @@ def init_security(app: Flask) -> None:
             ident = int(user_id)
         except (TypeError, ValueError):
             return None
-        return get_autocommitted(db.session(), User, ident)
+        return get_autocommitted(User, ident)
 
     @login_manager.request_loader
     def load_user_from_request(req: Request) -> User | None:

@@ -5,6 +5,12 @@ Every call goes through `_call`, which retries what Stripe documents as retryabl
 idempotency key, so a retry can never create a second object. Stripe errors become the
 domain exceptions of `payments_site.errors`.
 https://docs.stripe.com/error-low-level#idempotency, https://docs.stripe.com/rate-limits
+
+What Stripe answers is handed back as small frozen dataclasses (`Intent`, `SetupIntent`,
+`PaymentMethod`, `Card`, `Refund`, `Dispute`, `Charge`, `Customer`) holding the fields the
+app uses, read once here: a reference Stripe may expand (a charge, a card) is always its id
+as a plain string, and an expanded object, where asked for, is a dataclass of its own. No
+other module sees a Stripe object.
 """
 
 from __future__ import annotations
@@ -13,30 +19,19 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import stripe
-from flask import current_app, g, has_app_context
+from flask import current_app
 from stripe.params import (
-    CustomerCreateParams,
-    CustomerUpdateParams,
     DisputeListParams,
-    PaymentIntentCancelParams,
-    PaymentIntentConfirmParams,
-    PaymentIntentListParams,
-    PaymentIntentRetrieveParams,
-    PaymentIntentUpdateParams,
-    PaymentMethodAttachParams,
+    PaymentIntentCreateParams,
     RefundCreateParams,
     RefundListParams,
-    SetupIntentCreateParams,
-    SetupIntentRetrieveParams,
-)
-from stripe.params import (
-    # Re-exported: services build their create requests with it and take it from here, so
-    # this module stays the only one that imports `stripe`.
-    PaymentIntentCreateParams as PaymentIntentCreateParams,
 )
 
 from payments_site.errors import CardDeclined, DomainError, ProviderError, ProviderUnavailable
@@ -45,14 +40,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 P = ParamSpec("P")
 
-PaymentIntent = stripe.PaymentIntent
-SetupIntent = stripe.SetupIntent
-PaymentMethod = stripe.PaymentMethod
-Refund = stripe.Refund
-Charge = stripe.Charge
-Customer = stripe.Customer
-Event = stripe.Event
-StripeObject = stripe.StripeObject
+CancellationReason = Literal["abandoned", "duplicate", "fraudulent", "requested_by_customer"]
 
 
 class GatewayInvalidRequest(DomainError):
@@ -141,15 +129,42 @@ def _call(operation: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwarg
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+@dataclass
+class StripeTimings:
+    """The time one request spent waiting for Stripe (the Server-Timing header's part)."""
+
+    seconds: float = 0.0
+    calls: int = 0
+
+
+# The current request's recorder, when one is timing (SERVER_TIMING); None otherwise.
+_timings: ContextVar[StripeTimings | None] = ContextVar("stripe_timings", default=None)
+
+
+def start_timing() -> StripeTimings:
+    """Add the Stripe requests made from now on, in this context, to a fresh recorder."""
+    timings = StripeTimings()
+    _timings.set(timings)
+    return timings
+
+
+def stop_timing() -> StripeTimings | None:
+    """The recorder `start_timing` started (None if none), no longer added to."""
+    timings = _timings.get()
+    _timings.set(None)
+    return timings
+
+
 def _timed(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """One Stripe request; its wait is added to `g` for the Server-Timing header."""
+    """One Stripe request; its wait is added to the current recorder, if any."""
     started = time.perf_counter()
     try:
         return func(*args, **kwargs)
     finally:
-        if has_app_context():
-            g.stripe_seconds = g.get("stripe_seconds", 0.0) + time.perf_counter() - started
-            g.stripe_calls = g.get("stripe_calls", 0) + 1
+        timings = _timings.get()
+        if timings is not None:
+            timings.seconds += time.perf_counter() - started
+            timings.calls += 1
 
 
 def _card_declined(error: stripe.CardError) -> CardDeclined:
@@ -205,137 +220,377 @@ def friendly_decline_message(code: str | None, decline_code: str | None,
     return stripe_message or "Your card was declined."
 
 
+# --- What Stripe answers, as plain data ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Card:
+    """A card's display fields (never its number)."""
+
+    brand: str | None
+    last4: str | None
+    exp_month: int
+    exp_year: int
+    fingerprint: str | None
+
+
+@dataclass(frozen=True)
+class PaymentMethod:
+    id: str
+    type: str | None
+    customer_id: str | None  # None once detached
+    card: Card | None
+
+
+@dataclass(frozen=True)
+class PaymentError:
+    """Why Stripe declined or could not authenticate (an intent's last error)."""
+
+    code: str | None
+    decline_code: str | None
+    message: str | None
+    card: Card | None  # the card that failed, when Stripe says
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A PaymentIntent."""
+
+    id: str
+    status: str
+    client_secret: str | None
+    our_payment_id: str | None  # our payment's public id, from the intent's metadata
+    payment_method_id: str | None
+    payment_method: PaymentMethod | None  # when expanded
+    latest_charge_id: str | None
+    charge_card: Card | None  # the latest charge's card, when the charge is expanded
+    last_payment_error: PaymentError | None
+
+
+@dataclass(frozen=True)
+class SetupIntent:
+    id: str
+    status: str
+    client_secret: str | None
+    customer_id: str | None
+    payment_method_id: str | None
+    payment_method: PaymentMethod | None  # when expanded
+    last_setup_error: PaymentError | None
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    status: str | None
+    amount: int | None
+    currency: str | None
+    reason: str | None
+    failure_reason: str | None
+    payment_intent_id: str | None
+    charge_id: str | None
+    our_refund_id: str | None  # our refund's public id, from the refund's metadata
+
+
+@dataclass(frozen=True)
+class Dispute:
+    id: str
+    status: str | None
+    reason: str | None
+    amount: int | None
+    currency: str | None
+    payment_intent_id: str | None
+    charge_id: str | None
+    evidence_due_by: datetime | None
+
+
+@dataclass(frozen=True)
+class Charge:
+    id: str
+    payment_intent_id: str | None
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+
+
+def _plain(obj: stripe.StripeObject) -> dict[str, Any]:
+    return obj.to_dict()
+
+
+def _id(value: object) -> str | None:
+    """A Stripe reference as its id, whether Stripe expanded it (an object) or not (an id)."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def _required_id(data: Mapping[str, Any]) -> str:
+    found = _id(data)
+    if found is None:
+        raise ProviderError()  # Stripe always names its objects: this answer is not one
+    return found
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value is not None and value != "" else None
+
+
+def _integer(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _mapping(value: object) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) and value else None
+
+
+def _metadata(data: Mapping[str, Any], key: str) -> str | None:
+    metadata = _mapping(data.get("metadata"))
+    return _text(metadata.get(key)) if metadata else None
+
+
+def _card(value: object) -> Card | None:
+    card = _mapping(value)
+    if card is None:
+        return None
+    return Card(brand=_text(card.get("brand")), last4=_text(card.get("last4")),
+                exp_month=int(card.get("exp_month") or 0),
+                exp_year=int(card.get("exp_year") or 0),
+                fingerprint=_text(card.get("fingerprint")))
+
+
+def _payment_method(value: object) -> PaymentMethod | None:
+    """An expanded PaymentMethod (None for a bare id)."""
+    data = _mapping(value)
+    if data is None:
+        return None
+    return PaymentMethod(id=_required_id(data), type=_text(data.get("type")),
+                         customer_id=_id(data.get("customer")), card=_card(data.get("card")))
+
+
+def _payment_error(value: object) -> PaymentError | None:
+    error = _mapping(value)
+    if error is None:
+        return None
+    failed_method = _mapping(error.get("payment_method"))
+    return PaymentError(code=_text(error.get("code")),
+                        decline_code=_text(error.get("decline_code")),
+                        message=_text(error.get("message")),
+                        card=_card(failed_method.get("card")) if failed_method else None)
+
+
+def _intent(data: Mapping[str, Any]) -> Intent:
+    charge = _mapping(data.get("latest_charge"))
+    details = _mapping(charge.get("payment_method_details")) if charge else None
+    return Intent(id=_required_id(data), status=str(data.get("status") or ""),
+                  client_secret=_text(data.get("client_secret")),
+                  our_payment_id=_metadata(data, "payment_id"),
+                  payment_method_id=_id(data.get("payment_method")),
+                  payment_method=_payment_method(data.get("payment_method")),
+                  latest_charge_id=_id(data.get("latest_charge")),
+                  charge_card=_card(details.get("card")) if details else None,
+                  last_payment_error=_payment_error(data.get("last_payment_error")))
+
+
+def _setup_intent(data: Mapping[str, Any]) -> SetupIntent:
+    return SetupIntent(id=_required_id(data), status=str(data.get("status") or ""),
+                       client_secret=_text(data.get("client_secret")),
+                       customer_id=_id(data.get("customer")),
+                       payment_method_id=_id(data.get("payment_method")),
+                       payment_method=_payment_method(data.get("payment_method")),
+                       last_setup_error=_payment_error(data.get("last_setup_error")))
+
+
+def _refund(data: Mapping[str, Any]) -> Refund:
+    return Refund(id=_required_id(data), status=_text(data.get("status")),
+                  amount=_integer(data.get("amount")), currency=_text(data.get("currency")),
+                  reason=_text(data.get("reason")),
+                  failure_reason=_text(data.get("failure_reason")),
+                  payment_intent_id=_id(data.get("payment_intent")),
+                  charge_id=_id(data.get("charge")),
+                  our_refund_id=_metadata(data, "refund_id"))
+
+
+def _dispute(data: Mapping[str, Any]) -> Dispute:
+    evidence = _mapping(data.get("evidence_details"))
+    due_by = evidence.get("due_by") if evidence else None
+    return Dispute(id=_required_id(data), status=_text(data.get("status")),
+                   reason=_text(data.get("reason")), amount=_integer(data.get("amount")),
+                   currency=_text(data.get("currency")),
+                   payment_intent_id=_id(data.get("payment_intent")),
+                   charge_id=_id(data.get("charge")),
+                   evidence_due_by=datetime.fromtimestamp(int(due_by), UTC) if due_by else None)
+
+
 # --- Customers -----------------------------------------------------------------------------
 
-def create_customer(params: CustomerCreateParams, *, idempotency_key: str) -> stripe.Customer:
-    return _call("customers.create", _client().v1.customers.create, params,
-                 {"idempotency_key": idempotency_key})
+def create_customer(*, email: str, name: str, user_id: int, idempotency_key: str) -> Customer:
+    customer = _call("customers.create", _client().v1.customers.create,
+                     {"email": email, "name": name, "metadata": {"user_id": str(user_id)}},
+                     {"idempotency_key": idempotency_key})
+    return Customer(id=_required_id(_plain(customer)))
 
 
-def update_customer(customer_id: str, params: CustomerUpdateParams) -> stripe.Customer:
-    return _call("customers.update", _client().v1.customers.update, customer_id, params)
+def set_default_payment_method(customer_id: str, payment_method_id: str) -> None:
+    """The card Stripe uses for the customer's invoices (and shows first in the Dashboard)."""
+    _call("customers.update", _client().v1.customers.update, customer_id,
+          {"invoice_settings": {"default_payment_method": payment_method_id}})
 
 
 # --- PaymentIntents ------------------------------------------------------------------------
 
-def create_payment_intent(params: PaymentIntentCreateParams, *,
-                          idempotency_key: str) -> stripe.PaymentIntent:
-    """Create (and with `confirm`, confirm) a PaymentIntent; CardDeclined carries the intent."""
-    return _call("payment_intents.create", _client().v1.payment_intents.create, params,
-                 {"idempotency_key": idempotency_key})
+# Read with the intent: the charge and the card, so the card's brand and last4 (and the
+# charge's id) need no second call.
+_EXPAND_INTENT = ["latest_charge", "payment_method"]
 
 
-def confirm_payment_intent(intent_id: str, params: PaymentIntentConfirmParams, *,
-                           idempotency_key: str) -> stripe.PaymentIntent:
-    return _call("payment_intents.confirm", _client().v1.payment_intents.confirm, intent_id,
-                 params, {"idempotency_key": idempotency_key})
+def create_payment_intent(*, amount: int, currency: str, customer_id: str, description: str,
+                          metadata: dict[str, str], save_card: bool,
+                          idempotency_key: str) -> Intent:
+    """Create a PaymentIntent for a customer (confirmed later, by Stripe.js or the server)."""
+    params: PaymentIntentCreateParams = {
+        "amount": amount, "currency": currency, "customer": customer_id,
+        # No redirect-based methods, so a server-side confirm with a saved card needs no
+        # return_url (3-D Secure still runs through Stripe.js).
+        "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+        "description": description, "metadata": metadata,
+    }
+    if save_card:
+        params["setup_future_usage"] = "off_session"
+    return _intent(_plain(_call("payment_intents.create", _client().v1.payment_intents.create,
+                                params, {"idempotency_key": idempotency_key})))
 
 
-def retrieve_payment_intent(intent_id: str,
-                            params: PaymentIntentRetrieveParams | None = None
-                            ) -> stripe.PaymentIntent:
-    return _call("payment_intents.retrieve", _client().v1.payment_intents.retrieve, intent_id,
-                 params or {"expand": ["latest_charge", "payment_method"]})
+def confirm_payment_intent(intent_id: str, *, payment_method_id: str,
+                           idempotency_key: str) -> Intent:
+    """Confirm with a saved card; the answer carries the charge and the card."""
+    return _intent(_plain(_call(
+        "payment_intents.confirm", _client().v1.payment_intents.confirm, intent_id,
+        {"payment_method": payment_method_id, "expand": _EXPAND_INTENT},
+        {"idempotency_key": idempotency_key})))
 
 
-def list_payment_intents(params: PaymentIntentListParams) -> list[stripe.PaymentIntent]:
-    page = _call("payment_intents.list", _client().v1.payment_intents.list, params)
-    return list(page.data)
+def retrieve_payment_intent(intent_id: str) -> Intent:
+    return _intent(_plain(_call("payment_intents.retrieve",
+                                _client().v1.payment_intents.retrieve, intent_id,
+                                {"expand": _EXPAND_INTENT})))
 
 
-def cancel_payment_intent(intent_id: str, params: PaymentIntentCancelParams, *,
-                          idempotency_key: str) -> stripe.PaymentIntent:
-    """Cancel an intent nobody can pay any more; Stripe refuses once it succeeded."""
-    return _call("payment_intents.cancel", _client().v1.payment_intents.cancel, intent_id,
-                 params, {"idempotency_key": idempotency_key})
-
-
-# --- Checkout additions (payments service) ---------------------------------------------------
-
-def update_payment_intent(intent_id: str,
-                          params: PaymentIntentUpdateParams) -> stripe.PaymentIntent:
-    """Change an unconfirmed intent (e.g. `setup_future_usage` when the customer ticks "save").
+def set_intent_saves_card(intent_id: str, save: bool) -> Intent:
+    """Whether an unconfirmed intent keeps the card for later (`setup_future_usage`), as the
+    customer ticks or unticks "save this card".
 
     No idempotency key: an update sets absolute values, so repeating it is harmless, and a
     cached earlier response must not mask a later change of mind.
     """
-    return _call("payment_intents.update", _client().v1.payment_intents.update, intent_id,
-                 params)
+    return _intent(_plain(_call("payment_intents.update", _client().v1.payment_intents.update,
+                                intent_id,
+                                {"setup_future_usage": "off_session" if save else ""})))
+
+
+def cancel_payment_intent(intent_id: str, *, reason: CancellationReason,
+                          idempotency_key: str) -> Intent:
+    """Cancel an intent nobody can pay any more; Stripe refuses once it succeeded."""
+    return _intent(_plain(_call("payment_intents.cancel", _client().v1.payment_intents.cancel,
+                                intent_id, {"cancellation_reason": reason},
+                                {"idempotency_key": idempotency_key})))
 
 
 # --- SetupIntents and PaymentMethods -------------------------------------------------------
 
-def create_setup_intent(params: SetupIntentCreateParams, *,
-                        idempotency_key: str) -> stripe.SetupIntent:
-    return _call("setup_intents.create", _client().v1.setup_intents.create, params,
-                 {"idempotency_key": idempotency_key})
+def create_setup_intent(*, customer_id: str, user_id: int, idempotency_key: str) -> SetupIntent:
+    """A SetupIntent that saves a card for off-session payments."""
+    intent = _call("setup_intents.create", _client().v1.setup_intents.create, {
+        "customer": customer_id, "usage": "off_session",
+        # Redirect-based methods are excluded: cards (with in-page 3-D Secure) are what we save.
+        "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+        "metadata": {"user_id": str(user_id)}}, {"idempotency_key": idempotency_key})
+    return _setup_intent(_plain(intent))
 
 
-def retrieve_setup_intent(setup_intent_id: str,
-                          params: SetupIntentRetrieveParams | None = None) -> stripe.SetupIntent:
-    return _call("setup_intents.retrieve", _client().v1.setup_intents.retrieve,
-                 setup_intent_id, params or {"expand": ["payment_method"]})
+def retrieve_setup_intent(setup_intent_id: str) -> SetupIntent:
+    return _setup_intent(_plain(_call("setup_intents.retrieve",
+                                      _client().v1.setup_intents.retrieve, setup_intent_id,
+                                      {"expand": ["payment_method"]})))
 
 
-def retrieve_payment_method(payment_method_id: str) -> stripe.PaymentMethod:
-    return _call("payment_methods.retrieve", _client().v1.payment_methods.retrieve,
-                 payment_method_id)
+def retrieve_payment_method(payment_method_id: str) -> PaymentMethod:
+    method = _call("payment_methods.retrieve", _client().v1.payment_methods.retrieve,
+                   payment_method_id)
+    return _known_payment_method(_plain(method))
 
 
-def attach_payment_method(payment_method_id: str, params: PaymentMethodAttachParams, *,
-                          idempotency_key: str) -> stripe.PaymentMethod:
-    return _call("payment_methods.attach", _client().v1.payment_methods.attach,
-                 payment_method_id, params, {"idempotency_key": idempotency_key})
+def attach_payment_method(payment_method_id: str, *, customer_id: str,
+                          idempotency_key: str) -> PaymentMethod:
+    method = _call("payment_methods.attach", _client().v1.payment_methods.attach,
+                   payment_method_id, {"customer": customer_id},
+                   {"idempotency_key": idempotency_key})
+    return _known_payment_method(_plain(method))
 
 
-def detach_payment_method(payment_method_id: str) -> stripe.PaymentMethod:
-    return _call("payment_methods.detach", _client().v1.payment_methods.detach,
-                 payment_method_id)
+def detach_payment_method(payment_method_id: str) -> None:
+    _call("payment_methods.detach", _client().v1.payment_methods.detach, payment_method_id)
 
 
-def list_customer_payment_methods(customer_id: str) -> list[stripe.PaymentMethod]:
-    page = _call("customers.payment_methods.list",
-                 _client().v1.customers.payment_methods.list, customer_id,
-                 {"type": "card", "limit": 100})
-    return list(page.data)
+def _known_payment_method(data: Mapping[str, Any]) -> PaymentMethod:
+    method = _payment_method(data)
+    if method is None:
+        raise ProviderError()
+    return method
 
 
-# --- Refunds and charges -------------------------------------------------------------------
+# --- Refunds -------------------------------------------------------------------------------
 
-def create_refund(params: RefundCreateParams, *, idempotency_key: str) -> stripe.Refund:
-    return _call("refunds.create", _client().v1.refunds.create, params,
-                 {"idempotency_key": idempotency_key})
+def refund_payment_intent(payment_intent_id: str, amount: int, reason: str | None, *,
+                          metadata: dict[str, str], idempotency_key: str) -> Refund:
+    """Refund `amount` of a PaymentIntent's charge; `reason`: Stripe's reason or None."""
+    params: RefundCreateParams = {"payment_intent": payment_intent_id, "amount": amount,
+                                  "metadata": metadata}
+    if reason == "duplicate" or reason == "fraudulent" or reason == "requested_by_customer":
+        params["reason"] = reason
+    elif reason is not None:
+        raise ValueError(f"unknown refund reason {reason!r}")
+    return _refund(_plain(_call("refunds.create", _client().v1.refunds.create, params,
+                                {"idempotency_key": idempotency_key})))
 
 
-def retrieve_refund(refund_id: str) -> stripe.Refund:
-    return _call("refunds.retrieve", _client().v1.refunds.retrieve, refund_id)
+def retrieve_refund(refund_id: str) -> Refund:
+    return _refund(_plain(_call("refunds.retrieve", _client().v1.refunds.retrieve, refund_id)))
 
 
-def list_refunds(params: RefundListParams) -> list[stripe.Refund]:
+def refunds_of_charge(charge_id: str) -> list[Refund]:
+    """The charge's refunds (up to 100, newest first)."""
+    return _refunds({"charge": charge_id, "limit": 100})
+
+
+def refunds_of_payment_intent(payment_intent_id: str) -> list[Refund]:
+    """The refunds of a PaymentIntent's charge (up to 100, newest first)."""
+    return _refunds({"payment_intent": payment_intent_id, "limit": 100})
+
+
+def _refunds(params: RefundListParams) -> list[Refund]:
     page = _call("refunds.list", _client().v1.refunds.list, params)
-    return list(page.data)
+    return [_refund(_plain(refund)) for refund in page.data]
 
 
-def list_refunds_created_since(created_gte: int) -> list[stripe.Refund]:
+def list_refunds_created_since(created_gte: int) -> list[Refund]:
     """Every refund created at or after `created_gte` (Unix time), newest first, all pages."""
     params: RefundListParams = {"created": {"gte": created_gte}, "limit": 100}
-    return _all_pages("refunds.list", _client().v1.refunds.list, params)
+    return [_refund(_plain(refund))
+            for refund in _all_pages("refunds.list", _client().v1.refunds.list, params)]
 
 
-def retrieve_charge(charge_id: str) -> stripe.Charge:
-    return _call("charges.retrieve", _client().v1.charges.retrieve, charge_id)
+# --- Disputes --------------------------------------------------------------------------------
+
+def retrieve_dispute(dispute_id: str) -> Dispute:
+    return _dispute(_plain(_call("disputes.retrieve", _client().v1.disputes.retrieve,
+                                 dispute_id)))
 
 
-# --- Disputes (webhook handlers) -------------------------------------------------------------
-
-def retrieve_dispute(dispute_id: str) -> stripe.Dispute:
-    return _call("disputes.retrieve", _client().v1.disputes.retrieve, dispute_id)
-
-
-def list_disputes_created_since(created_gte: int) -> list[stripe.Dispute]:
+def list_disputes_created_since(created_gte: int) -> list[Dispute]:
     """Every dispute created at or after `created_gte` (Unix time), newest first, all pages."""
     params: DisputeListParams = {"created": {"gte": created_gte}, "limit": 100}
-    return _all_pages("disputes.list", _client().v1.disputes.list, params)
+    return [_dispute(_plain(dispute))
+            for dispute in _all_pages("disputes.list", _client().v1.disputes.list, params)]
 
 
 _Listed = TypeVar("_Listed", bound=stripe.StripeObject)
@@ -351,7 +606,7 @@ def _all_pages(operation: str, list_page: Callable[[_ListParams], stripe.ListObj
         found.extend(page.data)
         if not page.has_more or not page.data:
             return found
-        params = {**params, "starting_after": page.data[-1]["id"]}  # type: ignore[assignment]
+        params = {**params, "starting_after": page.data[-1]["id"]}
 
 
 # --- Webhooks ------------------------------------------------------------------------------
@@ -402,22 +657,20 @@ def _reject_future_timestamp(signature_header: str, tolerance: int) -> None:
     raise SignatureInvalid("no timestamp in signature")
 
 
-def to_dict(obj: Any) -> dict[str, Any]:
-    """A plain dict of a Stripe object (for storing or passing to a job)."""
-    if isinstance(obj, stripe.StripeObject):
-        return obj.to_dict()
-    return dict(obj)
+def event_object_id(event: Mapping[str, Any]) -> str:
+    """The id of the object a webhook event is about (handlers re-read it from Stripe)."""
+    return _required_id(_event_object(event))
 
 
-# --- Refunds of a payment (refunds engineer) -------------------------------------------------
+def event_charge(event: Mapping[str, Any]) -> Charge:
+    """The charge a `charge.*` event carries."""
+    obj = _event_object(event)
+    return Charge(id=_required_id(obj), payment_intent_id=_id(obj.get("payment_intent")))
 
-def refund_payment_intent(payment_intent_id: str, amount: int, reason: str | None, *,
-                          metadata: dict[str, str], idempotency_key: str) -> stripe.Refund:
-    """Refund `amount` of a PaymentIntent's charge; `reason`: Stripe's reason or None."""
-    params: RefundCreateParams = {"payment_intent": payment_intent_id, "amount": amount,
-                                  "metadata": metadata}
-    if reason == "duplicate" or reason == "fraudulent" or reason == "requested_by_customer":
-        params["reason"] = reason
-    elif reason is not None:
-        raise ValueError(f"unknown refund reason {reason!r}")
-    return create_refund(params, idempotency_key=idempotency_key)
+
+def _event_object(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    if not isinstance(obj, Mapping) or _id(obj) is None:
+        raise ValueError("event has no data.object with an id")
+    return obj

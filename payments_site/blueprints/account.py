@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from payments_site.customer_status import HISTORY_FILTERS
 from payments_site.errors import InvalidRequest
 from payments_site.models import PAYMENT_STATUSES
-from payments_site.services import payments
+from payments_site.services import payments, timeline
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -17,7 +17,7 @@ PAGE_SIZE = 20
 
 @bp.get("/payments", endpoint="payments")
 @login_required
-def payments_page():  # type: ignore[no-untyped-def]
+def payments_page():
     """The customer's payments, newest first, filterable by status, paged by cursor.
 
     `?status=` takes the filter's values (`not_completed` covers both unfinished statuses)
@@ -40,8 +40,8 @@ def payments_page():  # type: ignore[no-untyped-def]
 
 @bp.get("/payments/<payment_id>")
 @login_required
-def payment_detail(payment_id: str):  # type: ignore[no-untyped-def]
+def payment_detail(payment_id: str):
     """One of the customer's payments; someone else's is a 404."""
     payment = payments.get_own_payment(current_user, payment_id)
     return render_template("account/payment_detail.html", payment=payment,
-                           timeline=payments.payment_timeline(payment))
+                           timeline=timeline.customer_timeline(payment))

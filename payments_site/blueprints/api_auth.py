@@ -18,7 +18,7 @@ bp = Blueprint("api_auth", __name__, url_prefix="/api/auth")
 @bp.post("/token")
 @limiter.limit(login_limit_per_ip)
 @limiter.limit(login_limit_per_account, key_func=account_key)
-def issue_token_route():  # type: ignore[no-untyped-def]
+def issue_token_route():
     """200 with a Bearer token for valid credentials; 401 for anything else."""
     body = json_body()
     email, password = body.get("email"), body.get("password")
@@ -34,7 +34,7 @@ def issue_token_route():  # type: ignore[no-untyped-def]
 
 @bp.get("/me")
 @login_required
-def me():  # type: ignore[no-untyped-def]
+def me():
     """200 with the caller's account (session or Bearer); 401 otherwise."""
     return jsonify(user={"id": current_user.id, "email": current_user.email,
                          "name": current_user.name, "role": current_user.role})

@@ -10,6 +10,6 @@ bp = Blueprint("api_docs", __name__, url_prefix="/api")
 
 
 @bp.get("/openapi.json")
-def openapi_json():  # type: ignore[no-untyped-def]
+def openapi_json():
     """200 with the OpenAPI 3.1 document (public)."""
     return jsonify(openapi_document())

@@ -40,7 +40,7 @@ def optional_bool(body: dict[str, Any], param: str) -> bool:
 @bp.post("/setup-intent")
 @login_required
 @limiter.limit(payment_limit, key_func=user_key)
-def create_setup_intent():  # type: ignore[no-untyped-def]
+def create_setup_intent():
     """201 with a SetupIntent's client_secret for Stripe.js `confirmSetup`."""
     return jsonify(client_secret=methods.create_setup_intent(current_user)), 201
 
@@ -48,7 +48,7 @@ def create_setup_intent():  # type: ignore[no-untyped-def]
 @bp.post("/save")
 @login_required
 @limiter.limit(payment_limit, key_func=user_key)
-def save():  # type: ignore[no-untyped-def]
+def save():
     """201 with the saved card; 404 for an unknown or someone else's id, 402 if declined."""
     body = json_body()
     make_default = optional_bool(body, "make_default")
@@ -68,14 +68,14 @@ def save():  # type: ignore[no-untyped-def]
 
 @bp.get("/list")
 @login_required
-def list_methods():  # type: ignore[no-untyped-def]
+def list_methods():
     """200 with the caller's cards, the default first."""
     return jsonify(data=[payment_method_to_dict(m) for m in methods.list_methods(current_user)])
 
 
 @bp.delete("/delete")
 @login_required
-def delete():  # type: ignore[no-untyped-def]
+def delete():
     """200 once the card is detached at Stripe and forgotten; 404 when not the caller's."""
     body = json_body()
     value = body.get("payment_method_id", request.args.get("payment_method_id"))
@@ -86,7 +86,7 @@ def delete():  # type: ignore[no-untyped-def]
 
 @bp.post("/default")
 @login_required
-def make_default():  # type: ignore[no-untyped-def]
+def make_default():
     """200 with the card that is now the default; 404 when not the caller's."""
     pm_id = stripe_id(json_body().get("payment_method_id"), "payment_method_id")
     return jsonify(payment_method=payment_method_to_dict(

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
 from payments_site.blueprints.parsing import json_body
+from payments_site.errors import CardDeclined
 from payments_site.extensions import limiter
 from payments_site.ratelimits import payment_limit, user_key
 from payments_site.serializers import payment_to_dict, refund_to_dict
@@ -18,7 +19,7 @@ bp = Blueprint("api_payments", __name__, url_prefix="/api/payments")
 @bp.post("/process")
 @login_required
 @limiter.limit(payment_limit, key_func=user_key)
-def process():  # type: ignore[no-untyped-def]
+def process():
     """201 {payment, client_secret, requires_action}; 402 with the payment on a decline.
 
     Amount and currency come from the catalog; any client-sent amount, currency or status
@@ -29,11 +30,18 @@ def process():  # type: ignore[no-untyped-def]
     user = current_user._get_current_object()
 
     def handler() -> tuple[dict[str, object], int]:
-        result = checkout.process_payment(user, body.get("items"),
-                                          body.get("payment_method_id"),
-                                          body.get("save_payment_method", False),
-                                          body.get("checkout_attempt"))
-        return result.to_dict(), 201
+        try:
+            result = checkout.process_payment(user, body.get("items"),
+                                              body.get("payment_method_id"),
+                                              body.get("save_payment_method", False),
+                                              body.get("checkout_attempt"))
+        except checkout.PaymentDeclined as declined:
+            raise CardDeclined(declined.message, decline_code=declined.extra["decline_code"],
+                               payload={"payment": payment_to_dict(declined.payment)}
+                               ) from declined
+        return {"payment": payment_to_dict(result.payment),
+                "client_secret": result.client_secret,
+                "requires_action": result.requires_action}, 201
 
     response, status = run_idempotent("payments.process", user.id,
                                       request.headers.get("Idempotency-Key"), body, handler)
@@ -42,7 +50,7 @@ def process():  # type: ignore[no-untyped-def]
 
 @bp.get("/history")
 @login_required
-def history():  # type: ignore[no-untyped-def]
+def history():
     """200 {data: [Payment], next_cursor}: the caller's payments, newest first."""
     limit, cursor, status = payments.parse_history_query(
         request.args.get("limit"), request.args.get("cursor"), request.args.get("status"))
@@ -53,7 +61,7 @@ def history():  # type: ignore[no-untyped-def]
 
 @bp.get("/<payment_id>")
 @login_required
-def detail(payment_id: str):  # type: ignore[no-untyped-def]
+def detail(payment_id: str):
     """200 {payment, refunds}; 404 unless the caller owns it or is an admin."""
     payment = payments.get_payment_for(current_user, payment_id)
     return jsonify(payment=payment_to_dict(payment),

@@ -18,7 +18,7 @@ bp = Blueprint("api_refunds", __name__, url_prefix="/api/payments")
 
 @bp.post("/refund")
 @limiter.limit(refund_limit, key_func=user_key)
-def refund_payment():  # type: ignore[no-untyped-def]
+def refund_payment():
     """202 {"refund": Refund}, pending until the worker hears back from Stripe.
 
     401 anonymous, 403 customers, 404 unknown payment, 400 invalid_request (bad amount or

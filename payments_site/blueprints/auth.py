@@ -27,7 +27,7 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 @bp.route("/register", methods=["GET", "POST"])
 @limiter.limit(login_limit_per_ip, methods=["POST"])
-def register():  # type: ignore[no-untyped-def]
+def register():
     """The sign-up form; on success the new customer is logged in and sent on."""
     form = RegisterForm()
     if form.validate_on_submit():
@@ -52,7 +52,7 @@ def register():  # type: ignore[no-untyped-def]
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(login_limit_per_ip, methods=["POST"])
 @limiter.limit(login_limit_per_account, key_func=account_key, methods=["POST"])
-def login():  # type: ignore[no-untyped-def]
+def login():
     """The login form; one generic message whether the email is unknown or the password wrong."""
     if current_user.is_authenticated and request.method == "GET":
         return redirect(safe_next(request.args.get("next"), url_for("shop.catalog")))
@@ -71,7 +71,7 @@ def login():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout")
 @login_required
-def logout():  # type: ignore[no-untyped-def]
+def logout():
     """Sign out; the cart goes too (the next person on this browser starts empty)."""
     logout_user()
     cart.clear_cart(session)

@@ -18,7 +18,7 @@ def _card_label(method: PaymentMethod) -> str:
 
 @bp.get("")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     """The cards page. Also Stripe's `return_url` after a redirect-based setup (3-D Secure):
     then the SetupIntent in the query is saved and the page reloads without it."""
     setup_intent_id = request.args.get("setup_intent")
@@ -37,7 +37,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.post("/<pm_id>/default")
 @login_required
-def make_default(pm_id: str):  # type: ignore[no-untyped-def]
+def make_default(pm_id: str):
     """Make a card the default; 404 when it is not the caller's."""
     try:
         method = methods.set_default(current_user, pm_id)
@@ -52,7 +52,7 @@ def make_default(pm_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/<pm_id>/remove")
 @login_required
-def confirm_remove(pm_id: str):  # type: ignore[no-untyped-def]
+def confirm_remove(pm_id: str):
     """The confirmation step before removing a card (also the no-script fallback)."""
     method = methods.get_owned_method(current_user, pm_id)
     return render_template("account/card_remove.html", method=method,
@@ -61,7 +61,7 @@ def confirm_remove(pm_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/<pm_id>/remove")
 @login_required
-def remove(pm_id: str):  # type: ignore[no-untyped-def]
+def remove(pm_id: str):
     """Remove a card after confirmation; 404 when it is not the caller's."""
     method = methods.get_owned_method(current_user, pm_id)
     label = _card_label(method)

@@ -34,7 +34,7 @@ def _wants_json() -> bool:
 
 
 @bp.get("/")
-def catalog():  # type: ignore[no-untyped-def]
+def catalog():
     """The catalog (public), with add-to-cart buttons."""
     return render_template("shop/catalog.html", products=active_products(),
                            cart=cart.session_cart(session))
@@ -48,7 +48,7 @@ def _product_id() -> int:
 
 
 @bp.post("/cart/add")
-def cart_add():  # type: ignore[no-untyped-def]
+def cart_add():
     """Add a product to the session cart; back to the catalog (or on to checkout)."""
     try:
         product = cart.add_to_cart(session, _product_id(),
@@ -63,7 +63,7 @@ def cart_add():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/cart/update")
-def cart_update():  # type: ignore[no-untyped-def]
+def cart_update():
     """Change a line's quantity (0 or the remove button removes it).
 
     A form post redirects back to the checkout page; with `Accept: application/json` the
@@ -117,7 +117,7 @@ def _recent_purchase_state(payment: Any) -> dict[str, Any] | None:
 
 @bp.get("/checkout", endpoint="checkout")
 @login_required
-def checkout_page():  # type: ignore[no-untyped-def]
+def checkout_page():
     """The cart, its server-computed total, saved cards and Stripe's Payment Element.
 
     Rendering it creates nothing: the payment and its PaymentIntent are made when the
@@ -136,7 +136,7 @@ def checkout_page():  # type: ignore[no-untyped-def]
 
 @bp.post("/checkout/retry/<payment_id>")
 @login_required
-def retry_payment(payment_id: str):  # type: ignore[no-untyped-def]
+def retry_payment(payment_id: str):
     """"Try again" on a payment that was not completed: back to checkout with its items."""
     try:
         checkout.resume_payment(session, current_user, payment_id)
@@ -148,7 +148,7 @@ def retry_payment(payment_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/checkout/complete")
 @login_required
-def checkout_complete():  # type: ignore[no-untyped-def]
+def checkout_complete():
     """Stripe's return_url: the payment's outcome as Stripe reports it now."""
     payment = checkout.complete_checkout(current_user, request.args.get("payment"),
                                          request.args.get("payment_intent"))

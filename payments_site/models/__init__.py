@@ -1,17 +1,7 @@
 """The data model; importing this package registers every table on the metadata."""
 
 from payments_site.models.audit import AuditLog
-from payments_site.models.base import (
-    Base,
-    autocommit_connection,
-    commit_keeping_loaded,
-    execute_committed,
-    get_autocommitted,
-    public_id,
-    rows_matched,
-    update_now,
-    utcnow,
-)
+from payments_site.models.base import Base, public_id, utcnow
 from payments_site.models.email import OutboundEmail
 from payments_site.models.idempotency import IdempotencyKey
 from payments_site.models.payment import (
@@ -31,7 +21,5 @@ __all__ = [
     "PAYMENT_STATUSES", "REFUND_REASONS", "REFUND_STATUSES", "ROLES", "TERMINAL_STATUSES",
     "AuditLog", "Base", "IdempotencyKey", "OutboundEmail", "Payment", "PaymentItem",
     "PaymentMethod", "Product", "Receipt", "ReceiptSequence", "Refund", "User", "WebhookEvent",
-    "autocommit_connection", "commit_keeping_loaded", "execute_committed",
-    "get_autocommitted", "public_id",
-    "rows_matched", "update_now", "utcnow",
+    "public_id", "utcnow",
 ]

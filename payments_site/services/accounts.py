@@ -9,6 +9,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from payments_site.db import unit_of_work
 from payments_site.errors import InvalidRequest
 from payments_site.extensions import db
 from payments_site.models import User
@@ -54,11 +55,10 @@ def create_user(email: str, password: str, *, name: str = "", role: str = "custo
         raise InvalidRequest("role must be customer or admin", param="role")
     user = User(email=email, name=name.strip()[:120], role=role)
     user.set_password(password)
-    db.session.add(user)
     try:
-        db.session.commit()
+        with unit_of_work():
+            db.session.add(user)
     except IntegrityError as error:
-        db.session.rollback()
         raise EmailTaken(param="email") from error
     return user
 

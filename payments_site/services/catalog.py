@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from payments_site.errors import InvalidRequest, NotFound
+from payments_site.db import unit_of_work
+from payments_site.errors import InvalidRequest
 from payments_site.extensions import db
 from payments_site.models import Product
 from payments_site.money import (
@@ -21,13 +22,6 @@ from payments_site.money import (
 def active_products() -> list[Product]:
     return list(db.session.scalars(select(Product).where(Product.active.is_(True))
                                    .order_by(Product.id)))
-
-
-def get_product(product_id: int) -> Product:
-    product = db.session.get(Product, product_id)
-    if product is None or not product.active:
-        raise NotFound("No such product.")
-    return product
 
 
 def product_to_dict(product: Product) -> dict[str, Any]:
@@ -55,6 +49,6 @@ def create_product(name: str, amount: int, currency: str, description: str = "")
         raise InvalidRequest(str(error), param="amount") from error
     product = Product(name=name[:200], unit_amount=amount, currency=currency,
                       description=description)
-    db.session.add(product)
-    db.session.commit()
+    with unit_of_work():
+        db.session.add(product)
     return product

@@ -12,7 +12,8 @@ Which submits are the same attempt:
 - An API client's `Idempotency-Key` replays the stored answer (services/idempotency.py).
 - Without either, a repeated submit of the same cart reuses the open payment, and a
   same-cart payment that succeeded moments ago is returned instead of charging again.
-A per-user row lock serialises these lookups on PostgreSQL and SQLite alike.
+The customer's lock (`db.lock_customer`) serialises these lookups on PostgreSQL and SQLite
+alike.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Select, select
 
 from payments_site import stripe_gateway
+from payments_site.db import lock_customer, unit_of_work, update_after_failure, update_now
 from payments_site.errors import (
     CardDeclined,
     DomainError,
@@ -37,16 +39,7 @@ from payments_site.errors import (
     ProviderUnavailable,
 )
 from payments_site.extensions import db
-from payments_site.models import (
-    Payment,
-    PaymentItem,
-    PaymentMethod,
-    User,
-    commit_keeping_loaded,
-    update_now,
-    utcnow,
-)
-from payments_site.serializers import payment_to_dict
+from payments_site.models import Payment, PaymentItem, PaymentMethod, User, utcnow
 from payments_site.services import cart as session_cart
 from payments_site.services import payments as payments_service
 from payments_site.services.customers import ensure_stripe_customer
@@ -79,244 +72,17 @@ class ProcessResult:
     client_secret: str | None
     requires_action: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"payment": payment_to_dict(self.payment), "client_secret": self.client_secret,
-                "requires_action": self.requires_action}
+
+class PaymentDeclined(CardDeclined):
+    """The card was declined (402); the answer shows the payment, which records why."""
+
+    def __init__(self, payment: Payment) -> None:
+        super().__init__(payment.failure_message or "Your card was declined.",
+                         decline_code=payment.failure_decline_code or payment.failure_code)
+        self.payment = payment
 
 
-def _saved_method(user: User, stripe_pm_id: Any) -> PaymentMethod | None:
-    if stripe_pm_id is None:
-        return None
-    if not isinstance(stripe_pm_id, str) or not stripe_pm_id:
-        raise InvalidRequest("payment_method_id must be a saved card's id.",
-                             param="payment_method_id")
-    method = db.session.scalar(select(PaymentMethod).where(
-        PaymentMethod.user_id == user.id,
-        PaymentMethod.stripe_payment_method_id == stripe_pm_id))
-    if method is None:
-        raise NotFound("No such payment method.", param="payment_method_id")
-    return method
-
-
-def _same_attempt(user_id: int, digest: str, attempt: str | None) -> Any:
-    """The query for the payment an attempt to pay this cart must reuse."""
-    query = select(Payment).where(Payment.user_id == user_id, Payment.cart_hash == digest)
-    if attempt is not None:
-        return query.where(Payment.checkout_attempt == attempt)
-    now = utcnow()
-    return query.where(
-        ((Payment.status.in_(REUSABLE_STATUSES))
-         & (Payment.created_at >= now - OPEN_PAYMENT_REUSE))
-        | ((Payment.status == "succeeded")
-           & (Payment.succeeded_at >= now - RECENT_SUCCESS_WINDOW))
-    ).order_by(Payment.created_at.desc(), Payment.id.desc()).limit(1)
-
-
-def _check_attempt_still_payable(payment: Payment, cart: PricedCart) -> None:
-    """The page that made this attempt showed a total; never charge another one for it."""
-    if payment.status == "canceled":
-        raise InvalidRequest("This checkout has expired. Reload the page to pay.",
-                             param="checkout_attempt")
-    if (payment.amount, payment.currency) != (cart.amount, cart.currency):
-        raise InvalidRequest("The prices in your cart have changed. Reload the page to see "
-                             "the new total.", param="items")
-
-
-def _claim_payment(user: User, cart: PricedCart, digest: str, method: PaymentMethod | None,
-                   save: bool, attempt: str | None) -> Payment:
-    """This attempt's payment (or, without an attempt token, the open payment for this cart),
-    or a new one, decided under a per-user row lock.
-
-    The lock is the user's row: `SELECT … FOR UPDATE` on PostgreSQL (a row lock that writes
-    no new row version), a no-op UPDATE on SQLite (which has no FOR UPDATE; it takes the
-    database write lock); either way concurrent submits take turns here, and each sees the
-    row the previous one committed.
-    """
-    user_id = user.id
-    method_id = method.id if method else None
-    description = ", ".join(f"{line.quantity} × {line.product.name}" for line in cart.lines)
-    item_values = [{"product_id": line.product.id, "name": line.product.name,
-                    "quantity": line.quantity, "unit_amount": line.product.unit_amount}
-                   for line in cart.lines]
-    if db.session.get_bind().dialect.name == "postgresql":
-        # FOR NO KEY UPDATE: the lock the no-op UPDATE took, so inserts that reference the
-        # user (FOR KEY SHARE) are not blocked by it. The open transaction has only read so
-        # far, and under READ COMMITTED every statement after the lock sees what the
-        # previous holder committed: no need to start a new transaction first.
-        db.session.execute(select(User.id).where(User.id == user_id)
-                           .with_for_update(key_share=True))
-    else:
-        # SQLite: a transaction that has read cannot take the write lock once another
-        # writer committed, so start a fresh one whose first statement takes the lock.
-        commit_keeping_loaded(db.session())
-        db.session.execute(update(User).where(User.id == user_id).values(id=User.id))
-    found = db.session.scalar(_same_attempt(user_id, digest, attempt))
-    if found is not None:
-        commit_keeping_loaded(db.session())  # read under the lock just now
-        if attempt is not None:
-            _check_attempt_still_payable(found, cart)
-        return found
-    # needs_reconcile until the intent's id is recorded: if this process or the database dies
-    # while Stripe creates the intent, `flask payments reconcile` repeats the create with the
-    # same key and records what Stripe made, so no intent stays unrecorded.
-    payment = Payment(user_id=user_id, status="requires_payment_method", amount=cart.amount,
-                      currency=cart.currency, cart_hash=digest, checkout_attempt=attempt,
-                      description=description[:500],
-                      payment_method_id=method_id, save_payment_method=save and method is None,
-                      needs_reconcile=True)
-    payment.items = [PaymentItem(**values) for values in item_values]
-    # A new payment has none yet: known, so answering the request does not look them up.
-    payment.receipts, payment.refunds = [], []
-    db.session.add(payment)
-    db.session.flush()
-    # Recorded before Stripe hears of it. The session holds exactly what was inserted.
-    commit_keeping_loaded(db.session())
-    log.info("payment %s created for user %s: %s %s", payment.public_id, user_id, cart.amount,
-             cart.currency)
-    return payment
-
-
-def _mark_unknown(payment: Payment) -> None:
-    """A Stripe call's outcome is unknown: re-fetch before this payment is used again."""
-    db.session.rollback()
-    db.session.execute(update(Payment).where(Payment.id == payment.id)
-                       .values(needs_reconcile=True, updated_at=utcnow()))
-    db.session.commit()
-
-
-def _clear_unknown(payment: Payment) -> None:
-    db.session.rollback()
-    db.session.execute(update(Payment).where(Payment.id == payment.id,
-                                             Payment.stripe_payment_intent_id.is_(None))
-                       .values(needs_reconcile=False, updated_at=utcnow()))
-    db.session.commit()
-
-
-def _ensure_intent(payment: Payment, customer_id: str, *,
-                   claim_confirm: bool = False) -> tuple[Any, bool]:
-    """The payment's PaymentIntent, created once (the key is derived from our row); its id
-    is committed before this returns, so before any further Stripe call.
-
-    With `claim_confirm`, the same conditional UPDATE that records the intent also claims
-    the one confirm of a saved card (as `_claim_confirm` would): one write between the two
-    Stripe calls instead of two. Returns (intent, whether this request holds that claim).
-    """
-    params: stripe_gateway.PaymentIntentCreateParams = {
-        "amount": payment.amount, "currency": payment.currency, "customer": customer_id,
-        # No redirect-based methods, so a server-side confirm with a saved card needs no
-        # return_url (3-D Secure still runs through Stripe.js).
-        "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
-        "description": payment.description,
-        "metadata": {"payment_id": payment.public_id, "user_id": str(payment.user_id)},
-    }
-    if payment.save_payment_method:
-        params["setup_future_usage"] = "off_session"
-    try:
-        intent = stripe_gateway.create_payment_intent(
-            params, idempotency_key=f"pi-create-{payment.public_id}")
-    except (ProviderUnavailable, ProviderError):
-        _mark_unknown(payment)
-        raise
-    except DomainError:
-        # Stripe refused the create outright (and keeps that answer under the key): nothing
-        # was made, so there is nothing for reconcile to look for.
-        _clear_unknown(payment)
-        raise
-    unrecorded = Payment.stripe_payment_intent_id.is_(None)
-    record = {"stripe_payment_intent_id": intent.id, "needs_reconcile": False}
-    if claim_confirm and update_now(db.session(), payment, unrecorded,
-                                    *_confirm_claim_criteria(payment), **record,
-                                    **_confirm_claim_values(payment)):
-        return intent, True
-    if update_now(db.session(), payment, unrecorded, **record):
-        return intent, False
-    # Another request (or reconcile) recorded an intent first: it must be this one (same
-    # key). Whether this request may still confirm is then decided by `_claim_confirm`.
-    db.session.refresh(payment)
-    if payment.stripe_payment_intent_id != intent.id:
-        raise ProviderError()
-    return intent, False
-
-
-def recover_lost_intent(payment: Payment) -> str:
-    """Record the intent of a payment whose create answer was lost (retries exhausted).
-
-    Repeating the create with the same idempotency key and parameters is Stripe's documented
-    recovery: Stripe answers with the intent it made the first time (or makes it now, if the
-    first request never arrived), so no intent stays unrecorded and none is made twice.
-    """
-    user = db.session.get_one(User, payment.user_id)
-    intent, _ = _ensure_intent(payment, ensure_stripe_customer(user))
-    return str(intent.id)
-
-
-def _apply_save_choice(payment: Payment, intent: Any, save: bool) -> Any:
-    """A new-card payment whose "save this card" box changed before the card was confirmed."""
-    if payment.payment_method_id is not None or payment.save_payment_method == save or \
-            intent.status not in ("requires_payment_method", "requires_confirmation"):
-        return intent
-    intent = stripe_gateway.update_payment_intent(
-        intent.id, {"setup_future_usage": "off_session" if save else ""})
-    db.session.execute(update(Payment).where(Payment.id == payment.id)
-                       .values(save_payment_method=save))
-    db.session.commit()
-    db.session.refresh(payment)
-    return intent
-
-
-def _confirm_claim_criteria(payment: Payment) -> tuple[ColumnElement[bool], ...]:
-    return (Payment.confirm_attempts == payment.confirm_attempts,
-            Payment.status.in_(("requires_payment_method", "failed")))
-
-
-def _confirm_claim_values(payment: Payment) -> dict[str, Any]:
-    return {"confirm_attempts": payment.confirm_attempts + 1, "status": "processing"}
-
-
-def _claim_confirm(payment: Payment) -> bool:
-    """A conditional UPDATE elects the one request that may confirm: it marks the row
-    processing and counts the attempt, committed before the confirm call."""
-    return update_now(db.session(), payment, *_confirm_claim_criteria(payment),
-                      **_confirm_claim_values(payment))
-
-
-def _confirm_saved_card(payment: Payment, intent_id: str, stripe_pm_id: str, *,
-                        claimed: bool = False) -> Payment:
-    """Confirm with the saved card, once: only the request holding the confirm claim
-    (taken here, or already by `_ensure_intent`) calls Stripe; the others report the
-    current state."""
-    if not claimed and not _claim_confirm(payment):
-        db.session.refresh(payment)
-        return payment
-    attempt = payment.confirm_attempts  # the claim counted this attempt
-    try:
-        # Expanded in the answer: no second call to read the card and charge.
-        intent = stripe_gateway.confirm_payment_intent(
-            intent_id, {"payment_method": stripe_pm_id,
-                        "expand": ["latest_charge", "payment_method"]},
-            idempotency_key=f"pi-confirm-{payment.public_id}-{attempt}")
-    except CardDeclined:
-        # Stripe recorded the decline on the intent: re-read it so the row says why.
-        intent = stripe_gateway.retrieve_payment_intent(intent_id)
-    except (ProviderUnavailable, ProviderError):
-        _mark_unknown(payment)
-        raise
-    except DomainError:
-        _release_claim(payment)
-        raise
-    return payments_service.apply_intent_state(intent, own_confirm=True,
-                                               payment=payment) or payment
-
-
-def _release_claim(payment: Payment) -> None:
-    db.session.rollback()
-    db.session.execute(update(Payment).where(Payment.id == payment.id,
-                                             Payment.status == "processing")
-                       .values(status="requires_payment_method", updated_at=utcnow()))
-    db.session.commit()
-
-
-def parse_checkout_attempt(raw: Any) -> str | None:
+def parse_checkout_attempt(raw: object) -> str | None:
     """The checkout page's attempt token: 16 to 64 URL-safe characters, or absent."""
     if raw is None:
         return None
@@ -326,14 +92,14 @@ def parse_checkout_attempt(raw: Any) -> str | None:
     return raw
 
 
-def process_payment(user: User, raw_items: Any, payment_method_id: Any = None,
-                    save_payment_method: Any = False,
-                    checkout_attempt: Any = None) -> ProcessResult:
+def process_payment(user: User, raw_items: object, payment_method_id: object = None,
+                    save_payment_method: object = False,
+                    checkout_attempt: object = None) -> ProcessResult:
     """POST /api/payments/process: the payment for this cart, charged at most once.
 
     With a saved card the server confirms now: `succeeded`, `requires_action` (the page runs
-    Stripe.js handleNextAction) or CardDeclined (402) carrying the payment. Without one, the
-    page confirms in the browser with the returned client secret.
+    Stripe.js handleNextAction) or PaymentDeclined (402) carrying the payment. Without one,
+    the page confirms in the browser with the returned client secret.
     """
     if not isinstance(save_payment_method, bool):
         raise InvalidRequest("save_payment_method must be true or false.",
@@ -345,14 +111,30 @@ def process_payment(user: User, raw_items: Any, payment_method_id: Any = None,
     stripe_pm_id = method.stripe_payment_method_id if method else None
     digest = cart_hash(user.id, items, stripe_pm_id)
     customer_id = ensure_stripe_customer(user)
-    payment = _claim_payment(user, cart, digest, method, save_payment_method, attempt)
+
+    # This attempt's payment (or, without an attempt token, the open payment for this cart),
+    # or a new one, decided under the customer's lock; recorded before Stripe hears of it.
+    # The session holds exactly what was read or inserted, so nothing needs reloading.
+    with unit_of_work(keep_loaded=True):
+        lock_customer(user.id)
+        payment = db.session.scalar(_same_attempt(user.id, digest, attempt))
+        created = payment is None
+        if payment is None:
+            payment = _new_payment(user.id, cart, digest, method, save_payment_method, attempt)
+    if created:
+        log.info("payment %s created for user %s: %s %s", payment.public_id, user.id,
+                 cart.amount, cart.currency)
+    elif attempt is not None:
+        _check_attempt_still_payable(payment, cart)
 
     if payment.status == "succeeded":
         return ProcessResult(payment, None, False)  # a double submit of a finished checkout
     claimed = False
     if payment.stripe_payment_intent_id is None:
-        intent, claimed = _ensure_intent(payment, customer_id,
-                                         claim_confirm=stripe_pm_id is not None)
+        if stripe_pm_id is None:
+            intent = create_intent(payment, customer_id)
+        else:
+            intent, claimed = create_intent_claiming_confirm(payment, customer_id)
     else:
         # Re-read before any new attempt: Stripe is the truth (webhooks may lag, an earlier
         # call's outcome may be unknown).
@@ -366,12 +148,194 @@ def process_payment(user: User, raw_items: Any, payment_method_id: Any = None,
 
     if claimed or payment.status in ("requires_payment_method", "failed"):
         # The payment's own intent (recorded above, or the one it already had).
-        payment = _confirm_saved_card(payment, str(intent.id), stripe_pm_id, claimed=claimed)
+        payment = _confirm_saved_card(payment, intent.id, stripe_pm_id, claimed=claimed)
     if payment.status == "failed":
-        raise CardDeclined(payment.failure_message or "Your card was declined.",
-                           decline_code=payment.failure_decline_code or payment.failure_code,
-                           payload={"payment": payment_to_dict(payment)})
+        raise PaymentDeclined(payment)
     return ProcessResult(payment, intent.client_secret, payment.status == "requires_action")
+
+
+def _saved_method(user: User, stripe_pm_id: object) -> PaymentMethod | None:
+    if stripe_pm_id is None:
+        return None
+    if not isinstance(stripe_pm_id, str) or not stripe_pm_id:
+        raise InvalidRequest("payment_method_id must be a saved card's id.",
+                             param="payment_method_id")
+    method = db.session.scalar(select(PaymentMethod).where(
+        PaymentMethod.user_id == user.id,
+        PaymentMethod.stripe_payment_method_id == stripe_pm_id))
+    if method is None:
+        raise NotFound("No such payment method.", param="payment_method_id")
+    return method
+
+
+def _same_attempt(user_id: int, digest: str, attempt: str | None) -> Select[Payment]:
+    """The query for the payment an attempt to pay this cart must reuse."""
+    query = select(Payment).where(Payment.user_id == user_id, Payment.cart_hash == digest)
+    if attempt is not None:
+        return query.where(Payment.checkout_attempt == attempt)
+    now = utcnow()
+    return query.where(
+        ((Payment.status.in_(REUSABLE_STATUSES))
+         & (Payment.created_at >= now - OPEN_PAYMENT_REUSE))
+        | ((Payment.status == "succeeded")
+           & (Payment.succeeded_at >= now - RECENT_SUCCESS_WINDOW))
+    ).order_by(Payment.created_at.desc(), Payment.id.desc()).limit(1)
+
+
+def _new_payment(user_id: int, cart: PricedCart, digest: str, method: PaymentMethod | None,
+                 save: bool, attempt: str | None) -> Payment:
+    """A new payment for this cart, added to the session and flushed (not committed).
+
+    It stays `needs_reconcile` until its intent's id is recorded: if this process or the
+    database dies while Stripe creates the intent, `flask payments reconcile` repeats the
+    create with the same key and records what Stripe made, so no intent stays unrecorded.
+    """
+    description = ", ".join(f"{line.quantity} × {line.product.name}" for line in cart.lines)
+    payment = Payment(user_id=user_id, status="requires_payment_method", amount=cart.amount,
+                      currency=cart.currency, cart_hash=digest, checkout_attempt=attempt,
+                      description=description[:500],
+                      payment_method_id=method.id if method else None,
+                      save_payment_method=save and method is None, needs_reconcile=True)
+    payment.items = [PaymentItem(product_id=line.product.id, name=line.product.name,
+                                 quantity=line.quantity, unit_amount=line.product.unit_amount)
+                     for line in cart.lines]
+    # A new payment has none yet: known, so answering the request does not look them up.
+    payment.receipts, payment.refunds = [], []
+    db.session.add(payment)
+    db.session.flush()
+    return payment
+
+
+def _check_attempt_still_payable(payment: Payment, cart: PricedCart) -> None:
+    """The page that made this attempt showed a total; never charge another one for it."""
+    if payment.status == "canceled":
+        raise InvalidRequest("This checkout has expired. Reload the page to pay.",
+                             param="checkout_attempt")
+    if (payment.amount, payment.currency) != (cart.amount, cart.currency):
+        raise InvalidRequest("The prices in your cart have changed. Reload the page to see "
+                             "the new total.", param="items")
+
+
+def create_intent(payment: Payment, customer_id: str) -> stripe_gateway.Intent:
+    """The payment's PaymentIntent, created once (the key is derived from our row); its id
+    is committed before this returns, so before any further Stripe call."""
+    intent = _create_intent_at_stripe(payment, customer_id)
+    if not update_now(payment, Payment.stripe_payment_intent_id.is_(None),
+                      stripe_payment_intent_id=intent.id, needs_reconcile=False):
+        _check_recorded_first(payment, intent)
+    return intent
+
+
+def create_intent_claiming_confirm(payment: Payment, customer_id: str
+                                   ) -> tuple[stripe_gateway.Intent, bool]:
+    """`create_intent` for a saved-card payment: the conditional UPDATE that records the
+    intent also claims the one confirm (as `_claim_confirm` would), so one write stands
+    between the two Stripe calls instead of two. Returns (intent, whether this request holds
+    the claim); when another request recorded the intent first, whether this one may still
+    confirm is decided by `_claim_confirm`.
+    """
+    intent = _create_intent_at_stripe(payment, customer_id)
+    unrecorded = Payment.stripe_payment_intent_id.is_(None)
+    record = {"stripe_payment_intent_id": intent.id, "needs_reconcile": False}
+    if update_now(payment, unrecorded, *_confirm_claim_criteria(payment), **record,
+                  **_confirm_claim_values(payment)):
+        return intent, True
+    if not update_now(payment, unrecorded, **record):
+        _check_recorded_first(payment, intent)
+    return intent, False
+
+
+def _create_intent_at_stripe(payment: Payment, customer_id: str) -> stripe_gateway.Intent:
+    try:
+        return stripe_gateway.create_payment_intent(
+            amount=payment.amount, currency=payment.currency, customer_id=customer_id,
+            description=payment.description,
+            metadata={"payment_id": payment.public_id, "user_id": str(payment.user_id)},
+            save_card=payment.save_payment_method,
+            idempotency_key=f"pi-create-{payment.public_id}")
+    except (ProviderUnavailable, ProviderError):
+        # The outcome is unknown: re-fetch (reconcile) before this payment is used again.
+        update_after_failure(payment, needs_reconcile=True)
+        raise
+    except DomainError:
+        # Stripe refused the create outright (and keeps that answer under the key): nothing
+        # was made, so there is nothing for reconcile to look for.
+        update_after_failure(payment, Payment.stripe_payment_intent_id.is_(None),
+                             needs_reconcile=False)
+        raise
+
+
+def _check_recorded_first(payment: Payment, intent: stripe_gateway.Intent) -> None:
+    """Another request (or reconcile) recorded an intent first: it must be this one (same
+    key)."""
+    db.session.refresh(payment)
+    if payment.stripe_payment_intent_id != intent.id:
+        raise ProviderError()
+
+
+def recover_lost_intent(payment: Payment) -> str:
+    """Record the intent of a payment whose create answer was lost (retries exhausted).
+
+    Repeating the create with the same idempotency key and parameters is Stripe's documented
+    recovery: Stripe answers with the intent it made the first time (or makes it now, if the
+    first request never arrived), so no intent stays unrecorded and none is made twice.
+    """
+    user = db.session.get_one(User, payment.user_id)
+    return create_intent(payment, ensure_stripe_customer(user)).id
+
+
+def _apply_save_choice(payment: Payment, intent: stripe_gateway.Intent,
+                       save: bool) -> stripe_gateway.Intent:
+    """A new-card payment whose "save this card" box changed before the card was confirmed."""
+    if payment.payment_method_id is not None or payment.save_payment_method == save or \
+            intent.status not in ("requires_payment_method", "requires_confirmation"):
+        return intent
+    intent = stripe_gateway.set_intent_saves_card(intent.id, save)
+    update_now(payment, save_payment_method=save)
+    return intent
+
+
+def _confirm_claim_criteria(payment: Payment) -> tuple[ColumnElement[bool], ...]:
+    return (Payment.confirm_attempts == payment.confirm_attempts,
+            Payment.status.in_(("requires_payment_method", "failed")))
+
+
+def _confirm_claim_values(payment: Payment) -> dict[str, object]:
+    return {"confirm_attempts": payment.confirm_attempts + 1, "status": "processing"}
+
+
+def _claim_confirm(payment: Payment) -> bool:
+    """A conditional UPDATE elects the one request that may confirm: it marks the row
+    processing and counts the attempt, committed before the confirm call."""
+    return update_now(payment, *_confirm_claim_criteria(payment),
+                      **_confirm_claim_values(payment))
+
+
+def _confirm_saved_card(payment: Payment, intent_id: str, stripe_pm_id: str, *,
+                        claimed: bool) -> Payment:
+    """Confirm with the saved card, once: only the request holding the confirm claim
+    (taken here, or already with the intent's record) calls Stripe; the others report the
+    current state."""
+    if not claimed and not _claim_confirm(payment):
+        db.session.refresh(payment)
+        return payment
+    attempt = payment.confirm_attempts  # the claim counted this attempt
+    try:
+        intent = stripe_gateway.confirm_payment_intent(
+            intent_id, payment_method_id=stripe_pm_id,
+            idempotency_key=f"pi-confirm-{payment.public_id}-{attempt}")
+    except CardDeclined:
+        # Stripe recorded the decline on the intent: re-read it so the row says why.
+        intent = stripe_gateway.retrieve_payment_intent(intent_id)
+    except (ProviderUnavailable, ProviderError):
+        update_after_failure(payment, needs_reconcile=True)
+        raise
+    except DomainError:
+        # Refused outright: the claim ends, so the next attempt may confirm.
+        update_after_failure(payment, Payment.status == "processing",
+                             status="requires_payment_method")
+        raise
+    return payments_service.apply_confirm_outcome(payment, intent)
 
 
 # --- The page Stripe returns to --------------------------------------------------------------
@@ -437,7 +401,7 @@ def resume_payment(session: MutableMapping[str, Any], user: User, public_id: str
     if payment.checkout_attempt is None:
         # Made without an attempt token (an API client): give it one, once.
         token = new_checkout_attempt()
-        if not update_now(db.session(), payment, Payment.checkout_attempt.is_(None),
+        if not update_now(payment, Payment.checkout_attempt.is_(None),
                           checkout_attempt=token):
             db.session.refresh(payment)
     session_cart.replace_cart(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
-
 from payments_site import stripe_gateway
+from payments_site.db import update_now
 from payments_site.extensions import db
 from payments_site.models import User
 
@@ -18,12 +17,8 @@ def ensure_stripe_customer(user: User) -> str:
     if user.stripe_customer_id:
         return user.stripe_customer_id
     customer = stripe_gateway.create_customer(
-        {"email": user.email, "name": user.name or user.email,
-         "metadata": {"user_id": str(user.id)}},
+        email=user.email, name=user.name or user.email, user_id=user.id,
         idempotency_key=f"customer-for-user-{user.id}")
-    db.session.execute(update(User).where(User.id == user.id,
-                                          User.stripe_customer_id.is_(None))
-                       .values(stripe_customer_id=customer.id))
-    db.session.commit()
-    db.session.refresh(user)
+    if not update_now(user, User.stripe_customer_id.is_(None), stripe_customer_id=customer.id):
+        db.session.refresh(user)  # recorded by a concurrent first use: the same customer
     return str(user.stripe_customer_id)

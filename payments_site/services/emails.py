@@ -19,24 +19,21 @@ from typing import Any
 
 from flask import current_app
 from flask_mail import Attachment, BadHeaderError, Connection, Message
-from redis.exceptions import LockError, RedisError
-from rq import Retry
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
-from sqlalchemy import select, update
+from redis.exceptions import LockError
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
+from payments_site import jobs
+from payments_site.db import discard, unit_of_work, update_committed, update_rows
 from payments_site.errors import NotFound
 from payments_site.extensions import db
-from payments_site.models import OutboundEmail, Payment, Receipt, User, rows_matched, utcnow
-from payments_site.queues import enqueue, get_redis
+from payments_site.models import OutboundEmail, Payment, Receipt, User, utcnow
+from payments_site.queues import get_redis
 from payments_site.services import audit
 
 log = logging.getLogger(__name__)
 
-# Delays between RQ retries of one delivery job (seconds).
-RETRY_INTERVALS = [10, 60, 300, 900, 3600]
 # A sender holds this lock while it talks to SMTP, so two copies of one job never send
 # concurrently; it expires on its own if the worker dies.
 SEND_LEASE_SECONDS = 300
@@ -99,15 +96,14 @@ def send_later(*, dedupe_key: str, kind: str, to: str, subject: str, text_body: 
     """
     email = _by_dedupe_key(dedupe_key)
     if email is None:
-        email = new_email(dedupe_key=dedupe_key, kind=kind, to=to, subject=subject,
-                          text_body=text_body, html_body=html_body, payment_id=payment_id,
-                          receipt_id=receipt_id)
-        db.session.add(email)
         try:
-            db.session.commit()
+            with unit_of_work():
+                email = new_email(dedupe_key=dedupe_key, kind=kind, to=to, subject=subject,
+                                  text_body=text_body, html_body=html_body,
+                                  payment_id=payment_id, receipt_id=receipt_id)
+                db.session.add(email)
         except IntegrityError:
             # Another worker recorded the same email first: use its row.
-            db.session.rollback()
             email = _by_dedupe_key(dedupe_key)
             if email is None:
                 raise
@@ -118,11 +114,7 @@ def send_later(*, dedupe_key: str, kind: str, to: str, subject: str, text_body: 
 
 def queue_delivery(email: OutboundEmail) -> bool:
     """Enqueue the delivery job; False when Redis is down (the sweeper re-queues it)."""
-    from payments_site.tasks.emails import send_email
-
-    max_attempts = int(current_app.config["MAIL_MAX_ATTEMPTS"])
-    return enqueue("emails", send_email, email.id, job_id=f"email-{email.id}",
-                   retry=Retry(max=max(max_attempts - 1, 1), interval=RETRY_INTERVALS))
+    return jobs.send_email(email.id)
 
 
 def requeue_pending_emails(older_than: timedelta = timedelta(minutes=5),
@@ -139,22 +131,12 @@ def requeue_pending_emails(older_than: timedelta = timedelta(minutes=5),
         .order_by(OutboundEmail.id).limit(limit)).all()
     queued = 0
     for email in emails:
-        if _delivery_waiting(email.id):
+        if jobs.waiting(jobs.email_job_id(email.id)):
             continue
         if not queue_delivery(email):
             break  # Redis is down: the next sweep tries again
         queued += 1
     return queued
-
-
-def _delivery_waiting(email_id: int) -> bool:
-    try:
-        job = Job.fetch(f"email-{email_id}", connection=get_redis())
-        status = job.get_status(refresh=False)
-    except (NoSuchJobError, RedisError):
-        return False
-    return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
-                      JobStatus.STARTED)
 
 
 def failed_emails(limit: int = 100) -> list[OutboundEmail]:
@@ -175,19 +157,16 @@ def retry_failed_email(email_id: int, *, actor: User | None = None) -> bool:
     if email is None:
         raise NotFound("No such email.")
     attempts, last_error = email.attempts, email.last_error
-    result = db.session.execute(
-        update(OutboundEmail)
-        .where(OutboundEmail.id == email_id, OutboundEmail.status == "failed")
-        .values(status="pending", attempts=0)
-        .execution_options(synchronize_session=False))
-    if not rows_matched(result):
-        db.session.rollback()
+    with unit_of_work():
+        retried = update_rows(OutboundEmail, OutboundEmail.id == email_id,
+                              OutboundEmail.status == "failed", status="pending", attempts=0)
+        if retried:
+            payment = db.session.get(Payment, email.payment_id) if email.payment_id else None
+            audit.record("email.retried", actor=actor, payment=payment, email_id=email_id,
+                         to=email.to_address, subject=email.subject, kind=email.kind,
+                         previous_attempts=attempts, last_error=last_error)
+    if not retried:
         return False
-    payment = db.session.get(Payment, email.payment_id) if email.payment_id else None
-    audit.record("email.retried", actor=actor, payment=payment, email_id=email_id,
-                 to=email.to_address, subject=email.subject, kind=email.kind,
-                 previous_attempts=attempts, last_error=last_error)
-    db.session.commit()
     db.session.refresh(email)
     queue_delivery(email)
     return True
@@ -223,10 +202,8 @@ def _deliver_locked(email_id: int) -> str:
         return email.status
 
     # Count the attempt before talking to SMTP, so even a killed worker leaves a trace.
-    db.session.execute(update(OutboundEmail)
-                       .where(OutboundEmail.id == email_id, OutboundEmail.status == "pending")
-                       .values(attempts=OutboundEmail.attempts + 1))
-    db.session.commit()
+    update_committed(OutboundEmail, OutboundEmail.id == email_id,
+                     OutboundEmail.status == "pending", attempts=OutboundEmail.attempts + 1)
 
     message = build_message(email)
     accepted = False
@@ -247,29 +224,27 @@ def _deliver_locked(email_id: int) -> str:
 
 def _record_sent(email_id: int) -> None:
     now = utcnow()
-    db.session.execute(update(OutboundEmail)
-                       .where(OutboundEmail.id == email_id, OutboundEmail.status == "pending")
-                       .values(status="sent", sent_at=now, last_error=None))
-    receipt_id = db.session.scalar(select(OutboundEmail.receipt_id)
-                                   .where(OutboundEmail.id == email_id))
-    if receipt_id is not None:
-        db.session.execute(update(Receipt)
-                           .where(Receipt.id == receipt_id, Receipt.emailed_at.is_(None))
-                           .values(emailed_at=now))
-    db.session.commit()
+    with unit_of_work():
+        update_rows(OutboundEmail, OutboundEmail.id == email_id,
+                    OutboundEmail.status == "pending", status="sent", sent_at=now,
+                    last_error=None)
+        receipt_id = db.session.scalar(select(OutboundEmail.receipt_id)
+                                       .where(OutboundEmail.id == email_id))
+        if receipt_id is not None:
+            update_rows(Receipt, Receipt.id == receipt_id, Receipt.emailed_at.is_(None),
+                        emailed_at=now)
 
 
 def _record_failure(email_id: int, error: Exception) -> str:
-    db.session.rollback()
+    discard()
     email = db.session.get(OutboundEmail, email_id, populate_existing=True)
     assert email is not None
     permanent = _is_permanent(error)
     gave_up = permanent or email.attempts >= int(current_app.config["MAIL_MAX_ATTEMPTS"])
     status = "failed" if gave_up else "pending"
-    db.session.execute(update(OutboundEmail)
-                       .where(OutboundEmail.id == email_id, OutboundEmail.status == "pending")
-                       .values(status=status, last_error=_describe(error)))
-    db.session.commit()
+    update_committed(OutboundEmail, OutboundEmail.id == email_id,
+                     OutboundEmail.status == "pending", status=status,
+                     last_error=_describe(error))
     log.warning("email %s not sent (attempt %s, %s): %s", email_id, email.attempts, status,
                 error.__class__.__name__)
     if gave_up:

@@ -19,6 +19,13 @@ from flask import current_app
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from payments_site.db import (
+    discard,
+    execute_committed,
+    rows_matched,
+    unit_of_work,
+    update_committed,
+)
 from payments_site.errors import (
     DomainError,
     IdempotencyInProgress,
@@ -26,7 +33,7 @@ from payments_site.errors import (
     InvalidRequest,
 )
 from payments_site.extensions import db
-from payments_site.models import IdempotencyKey, execute_committed, rows_matched, utcnow
+from payments_site.models import IdempotencyKey, utcnow
 from payments_site.queues import get_redis
 
 log = logging.getLogger(__name__)
@@ -85,23 +92,20 @@ def _claim(user_id: int, key: str, digest: str) -> int | Response:
         if existing is None:
             continue
         if existing.expires_at <= now:
-            db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == existing.id,
-                                                            IdempotencyKey.expires_at <= now))
-            db.session.commit()
+            with unit_of_work():
+                db.session.execute(delete(IdempotencyKey).where(
+                    IdempotencyKey.id == existing.id, IdempotencyKey.expires_at <= now))
             continue
         if existing.request_hash != digest:
             raise IdempotencyKeyReused(param="Idempotency-Key")
         if existing.status == "done" and existing.response_body is not None:
             return json.loads(existing.response_body), int(existing.response_status or 200)
         if existing.created_at <= now - ABANDONED_AFTER:
-            taken = rows_matched(db.session.execute(
-                update(IdempotencyKey)
-                .where(IdempotencyKey.id == existing.id, IdempotencyKey.status == "in_progress",
-                       IdempotencyKey.created_at == existing.created_at)
-                .values(created_at=now)))
             existing_id = existing.id
-            db.session.commit()
-            if taken:
+            if update_committed(IdempotencyKey, IdempotencyKey.id == existing.id,
+                                IdempotencyKey.status == "in_progress",
+                                IdempotencyKey.created_at == existing.created_at,
+                                created_at=now):
                 return existing_id
         raise IdempotencyInProgress(param="Idempotency-Key")
     raise IdempotencyInProgress(param="Idempotency-Key")
@@ -117,10 +121,10 @@ def _insert_claim(user_id: int, key: str, digest: str, now: datetime,
         user_id=user_id, key=key, request_hash=digest, status="in_progress", created_at=now,
         expires_at=expires_at).returning(IdempotencyKey.id)
     try:
-        return execute_committed(db.session(), statement,
+        return execute_committed(statement,
                                  lambda result: int(result.scalar_one()))
     except IntegrityError:
-        db.session.rollback()
+        discard()
         return None
 
 
@@ -160,22 +164,23 @@ def run_idempotent(scope: str, user_id: int, key: str | None, payload: Any,
 
 
 def _store(row_id: int, body: dict[str, Any], status: int) -> None:
-    db.session.rollback()  # whatever the handler left open must not ride along
+    discard()  # whatever the handler left open must not ride along
     # Nothing is open now: one autocommitted statement, no BEGIN/COMMIT round trips.
-    execute_committed(db.session(), update(IdempotencyKey).where(
+    execute_committed(update(IdempotencyKey).where(
         IdempotencyKey.id == row_id).values(status="done", response_status=status,
                                             response_body=json.dumps(body)),
         lambda _result: None)
 
 
 def _release(row_id: int) -> None:
-    db.session.rollback()
-    db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id))
-    db.session.commit()
+    discard()
+    with unit_of_work():
+        db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id))
 
 
 def purge_expired() -> int:
     """Delete keys past their 24 h; returns how many (the worker's sweeper calls it)."""
-    result = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow()))
-    db.session.commit()
+    with unit_of_work():
+        result = db.session.execute(delete(IdempotencyKey).where(
+            IdempotencyKey.expires_at <= utcnow()))
     return rows_matched(result)

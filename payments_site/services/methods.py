@@ -13,22 +13,22 @@ event cannot flip anything). The local row keeps its id (payments that reference
 their link), and the losing PaymentMethod is detached at Stripe after our commit, so the
 customer's card list at Stripe matches ours. A webhook for that detach finds no row: no-op.
 
-Per-user card changes run under a lock on the user's row (PostgreSQL), so concurrent saves,
-removals and webhooks cannot leave two defaults or lose one.
+Per-user card changes run under the customer's lock (`db.lock_customer`), so concurrent
+saves, removals and webhooks cannot leave two defaults or lose one.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from payments_site import stripe_gateway
+from payments_site.db import lock_customer, unit_of_work
 from payments_site.errors import CardDeclined, DomainError, InvalidRequest, NotFound
 from payments_site.extensions import db
 from payments_site.models import PaymentMethod, User
@@ -87,10 +87,7 @@ def create_setup_intent(user: User) -> str:
     """A SetupIntent for the user's Stripe customer; returns its client_secret for Stripe.js."""
     customer_id = ensure_stripe_customer(user)
     intent = stripe_gateway.create_setup_intent(
-        # Redirect-based methods are excluded: cards (with in-page 3-D Secure) are what we save.
-        {"customer": customer_id, "usage": "off_session",
-         "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
-         "metadata": {"user_id": str(user.id)}},
+        customer_id=customer_id, user_id=user.id,
         # A fresh intent per request; the key only makes OUR retries of this call safe.
         idempotency_key=f"setup-intent-{user.id}-{uuid.uuid4().hex}")
     return str(intent.client_secret)
@@ -108,39 +105,37 @@ def save_from_setup_intent(user: User, setup_intent_id: str,
         intent = stripe_gateway.retrieve_setup_intent(setup_intent_id)
     except ResourceMissing as error:
         raise NotFound("No such setup intent.", param="setup_intent_id") from error
-    data = stripe_gateway.to_dict(intent)
-    if data.get("customer") != customer_id:
+    if intent.customer_id != customer_id:
         raise NotFound("No such setup intent.", param="setup_intent_id")
-    status = data.get("status")
-    if status != "succeeded":
-        raise _setup_not_finished(status, data.get("last_setup_error"))
-    pm = data.get("payment_method")
-    if isinstance(pm, str):
-        pm = stripe_gateway.to_dict(stripe_gateway.retrieve_payment_method(pm))
-    if not isinstance(pm, Mapping):
+    if intent.status != "succeeded":
+        raise _setup_not_finished(intent)
+    pm = intent.payment_method
+    if pm is None and intent.payment_method_id is not None:
+        pm = stripe_gateway.retrieve_payment_method(intent.payment_method_id)
+    if pm is None:
         raise InvalidRequest("This setup intent has no card.", param="setup_intent_id")
-    if pm.get("customer") is None:
+    if pm.customer_id is None:
         # The SetupIntent attached it to this customer, so it was detached since: as a
         # duplicate of a card already saved (a webhook got here first), or removed.
-        fingerprint = (pm.get("card") or {}).get("fingerprint")
+        fingerprint = pm.card.fingerprint if pm.card else None
         kept = db.session.scalar(select(PaymentMethod).where(
             PaymentMethod.user_id == user.id, PaymentMethod.fingerprint == fingerprint))
         if kept is None:
             raise InvalidRequest("This card was removed. Please add it again.",
                                  param="setup_intent_id")
         return set_default(user, kept.stripe_payment_method_id) if make_default else kept
-    pm = _ensure_attached(dict(pm), customer_id, param="setup_intent_id")
+    pm = _ensure_attached(pm, customer_id, param="setup_intent_id")
     return upsert_payment_method(user, pm, make_default=make_default)
 
 
-def _setup_not_finished(status: Any, last_error: Any) -> DomainError:
-    if isinstance(last_error, Mapping) and status in ("requires_payment_method", "canceled"):
-        code = last_error.get("code")
-        decline_code = last_error.get("decline_code") or code or "card_declined"
+def _setup_not_finished(intent: stripe_gateway.SetupIntent) -> DomainError:
+    error = intent.last_setup_error
+    if error is not None and intent.status in ("requires_payment_method", "canceled"):
+        decline_code = error.decline_code or error.code or "card_declined"
         return CardDeclined(
-            stripe_gateway.friendly_decline_message(code, decline_code, None),
+            stripe_gateway.friendly_decline_message(error.code, decline_code, None),
             decline_code=decline_code)
-    if status == "requires_action":
+    if intent.status == "requires_action":
         return InvalidRequest("Your bank still needs you to confirm this card. Complete the "
                               "check and try again.", param="setup_intent_id")
     return InvalidRequest("This card has not been set up yet.", param="setup_intent_id")
@@ -154,28 +149,36 @@ def save_payment_method(user: User, pm_id: str, make_default: bool = False) -> P
     """
     customer_id = ensure_stripe_customer(user)
     try:
-        pm = stripe_gateway.to_dict(stripe_gateway.retrieve_payment_method(pm_id))
+        pm = stripe_gateway.retrieve_payment_method(pm_id)
     except ResourceMissing as error:
         raise NotFound("No such payment method.", param="payment_method_id") from error
     pm = _ensure_attached(pm, customer_id, param="payment_method_id")
     return upsert_payment_method(user, pm, make_default=make_default)
 
 
-def _ensure_attached(pm: dict[str, Any], customer_id: str, *, param: str) -> dict[str, Any]:
-    if pm.get("type") != "card":
+def _ensure_attached(pm: stripe_gateway.PaymentMethod, customer_id: str, *,
+                     param: str) -> stripe_gateway.PaymentMethod:
+    if pm.type != "card":
         raise InvalidRequest("Only cards can be saved.", param=param)
-    owner = pm.get("customer")
-    if owner is None:
-        attached = stripe_gateway.attach_payment_method(
-            str(pm["id"]), {"customer": customer_id},
-            idempotency_key=f"attach-{pm['id']}-{customer_id}")
-        return stripe_gateway.to_dict(attached)
-    if owner != customer_id:
+    if pm.customer_id is None:
+        return stripe_gateway.attach_payment_method(
+            pm.id, customer_id=customer_id, idempotency_key=f"attach-{pm.id}-{customer_id}")
+    if pm.customer_id != customer_id:
         raise NotFound("No such payment method.", param=param)
     return pm
 
 
-def upsert_payment_method(user: User, stripe_pm: Any, *,
+@dataclass(frozen=True)
+class _Stored:
+    """What storing a card did: the row, the PaymentMethod to detach at Stripe (a duplicate
+    that lost), and whether the default card changed."""
+
+    method: PaymentMethod
+    loser: str | None
+    default_changed: bool
+
+
+def upsert_payment_method(user: User, pm: stripe_gateway.PaymentMethod, *,
                           make_default: bool = False) -> PaymentMethod:
     """Store (or refresh) a card PaymentMethod for `user`; one row per fingerprint.
 
@@ -183,45 +186,38 @@ def upsert_payment_method(user: User, stripe_pm: Any, *,
     attached to a DIFFERENT customer is refused here as NotFound). The user's first card
     becomes the default; `make_default` makes this one the default.
     """
-    pm = stripe_gateway.to_dict(stripe_pm)
-    card = pm.get("card") or {}
-    if pm.get("type") != "card" or not card:
+    card = pm.card
+    if pm.type != "card" or card is None:
         raise InvalidRequest("Only cards can be saved.", param="payment_method_id")
-    owner = pm.get("customer")
-    if owner is not None and user.stripe_customer_id and owner != user.stripe_customer_id:
+    if pm.customer_id is not None and user.stripe_customer_id and \
+            pm.customer_id != user.stripe_customer_id:
         raise NotFound("No such payment method.", param="payment_method_id")
     for attempt in range(2):
         try:
-            method, loser, default_changed = _upsert_locked(user, pm, card, make_default)
-            db.session.commit()
+            with unit_of_work():
+                lock_customer(user.id)
+                stored = _store_card(user, pm.id, card, make_default)
             break
         except IntegrityError:
             # A concurrent save of the same card (webhook + page) won the insert: redo it,
             # which now takes the update path.
-            db.session.rollback()
             if attempt:
                 raise
-        except DomainError:
-            db.session.rollback()
-            raise
-    if loser is not None:
-        _detach_quietly(loser)
-    if default_changed or loser is not None:
+    if stored.loser is not None:
+        _detach_quietly(stored.loser)
+    if stored.default_changed or stored.loser is not None:
         _sync_customer_default_quietly(user)
-    return method
+    return stored.method
 
 
-def _upsert_locked(user: User, pm: dict[str, Any], card: Mapping[str, Any],
-                   make_default: bool) -> tuple[PaymentMethod, str | None, bool]:
-    """(row, the PaymentMethod id to detach at Stripe or None, whether the default moved)."""
-    _lock_user(user)
-    pm_id = str(pm["id"])
-    fields = {"brand": str(card.get("brand") or "unknown")[:32],
-              "last4": str(card.get("last4") or "")[-4:],
-              "exp_month": int(card.get("exp_month") or 0),
-              "exp_year": int(card.get("exp_year") or 0)}
+def _store_card(user: User, pm_id: str, card: stripe_gateway.Card,
+                make_default: bool) -> _Stored:
+    """The row for this card, inserted or updated (part of the caller's locked unit of work)."""
+    fields: dict[str, str | int] = {
+        "brand": (card.brand or "unknown")[:32], "last4": (card.last4 or "")[-4:],
+              "exp_month": card.exp_month, "exp_year": card.exp_year}
     # Stripe always fingerprints cards; the fallback only keeps the column honest.
-    fingerprint = str(card.get("fingerprint") or f"pm:{pm_id}")[:64]
+    fingerprint = (card.fingerprint or f"pm:{pm_id}")[:64]
     loser: str | None = None
     method = db.session.scalar(select(PaymentMethod).where(
         PaymentMethod.stripe_payment_method_id == pm_id))
@@ -235,7 +231,7 @@ def _upsert_locked(user: User, pm: dict[str, Any], card: Mapping[str, Any],
                                    fingerprint=fingerprint, is_default=False, **fields)
             db.session.add(method)
             db.session.flush()
-        elif (fields["exp_year"], fields["exp_month"]) > (method.exp_year, method.exp_month):
+        elif (card.exp_year, card.exp_month) > (method.exp_year, method.exp_month):
             loser = method.stripe_payment_method_id
             method.stripe_payment_method_id = pm_id
             _apply(method, fields)
@@ -247,10 +243,10 @@ def _upsert_locked(user: User, pm: dict[str, Any], card: Mapping[str, Any],
     if make_default or default_method(user) is None:
         default_changed = not method.is_default
         _make_default_locked(user, method)
-    return method, loser, default_changed
+    return _Stored(method, loser, default_changed)
 
 
-def _apply(method: PaymentMethod, fields: Mapping[str, Any]) -> None:
+def _apply(method: PaymentMethod, fields: dict[str, str | int]) -> None:
     for key, value in fields.items():
         setattr(method, key, value)
 
@@ -263,17 +259,12 @@ def set_default(user: User, pm_id: str) -> PaymentMethod:
     Stripe is updated first, inside the locked transaction, so a failure changes nothing.
     """
     customer_id = ensure_stripe_customer(user)
-    try:
-        _lock_user(user)
+    with unit_of_work():
+        lock_customer(user.id)
         method = get_owned_method(user, pm_id)
         if not method.is_default:
-            stripe_gateway.update_customer(
-                customer_id, {"invoice_settings": {"default_payment_method": pm_id}})
+            stripe_gateway.set_default_payment_method(customer_id, pm_id)
             _make_default_locked(user, method)
-    except DomainError:
-        db.session.rollback()  # releases the lock; nothing changed
-        raise
-    db.session.commit()
     return method
 
 
@@ -284,8 +275,8 @@ def remove_method(user: User, pm_id: str) -> None:
     If Stripe cannot be reached the card stays saved and the error is raised.
     """
     ensure_stripe_customer(user)
-    try:
-        _lock_user(user)
+    with unit_of_work():
+        lock_customer(user.id)
         method = get_owned_method(user, pm_id)
         try:
             stripe_gateway.detach_payment_method(pm_id)
@@ -294,11 +285,7 @@ def remove_method(user: User, pm_id: str) -> None:
                     error.stripe_code not in _ALREADY_DETACHED:
                 raise
             log.info("payment method was already detached at Stripe; removing the local row")
-    except DomainError:
-        db.session.rollback()  # releases the lock; the card stays saved
-        raise
-    promoted = _delete_locked(user, method)
-    db.session.commit()
+        promoted = _delete_locked(user, method)
     if promoted is not None:
         _sync_customer_default_quietly(user)
 
@@ -329,11 +316,6 @@ def _make_default_locked(user: User, method: PaymentMethod) -> None:
             db.session.expire(row, ["is_default"])
 
 
-def _lock_user(user: User) -> None:
-    """Serialize this user's card changes (row lock on PostgreSQL; SQLite has one writer)."""
-    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
-
-
 def _detach_quietly(pm_id: str) -> None:
     try:
         stripe_gateway.detach_payment_method(pm_id)
@@ -350,29 +332,33 @@ def _sync_customer_default_quietly(user: User) -> None:
     if method is None or not user.stripe_customer_id:
         return
     try:
-        stripe_gateway.update_customer(user.stripe_customer_id, {
-            "invoice_settings": {"default_payment_method": method.stripe_payment_method_id}})
+        stripe_gateway.set_default_payment_method(user.stripe_customer_id,
+                                                  method.stripe_payment_method_id)
     except DomainError as error:
         log.warning("could not update the Stripe customer's default card: %s", error.code)
 
 
 # --- webhooks --------------------------------------------------------------------------------
 
-def sync_payment_method_attached(stripe_pm: dict[str, Any]) -> None:
-    """`payment_method.attached`: save the card for the user whose customer it is attached to.
+def sync_payment_method(payment_method_id: str) -> None:
+    """Apply a card's CURRENT state at Stripe (`payment_method.*`, `setup_intent.succeeded`):
+    saved for the user whose customer it is attached to, forgotten once detached.
 
-    The PaymentMethod is re-read from Stripe, so a late or replayed event for a card that
-    has since been detached (removed, or a duplicate) does not bring it back.
+    The PaymentMethod is re-read from Stripe, so an attach and a detach delivered out of
+    order agree, and a late or replayed event for a card that has since been detached
+    (removed, or a duplicate) does not bring it back.
     """
     try:
-        current = stripe_gateway.to_dict(
-            stripe_gateway.retrieve_payment_method(str(stripe_pm["id"])))
+        current = stripe_gateway.retrieve_payment_method(payment_method_id)
     except ResourceMissing:
+        sync_payment_method_detached(payment_method_id)
         return
-    customer_id = current.get("customer")
-    if not customer_id or current.get("type") != "card":
+    if current.customer_id is None:
+        sync_payment_method_detached(payment_method_id)
         return
-    user = db.session.scalar(select(User).where(User.stripe_customer_id == customer_id))
+    if current.type != "card":
+        return
+    user = db.session.scalar(select(User).where(User.stripe_customer_id == current.customer_id))
     if user is None:
         log.info("payment_method.attached for a customer that is not one of our users")
         return
@@ -388,18 +374,13 @@ def sync_payment_method_detached(stripe_pm_id: str) -> None:
         PaymentMethod.stripe_payment_method_id == stripe_pm_id))
     if method is None:
         return
-    user = db.session.get(User, method.user_id)
-    if user is None:  # pragma: no cover - user_id is a non-null foreign key
-        return
-    _lock_user(user)
-    # Re-read under the lock: a concurrent removal may have deleted it already.
-    method = db.session.scalar(select(PaymentMethod).where(
-        PaymentMethod.stripe_payment_method_id == stripe_pm_id).execution_options(
-        populate_existing=True))
-    if method is None:
-        db.session.commit()
-        return
-    promoted = _delete_locked(user, method)
-    db.session.commit()
+    user = db.session.get_one(User, method.user_id)
+    with unit_of_work():
+        lock_customer(user.id)
+        # Re-read under the lock: a concurrent removal may have deleted it already.
+        method = db.session.scalar(select(PaymentMethod).where(
+            PaymentMethod.stripe_payment_method_id == stripe_pm_id).execution_options(
+            populate_existing=True))
+        promoted = _delete_locked(user, method) if method is not None else None
     if promoted is not None:
         _sync_customer_default_quietly(user)

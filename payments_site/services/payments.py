@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import selectinload
 
 from payments_site import stripe_gateway
+from payments_site.db import discard, update_now
 from payments_site.errors import InvalidRequest, NotFound, ProviderError
 from payments_site.extensions import db
-from payments_site.models import (
-    PAYMENT_STATUSES,
-    TERMINAL_STATUSES,
-    Payment,
-    User,
-    update_now,
-    utcnow,
-)
-from payments_site.services import fulfilment
+from payments_site.models import PAYMENT_STATUSES, TERMINAL_STATUSES, Payment, User, utcnow
+from payments_site.services import fulfilment, methods, paging
 
 log = logging.getLogger(__name__)
 
@@ -38,30 +29,11 @@ UNFINISHED_STATUSES = ("requires_payment_method", "requires_action")
 RETRYABLE_STATUSES = (*UNFINISHED_STATUSES, "failed")
 
 
-def _field(obj: Any, key: str) -> Any:
-    if obj is None or isinstance(obj, str):
-        return None
-    try:
-        return obj.get(key)
-    except AttributeError:
-        return getattr(obj, key, None)
-
-
-def _id_of(value: Any) -> str | None:
-    """A Stripe id from either an id string or an expanded object."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    found = _field(value, "id")
-    return str(found) if found else None
-
-
-def local_status(intent: Any) -> str:
+def local_status(intent: stripe_gateway.Intent) -> str:
     """Our Payment status for a PaymentIntent status (API.md's six values)."""
-    status = str(_field(intent, "status") or "")
+    status = intent.status
     if status == "requires_payment_method":
-        return "failed" if _field(intent, "last_payment_error") else "requires_payment_method"
+        return "failed" if intent.last_payment_error else "requires_payment_method"
     if status == "requires_confirmation":
         return "requires_payment_method"
     if status == "requires_capture":
@@ -72,132 +44,135 @@ def local_status(intent: Any) -> str:
     return "processing"
 
 
-def _card_of(intent: Any) -> tuple[str | None, str | None]:
-    """Brand and last4 from the intent's card, its latest charge, or its last failed card."""
-    candidates = [
-        _field(_field(intent, "payment_method"), "card"),
-        _field(_field(_field(intent, "latest_charge"), "payment_method_details"), "card"),
-        _field(_field(_field(intent, "last_payment_error"), "payment_method"), "card"),
-    ]
-    for card in candidates:
-        if card is not None and _field(card, "last4"):
-            return _field(card, "brand"), str(_field(card, "last4"))
-    return None, None
+def _card_of(intent: stripe_gateway.Intent) -> stripe_gateway.Card | None:
+    """The intent's card, else its latest charge's, else the card of its last failure."""
+    error = intent.last_payment_error
+    candidates = (intent.payment_method.card if intent.payment_method else None,
+                  intent.charge_card, error.card if error else None)
+    return next((card for card in candidates if card is not None and card.last4), None)
 
 
-def find_payment_for_intent(intent: Any) -> Payment | None:
-    intent_id = _id_of(intent)
+def find_payment_by_stripe_reference(intent_id: str | None,
+                                     charge_id: str | None) -> Payment | None:
+    """Our payment that a Stripe object (a refund, a dispute, a charge) is about: by its
+    PaymentIntent, else by its charge."""
+    if intent_id:
+        payment = db.session.scalar(select(Payment).where(
+            Payment.stripe_payment_intent_id == intent_id))
+        if payment is not None:
+            return payment
+    if charge_id:
+        return db.session.scalar(select(Payment).where(Payment.stripe_charge_id == charge_id))
+    return None
+
+
+def find_payment_for_intent(intent: stripe_gateway.Intent) -> Payment | None:
+    """The intent's payment; one whose intent id was never stored is found by the id our
+    metadata gave the intent, and the id is recorded."""
+    payment = find_payment_by_stripe_reference(intent.id, None)
+    if payment is not None or not intent.our_payment_id:
+        return payment
+    # The intent was created but we never stored its id (crash, retries exhausted): our own
+    # id in its metadata links it back.
     payment = db.session.scalar(select(Payment).where(
-        Payment.stripe_payment_intent_id == intent_id)) if intent_id else None
+        Payment.public_id == intent.our_payment_id))
     if payment is None:
-        # The intent was created but we never stored its id (crash, retries exhausted):
-        # our own id in its metadata links it back.
-        public_id = _field(_field(intent, "metadata"), "payment_id")
-        if public_id:
-            payment = db.session.scalar(select(Payment).where(Payment.public_id == public_id))
-            if payment is not None and payment.stripe_payment_intent_id is None:
-                db.session.execute(update(Payment).where(
-                    Payment.id == payment.id, Payment.stripe_payment_intent_id.is_(None))
-                    .values(stripe_payment_intent_id=intent_id))
-                db.session.commit()
-                db.session.refresh(payment)
-            elif payment is not None and payment.stripe_payment_intent_id != intent_id:
-                return None
-    return payment
+        return None
+    if payment.stripe_payment_intent_id is None:
+        if not update_now(payment, Payment.stripe_payment_intent_id.is_(None),
+                          stripe_payment_intent_id=intent.id):
+            db.session.refresh(payment)
+        return payment
+    return payment if payment.stripe_payment_intent_id == intent.id else None
 
 
-def apply_payment_intent(intent: Any) -> Payment | None:
+def apply_payment_intent(intent: stripe_gateway.Intent) -> Payment | None:
     """Bring the local payment in line with this PaymentIntent; None if it is not ours.
 
     Status only moves forward: once succeeded or canceled nothing changes it back, however
     old or replayed the intent is. The first caller to move a payment to succeeded (one
     conditional UPDATE decides) stamps `succeeded_at`, saves the card when asked and starts
-    fulfilment; every other caller finds the work done. Commits.
+    fulfilment; every other caller finds the work done. Committed on return.
+
+    A server-side confirm may be in flight (its request claimed the row as processing while
+    the intent does not show it yet): an unconfirmed state leaves that claim alone unless it
+    is stale or its outcome was lost.
     """
-    return apply_intent_state(intent, own_confirm=False)
-
-
-def apply_intent_state(intent: Any, *, own_confirm: bool,
-                       payment: Payment | None = None) -> Payment | None:
-    """`apply_payment_intent`; `own_confirm` is True only for the request holding the
-    confirm claim (only it may end the claim with an unconfirmed state).
-
-    `payment`: the caller's payment whose own (recorded) intent this is, so it need not be
-    looked up again. Afterwards it reads as the row does: it takes the written values, or
-    is refreshed when the guarded UPDATE matched nothing (another caller got there first).
-    """
+    payment = find_payment_for_intent(intent)
     if payment is None:
-        payment = find_payment_for_intent(intent)
-        if payment is None:
-            return None
-    new_status = local_status(intent)
-    error = _field(intent, "last_payment_error")
-    brand, last4 = _card_of(intent)
-    values: dict[str, Any] = {"needs_reconcile": False}
-    charge_id = _id_of(_field(intent, "latest_charge"))
-    if charge_id and new_status == "succeeded":
-        values["stripe_charge_id"] = charge_id
-    if last4:
-        values.update(card_brand=brand, card_last4=last4)
-    if error:
-        values.update(failure_code=str(_field(error, "code") or "card_declined")[:64],
-                      failure_decline_code=(str(_field(error, "decline_code"))[:64]
-                                            if _field(error, "decline_code") else None),
-                      failure_message=stripe_gateway.friendly_decline_message(
-                          _field(error, "code"), _field(error, "decline_code"),
-                          _field(error, "message"))[:500])
-    elif new_status in ("succeeded", "processing", "requires_action"):
-        values.update(failure_code=None, failure_decline_code=None, failure_message=None)
-
-    values["status"] = new_status
+        return None
     guard: list[ColumnElement[bool]] = [Payment.status.not_in(TERMINAL_STATUSES)]
-    if new_status == "succeeded":
-        values["succeeded_at"] = utcnow()
-    elif not own_confirm and new_status in ("requires_payment_method", "failed"):
-        # A server-side confirm may be in flight (the row is claimed as processing while the
-        # intent does not show it yet): keep the claim unless it is stale or its outcome was
-        # lost.
+    if local_status(intent) in ("requires_payment_method", "failed"):
         guard.append(or_(Payment.status != "processing", Payment.needs_reconcile.is_(True),
                          Payment.updated_at < utcnow() - CONFIRM_LEASE))
-    matched = update_now(db.session(), payment, *guard, **values)
+    return _follow_intent(payment, intent, guard)
+
+
+def apply_confirm_outcome(payment: Payment, intent: stripe_gateway.Intent) -> Payment:
+    """What the request holding the confirm claim learned from its confirm, applied to its
+    own payment: it may end the claim with any state, confirmed or not."""
+    return _follow_intent(payment, intent, [Payment.status.not_in(TERMINAL_STATUSES)])
+
+
+def _follow_intent(payment: Payment, intent: stripe_gateway.Intent,
+                   guard: list[ColumnElement[bool]]) -> Payment:
+    """The payment moved to the intent's state by one conditional UPDATE (committed on
+    return). Afterwards it reads as the row does: it takes the written values, or is
+    refreshed when the guard matched nothing (another caller got there first)."""
+    values = _intent_values(intent)
+    matched = update_now(payment, *guard, **values)
     if not matched:
         db.session.refresh(payment)  # another caller moved it first: read what it wrote
-    won_success = matched and new_status == "succeeded"
-    if won_success:
-        _after_success(payment, intent)
+    if matched and values["status"] == "succeeded":
+        log.info("payment %s succeeded", payment.public_id)
+        if payment.save_payment_method:
+            _save_card(payment, intent)
+        fulfilment.payment_succeeded(payment)
     elif payment.status == "succeeded" and payment.save_payment_method \
             and payment.payment_method_id is None:
         _save_card(payment, intent)  # a previous winner may have failed to save it
     return payment
 
 
-def _after_success(payment: Payment, intent: Any) -> None:
-    log.info("payment %s succeeded", payment.public_id)
-    if payment.save_payment_method:
-        _save_card(payment, intent)
-    fulfilment.payment_succeeded(payment)
+def _intent_values(intent: stripe_gateway.Intent) -> dict[str, object]:
+    """The payment's columns as this intent says they are."""
+    new_status = local_status(intent)
+    values: dict[str, object] = {"status": new_status, "needs_reconcile": False}
+    if intent.latest_charge_id and new_status == "succeeded":
+        values["stripe_charge_id"] = intent.latest_charge_id
+    card = _card_of(intent)
+    if card is not None:
+        values.update(card_brand=card.brand, card_last4=card.last4)
+    error = intent.last_payment_error
+    if error:
+        values.update(failure_code=(error.code or "card_declined")[:64],
+                      failure_decline_code=error.decline_code[:64] if error.decline_code
+                      else None,
+                      failure_message=stripe_gateway.friendly_decline_message(
+                          error.code, error.decline_code, error.message)[:500])
+    elif new_status in ("succeeded", "processing", "requires_action"):
+        values.update(failure_code=None, failure_decline_code=None, failure_message=None)
+    if new_status == "succeeded":
+        values["succeeded_at"] = utcnow()
+    return values
 
 
-def _save_card(payment: Payment, intent: Any) -> None:
+def _save_card(payment: Payment, intent: stripe_gateway.Intent) -> None:
     """Keep the card the customer asked to save (Stripe attached it to their customer)."""
-    from payments_site.services.methods import upsert_payment_method
-
-    pm = _field(intent, "payment_method")
+    pm = intent.payment_method
     try:
-        if isinstance(pm, str):
-            pm = stripe_gateway.retrieve_payment_method(pm)
-        if pm is None or _field(pm, "card") is None:
+        if pm is None and intent.payment_method_id is not None:
+            pm = stripe_gateway.retrieve_payment_method(intent.payment_method_id)
+        if pm is None or pm.card is None:
             return
-        method = upsert_payment_method(payment.user, pm)
+        method = methods.upsert_payment_method(payment.user, pm)
     except Exception:  # the payment stands; the card can be saved again from the next sync
-        db.session.rollback()
+        discard()
         log.exception("could not save the card of payment %s", payment.public_id)
         return
-    db.session.execute(update(Payment).where(Payment.id == payment.id,
-                                             Payment.payment_method_id.is_(None))
-                       .values(payment_method_id=method.id))
-    db.session.commit()
-    db.session.refresh(payment)
+    if not update_now(payment, Payment.payment_method_id.is_(None),
+                      payment_method_id=method.id):
+        db.session.refresh(payment)
 
 
 def cancel_unfinished_payment(payment: Payment) -> Payment:
@@ -209,12 +184,12 @@ def cancel_unfinished_payment(payment: Payment) -> Payment:
     """
     if payment.stripe_payment_intent_id is None:
         if not payment.needs_reconcile:  # else reconcile first records what Stripe made
-            update_now(db.session(), payment, Payment.status.in_(UNFINISHED_STATUSES),
+            update_now(payment, Payment.status.in_(UNFINISHED_STATUSES),
                        Payment.stripe_payment_intent_id.is_(None), status="canceled")
         return payment
     try:
         intent = stripe_gateway.cancel_payment_intent(
-            payment.stripe_payment_intent_id, {"cancellation_reason": "abandoned"},
+            payment.stripe_payment_intent_id, reason="abandoned",
             idempotency_key=f"pi-cancel-{payment.public_id}")
     except stripe_gateway.GatewayInvalidRequest as error:
         log.info("payment %s not canceled (%s): following its intent", payment.public_id,
@@ -291,23 +266,6 @@ class HistoryPage:
     next_cursor: str | None
 
 
-def encode_cursor(payment: Payment) -> str:
-    raw = f"{payment.created_at.isoformat()}|{payment.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, _, row_id = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
-        when = datetime.fromisoformat(created)
-        if when.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return when, int(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
-        raise InvalidRequest("The cursor is invalid.", param="cursor") from error
-
-
 def parse_history_query(limit: str | None, cursor: str | None,
                         status: str | None) -> tuple[int, str | None, str | None]:
     """Validate ?limit=&cursor=&status= (400 with the param on anything unexpected)."""
@@ -321,7 +279,7 @@ def parse_history_query(limit: str | None, cursor: str | None,
         raise InvalidRequest("status must be one of " + ", ".join(PAYMENT_STATUSES) + ".",
                              param="status")
     if cursor is not None:
-        decode_cursor(cursor)
+        paging.decode_cursor(cursor, param="cursor")
     return parsed_limit, cursor or None, status or None
 
 
@@ -341,50 +299,9 @@ def payment_history(user: User, *, limit: int = HISTORY_DEFAULT_LIMIT,
     elif hide_canceled:
         query = query.where(Payment.status != "canceled", Payment.cancel_requested.is_(False))
     if cursor:
-        created, row_id = decode_cursor(cursor)
-        query = query.where(or_(Payment.created_at < created,
-                                and_(Payment.created_at == created, Payment.id < row_id)))
+        query = query.where(paging.older_than(paging.decode_cursor(cursor, param="cursor")))
     # Receipts in one query for the page (the serialized payment names its receipt): no N+1.
     rows = list(db.session.scalars(query.order_by(Payment.created_at.desc(), Payment.id.desc())
                                    .limit(limit + 1).options(selectinload(Payment.receipts))))
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    next_cursor = paging.encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return HistoryPage(rows[:limit], next_cursor)
-
-
-@dataclass
-class TimelineEntry:
-    label: str  # in the customer's words
-    at: datetime | None
-    status: str
-    amount: int | None = None  # in the payment's currency (refunds)
-
-
-# A refund's state on the customer's timeline.
-REFUND_EVENTS = {"pending": "Refund requested", "succeeded": "Refunded",
-                 "failed": "Refund failed"}
-
-
-def payment_timeline(payment: Payment) -> list[TimelineEntry]:
-    """What happened to a payment, in order and in the customer's words, for its page."""
-    entries = [TimelineEntry("Started", payment.created_at, "created")]
-    if payment.status == "failed":
-        entries.append(TimelineEntry(
-            "Failed" + (f": {payment.failure_message}" if payment.failure_message else ""),
-            payment.updated_at, "failed"))
-    elif payment.status == "requires_action":
-        entries.append(TimelineEntry("Not completed: your bank's check (3-D Secure) was not "
-                                     "finished", payment.updated_at, "requires_action"))
-    elif payment.status == "requires_payment_method":
-        entries.append(TimelineEntry("Not completed: no card was charged", payment.updated_at,
-                                     "requires_payment_method"))
-    elif payment.status == "processing":
-        entries.append(TimelineEntry("Processing", payment.updated_at, "processing"))
-    elif payment.status == "canceled":
-        entries.append(TimelineEntry("Canceled", payment.updated_at, "canceled"))
-    if payment.succeeded_at is not None:
-        entries.append(TimelineEntry("Paid", payment.succeeded_at, "succeeded"))
-    for refund in payment.refunds:
-        entries.append(TimelineEntry(REFUND_EVENTS.get(refund.status, "Refund requested"),
-                                     refund.updated_at if refund.status != "pending"
-                                     else refund.created_at, refund.status, refund.amount))
-    return entries

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
 from payments_site.customer_status import WORDS
+from payments_site.db import finish_reading, unit_of_work
 from payments_site.errors import NotFound
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Payment, Receipt, Refund, User, utcnow
@@ -97,43 +98,42 @@ def _issue(series: str, source_key: str, payment: Payment, refund: Refund | None
     email_inputs = _email_inputs(payment, refund)
     # End the read transaction: on SQLite the numbering transaction must begin with its write
     # (a WAL reader that later writes fails instead of waiting for the lock).
-    db.session.commit()
+    finish_reading()
 
     issued_at = utcnow()
     try:
-        sequence = _next_sequence(series, issued_at.year)
-        # Holding the sequence lock now: a duplicate job that committed meanwhile is visible,
-        # so give the number back instead of rendering for nothing.
-        existing = _by_source_key(source_key)
-        if existing is not None:
-            db.session.rollback()
-            return _by_source_key(source_key) or existing
-        number = format_number(series, issued_at.year, sequence)
-        pdf = render_pdf(PDF_TEMPLATE[series], number=number,
-                         issued_on=_pdf_text(lambda loc: format_day(issued_at, zone, loc),
-                                             context["locale"]),
-                         **context)
-        receipt = Receipt(number=number, series=series, year=issued_at.year,
-                          sequence=sequence, source_key=source_key, payment_id=payment_id,
-                          refund_id=refund_id, pdf=pdf, sha256=hashlib.sha256(pdf).hexdigest(),
-                          size=len(pdf), created_at=issued_at)
-        db.session.add(receipt)
-        db.session.flush()  # the receipt's id names its email
-        db.session.add(emails.new_email(**_receipt_email_fields(
-            series, number, issued_at, receipt.id, email_inputs)))
-        db.session.commit()
-    except IntegrityError:
-        # Another worker issued this receipt first; rolling back returns our number.
-        db.session.rollback()
+        with unit_of_work():
+            sequence = _next_sequence(series, issued_at.year)
+            # Holding the sequence lock now: a duplicate job that committed meanwhile is
+            # visible, so give the number back instead of rendering for nothing.
+            if _by_source_key(source_key) is not None:
+                raise _IssuedMeanwhile
+            number = format_number(series, issued_at.year, sequence)
+            pdf = render_pdf(PDF_TEMPLATE[series], number=number,
+                             issued_on=_pdf_text(lambda loc: format_day(issued_at, zone, loc),
+                                                 context["locale"]),
+                             **context)
+            receipt = Receipt(number=number, series=series, year=issued_at.year,
+                              sequence=sequence, source_key=source_key, payment_id=payment_id,
+                              refund_id=refund_id, pdf=pdf,
+                              sha256=hashlib.sha256(pdf).hexdigest(), size=len(pdf),
+                              created_at=issued_at)
+            db.session.add(receipt)
+            db.session.flush()  # the receipt's id names its email
+            db.session.add(emails.new_email(**_receipt_email_fields(
+                series, number, issued_at, receipt.id, email_inputs)))
+    except (IntegrityError, _IssuedMeanwhile):
+        # Another worker issued this receipt first; rolling back returned our number.
         existing = _by_source_key(source_key)
         if existing is None:
             raise
         return existing
-    except BaseException:
-        db.session.rollback()
-        raise
     log.info("issued %s %s for %s", series, number, source_key)
     return receipt
+
+
+class _IssuedMeanwhile(Exception):
+    """A duplicate job issued the document while this one waited for the number."""
 
 
 def _next_sequence(series: str, year: int) -> int:
@@ -156,6 +156,8 @@ def _by_source_key(source_key: str) -> Receipt | None:
 
 def render_pdf(template: str, **context: Any) -> bytes:
     """Render an HTML template to PDF with the embedded Unicode font; nothing fetched remotely."""
+    # lazy import: xhtml2pdf (with reportlab) takes ~0.4 s to load; only the receipts worker
+    # renders PDFs, so web processes never pay for it.
     from xhtml2pdf import pisa
     from xhtml2pdf.config.resources import ResourceAccessPolicy
 
@@ -239,6 +241,7 @@ def _locale(value: str | None) -> str:
 
 @cache
 def _font_codepoints() -> frozenset[int]:
+    # lazy import: reportlab comes with xhtml2pdf (see render_pdf); loaded where PDFs are made.
     from reportlab.pdfbase.ttfonts import TTFontFile
 
     return frozenset(TTFontFile(str(PDF_FONT)).charToGlyph)

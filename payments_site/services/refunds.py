@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from payments_site import stripe_gateway
+from payments_site import jobs, stripe_gateway
+from payments_site.db import unit_of_work, update_now, update_rows
 from payments_site.errors import InvalidRequest, NotFound, RefundTooLarge
 from payments_site.extensions import db
-from payments_site.models import REFUND_REASONS, Payment, Refund, User, rows_matched, utcnow
+from payments_site.models import REFUND_REASONS, Payment, Refund, User, utcnow
 from payments_site.money import InvalidAmount, require_amount_step
-from payments_site.queues import enqueue
-from payments_site.services import audit, fulfilment
+from payments_site.services import audit, fulfilment, payments
 
 log = logging.getLogger(__name__)
 
@@ -120,27 +120,25 @@ def create_refund(ask: RefundRequest, *, actor: User) -> Refund:
         amount = int(fresh.amount - fresh.refund_reserved)
         if amount <= 0:
             raise RefundTooLarge("Nothing remains to refund on this payment.", param="amount")
-    reserved = rows_matched(db.session.execute(
-        update(Payment)
-        .where(Payment.id == payment.id, Payment.status == "succeeded",
-               Payment.refund_reserved + amount <= Payment.amount)
-        .values(refund_reserved=Payment.refund_reserved + amount)
-        .execution_options(synchronize_session=False)))
-    if reserved != 1:
-        db.session.rollback()
+    refund: Refund | None = None
+    with unit_of_work():
+        if update_rows(Payment, Payment.id == payment.id, Payment.status == "succeeded",
+                       Payment.refund_reserved + amount <= Payment.amount,
+                       refund_reserved=Payment.refund_reserved + amount):
+            refund = Refund(payment_id=payment.id, amount=amount, currency=payment.currency,
+                            status="pending", reason=ask.reason, created_by_id=actor.id)
+            db.session.add(refund)
+            db.session.flush()
+            audit.record("refund.requested", actor=actor, payment=payment, refund=refund,
+                         amount=amount, currency=payment.currency, reason=ask.reason,
+                         refund_id=refund.public_id)
+    if refund is None:
+        # The reservation missed: the payment moved on, or the amount no longer fits.
         db.session.refresh(payment)
         if payment.status != "succeeded":
             raise InvalidRequest("Only a succeeded payment can be refunded.",
                                  param="payment_id")
         raise RefundTooLarge(param="amount")
-    refund = Refund(payment_id=payment.id, amount=amount, currency=payment.currency,
-                    status="pending", reason=ask.reason, created_by_id=actor.id)
-    db.session.add(refund)
-    db.session.flush()
-    audit.record("refund.requested", actor=actor, payment=payment, refund=refund,
-                 amount=amount, currency=payment.currency, reason=ask.reason,
-                 refund_id=refund.public_id)
-    db.session.commit()
     log.info("refund %s of %s %s requested on %s", refund.public_id, amount, payment.currency,
              payment.public_id)
     enqueue_submission(refund)
@@ -149,9 +147,7 @@ def create_refund(ask: RefundRequest, *, actor: User) -> Refund:
 
 def enqueue_submission(refund: Refund) -> bool:
     """Queue the Stripe call; if Redis is down the row stays pending for the sweeper."""
-    from payments_site.tasks.refunds import submit_refund
-
-    return enqueue("payments", submit_refund, refund.id, job_id=f"refund-{refund.id}")
+    return jobs.submit_refund(refund.id)
 
 
 def resubmit_stale_refunds(older_than: timedelta = RESUBMIT_AFTER) -> int:
@@ -178,8 +174,7 @@ def submit_refund(refund_id: int) -> Refund | None:
         return refund
     if refund.stripe_refund_id:
         # Sent before (a retried job): Stripe's current state is the answer.
-        return sync_refund_from_stripe(
-            stripe_gateway.to_dict(stripe_gateway.retrieve_refund(refund.stripe_refund_id)))
+        return sync_refund_from_stripe(stripe_gateway.retrieve_refund(refund.stripe_refund_id))
     payment = refund.payment
     if not payment.stripe_payment_intent_id:
         return fail_refund(refund, "The payment has no Stripe PaymentIntent to refund.")
@@ -195,7 +190,7 @@ def submit_refund(refund_id: int) -> Refund | None:
             # Stripe knows refunds we do not (made on its dashboard): learn them.
             sync_payment_refunds(payment)
         return failed
-    return sync_refund_from_stripe(stripe_gateway.to_dict(stripe_refund))
+    return sync_refund_from_stripe(stripe_refund)
 
 
 def fail_refund(refund: Refund, reason: str) -> Refund:
@@ -207,29 +202,21 @@ def fail_refund(refund: Refund, reason: str) -> Refund:
 
 # --- Following Stripe (worker, webhooks, reconcile) -----------------------------------------
 
-def sync_refund_from_stripe(stripe_refund: dict[str, Any]) -> Refund | None:
-    """Apply a Stripe Refund object to our row; None if it belongs to no payment of ours.
+def sync_refund_from_stripe(stripe_refund: stripe_gateway.Refund) -> Refund | None:
+    """Apply a Stripe Refund to our row; None if it belongs to no payment of ours.
 
     Finds the row by Stripe id, else by our `metadata.refund_id` (the webhook can beat the
     worker), else creates one for a refund made on Stripe's dashboard (created_by None).
     Safe to call any number of times, in any order; commits (like every refund service).
     """
-    stripe_id = stripe_refund.get("id")
-    if not isinstance(stripe_id, str) or not stripe_id:
-        raise ValueError("not a Stripe refund object")
-    refund = _find_refund(stripe_refund)
+    refund = _find_refund(stripe_refund) or _record_external_refund(stripe_refund)
     if refund is None:
-        refund = _record_external_refund(stripe_refund)
-        if refund is None:
-            return None
+        return None
     if refund.stripe_refund_id is None:
-        db.session.execute(update(Refund).where(Refund.id == refund.id,
-                                                Refund.stripe_refund_id.is_(None))
-                           .values(stripe_refund_id=stripe_id)
-                           .execution_options(synchronize_session=False))
-        db.session.commit()
-    status = _LOCAL_STATUS.get(str(stripe_refund.get("status")), "pending")
-    failure = stripe_refund.get("failure_reason")
+        update_now(refund, Refund.stripe_refund_id.is_(None),
+                   stripe_refund_id=stripe_refund.id)
+    status = _LOCAL_STATUS.get(stripe_refund.status or "", "pending")
+    failure = stripe_refund.failure_reason
     _transition(refund, status, failure_reason=f"stripe: {failure}" if failure else None)
     db.session.refresh(refund)
     return refund
@@ -237,12 +224,7 @@ def sync_refund_from_stripe(stripe_refund: dict[str, Any]) -> Refund | None:
 
 def sync_charge_refunds(charge_id: str) -> list[Refund]:
     """Re-fetch every refund of a charge from Stripe and apply each (reconcile, charge.refunded)."""
-    synced = []
-    for stripe_refund in stripe_gateway.list_refunds({"charge": charge_id, "limit": 100}):
-        refund = sync_refund_from_stripe(stripe_gateway.to_dict(stripe_refund))
-        if refund is not None:
-            synced.append(refund)
-    return synced
+    return _sync_each(stripe_gateway.refunds_of_charge(charge_id))
 
 
 def sync_payment_refunds(payment: Payment) -> list[Refund]:
@@ -251,70 +233,51 @@ def sync_payment_refunds(payment: Payment) -> list[Refund]:
         return sync_charge_refunds(payment.stripe_charge_id)
     if not payment.stripe_payment_intent_id:
         return []
-    synced = []
-    for stripe_refund in stripe_gateway.list_refunds(
-            {"payment_intent": payment.stripe_payment_intent_id, "limit": 100}):
-        refund = sync_refund_from_stripe(stripe_gateway.to_dict(stripe_refund))
-        if refund is not None:
-            synced.append(refund)
-    return synced
+    return _sync_each(stripe_gateway.refunds_of_payment_intent(payment.stripe_payment_intent_id))
 
 
-def _find_refund(stripe_refund: dict[str, Any]) -> Refund | None:
+def _sync_each(stripe_refunds: list[stripe_gateway.Refund]) -> list[Refund]:
+    synced = [sync_refund_from_stripe(stripe_refund) for stripe_refund in stripe_refunds]
+    return [refund for refund in synced if refund is not None]
+
+
+def _find_refund(stripe_refund: stripe_gateway.Refund) -> Refund | None:
     refund = db.session.scalar(select(Refund).where(
-        Refund.stripe_refund_id == stripe_refund["id"]))
-    if refund is not None:
-        return refund
-    metadata = stripe_refund.get("metadata") or {}
-    ours = metadata.get("refund_id") if isinstance(metadata, dict) else None
-    if isinstance(ours, str) and ours:
-        refund = db.session.scalar(select(Refund).where(Refund.public_id == ours,
-                                                        Refund.stripe_refund_id.is_(None)))
+        Refund.stripe_refund_id == stripe_refund.id))
+    if refund is None and stripe_refund.our_refund_id:
+        refund = db.session.scalar(select(Refund).where(
+            Refund.public_id == stripe_refund.our_refund_id,
+            Refund.stripe_refund_id.is_(None)))
     return refund
 
 
-def _payment_for(stripe_refund: dict[str, Any]) -> Payment | None:
-    intent, charge = stripe_refund.get("payment_intent"), stripe_refund.get("charge")
-    if isinstance(intent, dict):
-        intent = intent.get("id")
-    if isinstance(charge, dict):
-        charge = charge.get("id")
-    if isinstance(intent, str) and intent:
-        payment = db.session.scalar(select(Payment).where(
-            Payment.stripe_payment_intent_id == intent))
-        if payment is not None:
-            return payment
-    if isinstance(charge, str) and charge:
-        return db.session.scalar(select(Payment).where(Payment.stripe_charge_id == charge))
-    return None
-
-
-def _record_external_refund(stripe_refund: dict[str, Any]) -> Refund | None:
+def _record_external_refund(stripe_refund: stripe_gateway.Refund) -> Refund | None:
     """A refund made outside this site (Stripe's dashboard): record it, pending, to be applied."""
-    payment = _payment_for(stripe_refund)
+    payment = payments.find_payment_by_stripe_reference(stripe_refund.payment_intent_id,
+                                                        stripe_refund.charge_id)
     if payment is None:
-        log.info("refund %s is for no payment of ours; ignored", stripe_refund["id"])
+        log.info("refund %s is for no payment of ours; ignored", stripe_refund.id)
         return None
-    amount = stripe_refund.get("amount")
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+    amount = stripe_refund.amount
+    if amount is None or amount <= 0:
         raise ValueError("Stripe refund without a positive amount")
-    reason = stripe_refund.get("reason")
-    refund = Refund(payment_id=payment.id, amount=amount,
-                    currency=str(stripe_refund.get("currency") or payment.currency).lower(),
-                    status="pending", reason=reason if reason in REFUND_REASONS else None,
-                    stripe_refund_id=stripe_refund["id"], created_by_id=None)
-    db.session.add(refund)
+    reason = stripe_refund.reason
     try:
-        db.session.flush()
+        with unit_of_work():
+            refund = Refund(payment_id=payment.id, amount=amount,
+                            currency=(stripe_refund.currency or payment.currency).lower(),
+                            status="pending", reason=reason if reason in REFUND_REASONS else None,
+                            stripe_refund_id=stripe_refund.id, created_by_id=None)
+            db.session.add(refund)
+            db.session.flush()
+            _recompute_totals(payment.id)
+            audit.record("refund.recorded_from_stripe", actor=None, payment=payment,
+                         refund=refund, amount=amount, currency=refund.currency,
+                         stripe_refund_id=refund.stripe_refund_id)
     except IntegrityError:
         # Another delivery of the same refund recorded it first.
-        db.session.rollback()
         return db.session.scalar(select(Refund).where(
-            Refund.stripe_refund_id == stripe_refund["id"]))
-    _recompute_totals(payment.id)
-    audit.record("refund.recorded_from_stripe", actor=None, payment=payment, refund=refund,
-                 amount=amount, currency=refund.currency, stripe_refund_id=refund.stripe_refund_id)
-    db.session.commit()
+            Refund.stripe_refund_id == stripe_refund.id))
     return refund
 
 
@@ -328,21 +291,21 @@ def _transition(refund: Refund, new_status: str, *, failure_reason: str | None =
     old_status = refund.status
     if (old_status, new_status) not in _FORWARD:
         return False
-    values: dict[str, Any] = {"status": new_status, "updated_at": utcnow()}
+    values: dict[str, object] = {"status": new_status, "updated_at": utcnow()}
     if new_status == "failed":
         values["failure_reason"] = failure_reason or "failed"
-    moved = rows_matched(db.session.execute(
-        update(Refund).where(Refund.id == refund.id, Refund.status == old_status)
-        .values(**values).execution_options(synchronize_session=False)))
-    if moved != 1:
-        db.session.rollback()
+    with unit_of_work():
+        moved = update_rows(Refund, Refund.id == refund.id, Refund.status == old_status,
+                            **values) == 1
+        if moved:
+            _recompute_totals(refund.payment_id)
+            audit.record(f"refund.{new_status}", actor=None, payment=refund.payment,
+                         refund=refund, amount=refund.amount, currency=refund.currency,
+                         refund_id=refund.public_id, previous_status=old_status,
+                         **({"failure_reason": failure_reason} if new_status == "failed"
+                            else {}))
+    if not moved:
         return False  # someone else applied it first
-    _recompute_totals(refund.payment_id)
-    audit.record(f"refund.{new_status}", actor=None, payment=refund.payment, refund=refund,
-                 amount=refund.amount, currency=refund.currency,
-                 refund_id=refund.public_id, previous_status=old_status,
-                 **({"failure_reason": failure_reason} if new_status == "failed" else {}))
-    db.session.commit()
     db.session.refresh(refund)
     log.info("refund %s %s → %s", refund.public_id, old_status, new_status)
     if new_status == "succeeded":
@@ -351,14 +314,13 @@ def _transition(refund: Refund, new_status: str, *, failure_reason: str | None =
 
 
 def _recompute_totals(payment_id: int) -> None:
-    """Set the payment's refunded/reserved totals from its refund rows, under its row lock.
+    """Set the payment's refunded/reserved totals from its refund rows, under its row lock
+    (part of the caller's unit of work).
 
     The no-op UPDATE takes the row lock first (PostgreSQL row lock, SQLite write lock), so a
     concurrent reservation is either fully visible to the sums below or applied after us.
     """
-    db.session.execute(update(Payment).where(Payment.id == payment_id)
-                       .values(refund_reserved=Payment.refund_reserved)
-                       .execution_options(synchronize_session=False))
+    update_rows(Payment, Payment.id == payment_id, refund_reserved=Payment.refund_reserved)
     sums = dict(db.session.execute(
         select(Refund.status, func.coalesce(func.sum(Refund.amount), 0))
         .where(Refund.payment_id == payment_id, Refund.status.in_(("pending", "succeeded")))
@@ -371,8 +333,5 @@ def _recompute_totals(payment_id: int) -> None:
         # at Stripe and this heals on its transition; never reserve more than was captured.
         log.warning("payment %s: refunds reserve %s of %s; capped", payment_id, reserved,
                     captured)
-    db.session.execute(update(Payment).where(Payment.id == payment_id)
-                       .values(amount_refunded=min(refunded, captured),
-                               refund_reserved=min(reserved, captured))
-                       .execution_options(synchronize_session=False))
-
+    update_rows(Payment, Payment.id == payment_id, amount_refunded=min(refunded, captured),
+                refund_reserved=min(reserved, captured))

@@ -13,7 +13,6 @@ older ones Stripe refunded or saw disputed recently).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -23,14 +22,24 @@ from typing import Any
 
 import redis
 from flask import Flask
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 from sqlalchemy import and_, exists, or_, select
 
+from payments_site import jobs, stripe_gateway
+from payments_site.db import discard
 from payments_site.errors import DomainError, ProviderUnavailable
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Payment, Receipt, Refund, WebhookEvent, utcnow
 from payments_site.queues import get_redis
+from payments_site.services import (
+    checkout,
+    disputes,
+    emails,
+    fulfilment,
+    idempotency,
+    receipts,
+    refunds,
+    webhooks,
+)
 from payments_site.services import payments as payments_service
 
 log = logging.getLogger(__name__)
@@ -70,25 +79,13 @@ def due_webhook_events(now: datetime | None = None, *, everything: bool = False,
     return list(db.session.scalars(query))
 
 
-def _job_waiting(job_id: str) -> bool:
-    """True when RQ still holds this job to run (queued, or a retry scheduled)."""
-    try:
-        job = Job.fetch(job_id, connection=get_redis())
-        status = job.get_status(refresh=False)
-    except (NoSuchJobError, redis.exceptions.RedisError):
-        return False
-    return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
-
-
 def sweep_webhook_events(now: datetime | None = None, *, everything: bool = False) -> int:
     """Queue every due webhook event again; returns how many were queued."""
-    from payments_site.services.webhooks import enqueue_event
-
     queued = 0
     for event_id in due_webhook_events(now, everything=everything):
-        if _job_waiting(f"webhook-{event_id}"):
+        if jobs.waiting(jobs.webhook_job_id(event_id)):
             continue
-        if not enqueue_event(event_id):
+        if not webhooks.enqueue_event(event_id):
             break  # Redis is down: the next sweep tries again
         queued += 1
     if queued:
@@ -98,31 +95,16 @@ def sweep_webhook_events(now: datetime | None = None, *, everything: bool = Fals
 
 # --- the other kinds of work -------------------------------------------------------------------
 
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """A service function that may not exist in this build (guarded, logged once per sweep)."""
-    try:
-        func = getattr(importlib.import_module(f"payments_site.services.{module}"), name, None)
-    except ImportError:
-        func = None
-    if func is None:
-        log.debug("sweeper: services.%s.%s is not available; skipped", module, name)
-    return func
-
-
 def sweep_pending_emails() -> int:
-    requeue = _optional("emails", "requeue_pending_emails")
-    return int(requeue()) if requeue else 0
+    return emails.requeue_pending_emails()
 
 
 def sweep_pending_refunds() -> int:
-    resubmit = _optional("refunds", "resubmit_stale_refunds")
-    return int(resubmit()) if resubmit else 0
+    return refunds.resubmit_stale_refunds()
 
 
 def sweep_missing_receipts(now: datetime | None = None) -> int:
     """Queue fulfilment again for succeeded payments and refunds that have no receipt yet."""
-    from payments_site.services import fulfilment
-
     now = now or utcnow()
     window = and_(Payment.succeeded_at >= now - RECEIPT_WINDOW,
                   Payment.succeeded_at <= now - RECEIPT_GRACE)
@@ -151,8 +133,6 @@ def sweep_receipts_without_email(now: datetime | None = None) -> int:
     by an older build whose job died between the two commits; the dedupe key of the
     original email makes it safe to run while a late job still runs.
     """
-    from payments_site.services.receipts import queue_receipt_email
-
     now = now or utcnow()
     orphans = db.session.scalars(
         select(Receipt).where(Receipt.created_at >= now - RECEIPT_WINDOW,
@@ -161,7 +141,7 @@ def sweep_receipts_without_email(now: datetime | None = None) -> int:
     for receipt in orphans:
         log.warning("sweeper: %s %s had no email; recording it", receipt.series,
                     receipt.number)
-        queue_receipt_email(receipt)
+        receipts.queue_receipt_email(receipt)
     return len(orphans)
 
 
@@ -176,11 +156,11 @@ def sweep_unfinished_payments(now: datetime | None = None) -> int:
             if payments_service.cancel_unfinished_payment(payment).status == "canceled":
                 canceled += 1
         except ProviderUnavailable:  # Stripe unreachable: the next sweep tries again
-            db.session.rollback()
+            discard()
             log.warning("sweeper: payment %s could not be canceled now", payment.public_id)
             break
         except DomainError:  # this one failed (a saved error answer): the others go on
-            db.session.rollback()
+            discard()
             log.warning("sweeper: payment %s could not be canceled", payment.public_id)
     if canceled:
         log.info("sweeper canceled %d unfinished payment(s)", canceled)
@@ -188,9 +168,7 @@ def sweep_unfinished_payments(now: datetime | None = None) -> int:
 
 
 def purge_idempotency_keys() -> int:
-    from payments_site.services.idempotency import purge_expired
-
-    return purge_expired()
+    return idempotency.purge_expired()
 
 
 SWEEPS: dict[str, Callable[[], int]] = {
@@ -211,7 +189,7 @@ def run_sweep() -> dict[str, int]:
         try:
             counts[name] = sweep()
         except Exception:  # noqa: BLE001 (logged; the next sweep tries again)
-            db.session.rollback()
+            discard()
             log.exception("sweeper: %s failed", name)
             counts[name] = -1
     return counts
@@ -300,17 +278,15 @@ def _differences(public_id: str, before: dict[str, Any], after: dict[str, Any]) 
 def _record_lost_intents(report: ReconcileReport,
                          on_change: Callable[[str], None] | None) -> None:
     """Payments whose PaymentIntent create answer never reached us: ask Stripe again."""
-    from payments_site.services.checkout import recover_lost_intent
-
     lost = list(db.session.scalars(
         select(Payment).where(Payment.stripe_payment_intent_id.is_(None),
                               Payment.needs_reconcile.is_(True)).order_by(Payment.id)))
     for payment in lost:
         public_id = payment.public_id
         try:
-            intent_id = recover_lost_intent(payment)
+            intent_id = checkout.recover_lost_intent(payment)
         except DomainError as error:
-            db.session.rollback()
+            discard()
             report.errors += 1
             line = f"{public_id}: intent still unknown ({error.code}: {error.message})"
         else:
@@ -319,78 +295,54 @@ def _record_lost_intents(report: ReconcileReport,
         report.add(line, on_change)
 
 
-def _stripe_id(value: Any) -> str | None:
-    """A Stripe reference, expanded (an object) or not (an id)."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
-
-def _local_payment_id(stripe_object: dict[str, Any]) -> int | None:
-    """Our payment that a Stripe refund or dispute is about, by PaymentIntent or charge."""
-    for column, key in ((Payment.stripe_payment_intent_id, "payment_intent"),
-                        (Payment.stripe_charge_id, "charge")):
-        stripe_id = _stripe_id(stripe_object.get(key))
-        if stripe_id:
-            payment_id = db.session.scalar(select(Payment.id).where(column == stripe_id))
-            if payment_id is not None:
-                return int(payment_id)
-    return None
-
-
 def _stripe_activity_since(since: datetime, report: ReconcileReport,
                            on_change: Callable[[str], None] | None) -> dict[int, set[str]]:
     """Our payments (of any age) that Stripe refunded or saw disputed since `since`, each
     with the ids of those disputes: their webhooks may never have arrived."""
-    from payments_site import stripe_gateway
-
     created_gte = int(since.timestamp())
     try:
-        refunds = stripe_gateway.list_refunds_created_since(created_gte)
-        disputes = stripe_gateway.list_disputes_created_since(created_gte)
+        stripe_refunds = stripe_gateway.list_refunds_created_since(created_gte)
+        stripe_disputes = stripe_gateway.list_disputes_created_since(created_gte)
     except DomainError as error:
-        db.session.rollback()
+        discard()
         report.errors += 1
         report.add(f"could not list Stripe's refunds and disputes since {since.isoformat()} "
                    f"({error.code}: {error.message})", on_change)
         return {}
     found: dict[int, set[str]] = {}
-    for refund in refunds:
-        payment_id = _local_payment_id(stripe_gateway.to_dict(refund))
-        if payment_id is not None:
-            found.setdefault(payment_id, set())
-    for dispute in disputes:
-        payment_id = _local_payment_id(stripe_gateway.to_dict(dispute))
-        if payment_id is not None:
-            found.setdefault(payment_id, set()).add(dispute.id)
+    for refund in stripe_refunds:
+        payment = payments_service.find_payment_by_stripe_reference(refund.payment_intent_id,
+                                                                    refund.charge_id)
+        if payment is not None:
+            found.setdefault(payment.id, set())
+    for dispute in stripe_disputes:
+        payment = payments_service.find_payment_by_stripe_reference(dispute.payment_intent_id,
+                                                                    dispute.charge_id)
+        if payment is not None:
+            found.setdefault(payment.id, set()).add(dispute.id)
     return found
 
 
 def _reconcile_payment(payment_id: int, dispute_ids: set[str], report: ReconcileReport,
                        on_change: Callable[[str], None] | None) -> None:
     """Re-read one payment from Stripe with its refunds and disputes; report what changed."""
-    from payments_site.services.disputes import DisputedPaymentUnknown, apply_dispute
-    from payments_site.services.payments import sync_payment_intent
-    from payments_site.services.refunds import sync_charge_refunds
-
     payment = db.session.get_one(Payment, payment_id)
     public_id, intent_id = payment.public_id, payment.stripe_payment_intent_id
     before = _snapshot(payment)
     report.checked += 1
     try:
-        synced = sync_payment_intent(intent_id) if intent_id else None
+        synced = payments_service.sync_payment_intent(intent_id) if intent_id else None
         payment = db.session.get_one(Payment, payment_id)
         db.session.refresh(payment)
         if payment.stripe_charge_id and (synced is not None or not intent_id):
-            sync_charge_refunds(payment.stripe_charge_id)
+            refunds.sync_charge_refunds(payment.stripe_charge_id)
         db.session.refresh(payment)
         known = {payment.stripe_dispute_id} if payment.stripe_dispute_id else set()
         for dispute_id in sorted(dispute_ids | known):
-            apply_dispute(dispute_id)
-        db.session.commit()
+            disputes.apply_dispute(dispute_id)
         db.session.refresh(payment)
-    except (DomainError, DisputedPaymentUnknown) as error:
-        db.session.rollback()
+    except (DomainError, disputes.DisputedPaymentUnknown) as error:
+        discard()
         report.errors += 1
         reason = (f"{error.code}: {error.message}" if isinstance(error, DomainError)
                   else str(error))

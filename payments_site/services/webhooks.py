@@ -23,16 +23,14 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import CursorResult, Table, and_, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import ColumnElement, Table, and_, or_, select
 
-from payments_site import stripe_gateway
+from payments_site import jobs, stripe_gateway
+from payments_site.db import insert_unless_present, unit_of_work, update_committed
 from payments_site.errors import DomainError, InvalidRequest, NotFound
 from payments_site.extensions import db
-from payments_site.models import User, WebhookEvent, autocommit_connection, utcnow
-from payments_site.queues import enqueue
-from payments_site.services import audit
+from payments_site.models import User, WebhookEvent, utcnow
+from payments_site.services import audit, disputes, methods, payments, refunds
 
 log = logging.getLogger(__name__)
 
@@ -116,25 +114,21 @@ def receive_event(payload: bytes, signature_header: str | None) -> int | None:
     # event id decides in the INSERT itself (ON CONFLICT DO NOTHING): a redelivery, or a
     # concurrent copy, inserts nothing and gets no id back. Core, not an ORM object that
     # would only be flushed and thrown away.
-    with autocommit_connection(db.engine) as connection:
-        row_id = connection.execute(
-            _insert_new_event(connection.dialect.name), {
-                "stripe_event_id": event_id, "type": event_type,
-                "payload": payload.decode("utf-8"),
-                "api_version": str(event.get("api_version") or "")[:32] or None,
-                "status": "pending" if handled else "ignored", "attempts": 0,
-                "received_at": now, "enqueued_at": now if handled else None,
-                "processed_at": None if handled else now}).scalar()
+    table = cast(Table, WebhookEvent.__table__)
+    row_id = insert_unless_present(table, table.c.stripe_event_id, {
+        "stripe_event_id": event_id, "type": event_type, "payload": payload.decode("utf-8"),
+        "api_version": str(event.get("api_version") or "")[:32] or None,
+        "status": "pending" if handled else "ignored", "attempts": 0,
+        "received_at": now, "enqueued_at": now if handled else None,
+        "processed_at": None if handled else now})
     if row_id is None:
         log.info("webhook %s (%s) already received", event_id, event_type)
         return None
     if not handled:
         _log_ignored(event_id, event_type)
         return row_id
-    if not _enqueue_job(row_id):
-        db.session.execute(update(WebhookEvent).where(WebhookEvent.id == row_id)
-                           .values(enqueued_at=None))
-        db.session.commit()
+    if not jobs.process_webhook_event(row_id):
+        update_committed(WebhookEvent, WebhookEvent.id == row_id, enqueued_at=None)
     return row_id
 
 
@@ -147,41 +141,17 @@ def _log_ignored(event_id: str, event_type: str) -> None:
                  event_id, event_type)
 
 
-_INSERT_NEW_EVENT: dict[str, Any] = {}
-
-
-def _insert_new_event(dialect: str) -> Any:
-    """`INSERT … ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id` in this SQL dialect
-    (built once per dialect; the values are bound per call)."""
-    statement = _INSERT_NEW_EVENT.get(dialect)
-    if statement is None:
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        table = cast(Table, WebhookEvent.__table__)
-        statement = _INSERT_NEW_EVENT[dialect] = insert(table).on_conflict_do_nothing(
-            index_elements=[table.c.stripe_event_id]).returning(table.c.id)
-    return statement
-
-
-def _enqueue_job(event_row_id: int) -> bool:
-    from payments_site.tasks.webhooks import process_webhook_event
-
-    return enqueue("webhooks", process_webhook_event, event_row_id,
-                   job_id=f"webhook-{event_row_id}")
-
-
 def enqueue_event(event_row_id: int) -> bool:
     """Queue processing; when Redis is down the row stays pending and the sweeper retries."""
-    queued = _enqueue_job(event_row_id)
+    queued = jobs.process_webhook_event(event_row_id)
     if queued:
-        db.session.execute(update(WebhookEvent).where(WebhookEvent.id == event_row_id)
-                           .values(enqueued_at=utcnow()))
-        db.session.commit()
+        update_committed(WebhookEvent, WebhookEvent.id == event_row_id, enqueued_at=utcnow())
     return queued
 
 
 # --- processing ----------------------------------------------------------------------------
 
-def _claimable(now: datetime, *, replay: bool) -> Any:
+def _claimable(now: datetime, *, replay: bool) -> ColumnElement[bool]:
     """Statuses a worker may take: waiting or failed, or a claim whose worker died."""
     waiting = or_(WebhookEvent.status.in_(("pending", "failed")),
                   and_(WebhookEvent.status == "processing",
@@ -197,12 +167,10 @@ def process_event(event_row_id: int, *, replay: bool = False) -> str:
     `replay` also re-runs an event already processed or ignored (handlers are idempotent).
     """
     now = utcnow()
-    claimed = cast("CursorResult[Any]", db.session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.id == event_row_id, _claimable(now, replay=replay))
-        .values(status="processing", attempts=WebhookEvent.attempts + 1,
-                next_attempt_at=now + processing_lease()))).rowcount
-    db.session.commit()
+    claimed = update_committed(
+        WebhookEvent, WebhookEvent.id == event_row_id, _claimable(now, replay=replay),
+        status="processing", attempts=WebhookEvent.attempts + 1,
+        next_attempt_at=now + processing_lease())
     row = db.session.get(WebhookEvent, event_row_id)
     if row is None:
         log.warning("webhook event row %s does not exist", event_row_id)
@@ -214,17 +182,17 @@ def process_event(event_row_id: int, *, replay: bool = False) -> str:
     stripe_event_id, event_type, attempts = row.stripe_event_id, row.type, row.attempts
     handler = HANDLERS.get(event_type)
     try:
-        if handler is not None:
-            handler(json.loads(row.payload))
-        row = db.session.get_one(WebhookEvent, event_row_id)
-        row.status = "processed" if handler is not None else "ignored"
-        row.processed_at = utcnow()
-        row.next_attempt_at = None
-        row.last_error = None
-        db.session.commit()
+        with unit_of_work():
+            if handler is not None:
+                handler(json.loads(row.payload))
+            row = db.session.get_one(WebhookEvent, event_row_id)
+            row.status = "processed" if handler is not None else "ignored"
+            row.processed_at = utcnow()
+            row.next_attempt_at = None
+            row.last_error = None
     except Exception as error:  # noqa: BLE001 (any failure is recorded and retried)
-        # Whatever the handler wrote is undone; the failure is recorded on its own.
-        db.session.rollback()
+        # Whatever the handler left uncommitted is rolled back; the failure is recorded on
+        # its own.
         return _record_failure(event_row_id, stripe_event_id, event_type, attempts, error)
     if handler is None:
         _log_ignored(stripe_event_id, event_type)
@@ -239,9 +207,8 @@ def _record_failure(event_row_id: int, stripe_event_id: str, event_type: str, at
     log.warning("webhook %s (%s) failed on attempt %d%s: %s", stripe_event_id, event_type,
                 attempts, "; giving up" if exhausted else "", message,
                 exc_info=not isinstance(error, DomainError))
-    db.session.execute(update(WebhookEvent).where(WebhookEvent.id == event_row_id).values(
-        status="failed", last_error=message, next_attempt_at=next_attempt_at))
-    db.session.commit()
+    update_committed(WebhookEvent, WebhookEvent.id == event_row_id, status="failed",
+                     last_error=message, next_attempt_at=next_attempt_at)
     return "failed"
 
 
@@ -251,11 +218,11 @@ def replay_event(stripe_event_id: str, *, actor: User | None) -> WebhookEvent:
                             .where(WebhookEvent.stripe_event_id == stripe_event_id))
     if row is None:
         raise NotFound("No such webhook event.")
-    row_id = row.id
+    row_id, event_type = row.id, row.type
     outcome = process_event(row_id, replay=True)
-    audit.record("webhook.replayed", actor=actor, stripe_event_id=stripe_event_id,
-                 event_type=row.type, outcome=outcome)
-    db.session.commit()
+    with unit_of_work():
+        audit.record("webhook.replayed", actor=actor, stripe_event_id=stripe_event_id,
+                     event_type=event_type, outcome=outcome)
     return db.session.get_one(WebhookEvent, row_id)
 
 
@@ -271,94 +238,44 @@ def recent_events(*, status: str | None = None, before_id: int | None = None,
 
 
 # --- handlers: one per event type ------------------------------------------------------------
-# Other services are imported inside each handler: they are separate areas of the code, and a
-# handler must not make this module fail to load.
-
-def _object(event: Event) -> dict[str, Any]:
-    obj = event.get("data", {}).get("object")
-    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-        raise ValueError("event has no data.object with an id")
-    return obj
-
-
-def _id_of(value: Any) -> str | None:
-    """A Stripe reference, expanded (an object) or not (an id)."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
 
 @handles("payment_intent.succeeded", "payment_intent.processing",
          "payment_intent.requires_action", "payment_intent.payment_failed",
          "payment_intent.canceled")
 def on_payment_intent(event: Event) -> None:
-    from payments_site.services.payments import sync_payment_intent
-
-    sync_payment_intent(_object(event)["id"])
+    payments.sync_payment_intent(stripe_gateway.event_object_id(event))
 
 
 @handles("charge.succeeded", "charge.refunded")
 def on_charge(event: Event) -> None:
-    from payments_site.services.payments import sync_payment_intent
-
-    charge = _object(event)
-    intent_id = _id_of(charge.get("payment_intent"))
+    charge = stripe_gateway.event_charge(event)
     # The payment first, so a refund that arrives before `succeeded` finds it captured.
-    if intent_id:
-        sync_payment_intent(intent_id)
+    if charge.payment_intent_id:
+        payments.sync_payment_intent(charge.payment_intent_id)
     if event["type"] == "charge.refunded":
-        from payments_site.services.refunds import sync_charge_refunds
-
-        sync_charge_refunds(charge["id"])
+        refunds.sync_charge_refunds(charge.id)
 
 
 @handles("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 def on_refund(event: Event) -> None:
-    from payments_site.services.payments import sync_payment_intent
-    from payments_site.services.refunds import sync_refund_from_stripe
-
-    refund = stripe_gateway.to_dict(stripe_gateway.retrieve_refund(_object(event)["id"]))
-    intent_id = _id_of(refund.get("payment_intent"))
-    if intent_id:
-        sync_payment_intent(intent_id)
-    sync_refund_from_stripe(refund)
+    refund = stripe_gateway.retrieve_refund(stripe_gateway.event_object_id(event))
+    if refund.payment_intent_id:
+        payments.sync_payment_intent(refund.payment_intent_id)
+    refunds.sync_refund_from_stripe(refund)
 
 
 @handles("setup_intent.succeeded")
 def on_setup_intent(event: Event) -> None:
-    setup_intent = stripe_gateway.to_dict(
-        stripe_gateway.retrieve_setup_intent(_object(event)["id"]))
-    method_id = _id_of(setup_intent.get("payment_method"))
-    if setup_intent.get("status") != "succeeded" or method_id is None:
-        return
-    _sync_payment_method(method_id)
+    setup_intent = stripe_gateway.retrieve_setup_intent(stripe_gateway.event_object_id(event))
+    if setup_intent.status == "succeeded" and setup_intent.payment_method_id is not None:
+        methods.sync_payment_method(setup_intent.payment_method_id)
 
 
 @handles("payment_method.attached", "payment_method.detached", "payment_method.updated")
 def on_payment_method(event: Event) -> None:
-    _sync_payment_method(_object(event)["id"])
-
-
-def _sync_payment_method(method_id: str) -> None:
-    """Apply the card's CURRENT state: an attach and a detach delivered out of order agree."""
-    from payments_site.services.methods import (
-        sync_payment_method_attached,
-        sync_payment_method_detached,
-    )
-
-    try:
-        method = stripe_gateway.to_dict(stripe_gateway.retrieve_payment_method(method_id))
-    except stripe_gateway.ResourceMissing:
-        sync_payment_method_detached(method_id)
-        return
-    if _id_of(method.get("customer")):
-        sync_payment_method_attached(method)
-    else:
-        sync_payment_method_detached(method_id)
+    methods.sync_payment_method(stripe_gateway.event_object_id(event))
 
 
 @handles("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
 def on_dispute(event: Event) -> None:
-    from payments_site.services.disputes import apply_dispute
-
-    apply_dispute(_object(event)["id"])
+    disputes.apply_dispute(stripe_gateway.event_object_id(event))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from payments_site.services import emails
+
 
 def send_email(email_id: int) -> str:
-    from payments_site.services import emails
-
     return emails.deliver(email_id)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from payments_site.services import receipts
+
 
 def issue_payment_receipt(payment_id: int) -> None:
-    from payments_site.services import receipts
-
     receipts.issue_payment_receipt(payment_id)
 
 
 def issue_refund_note(refund_id: int) -> None:
-    from payments_site.services import receipts
-
     receipts.issue_refund_note(refund_id)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from payments_site.services import refunds
+
 
 def submit_refund(refund_id: int) -> None:
-    from payments_site.services import refunds
-
     refunds.submit_refund(refund_id)

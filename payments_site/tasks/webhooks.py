@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from payments_site.services import webhooks
+
 
 def process_webhook_event(event_row_id: int) -> str:
-    from payments_site.services import webhooks
-
     return webhooks.process_event(event_row_id)
-

@@ -454,14 +454,14 @@ def test_save_after_the_webhook_already_deduplicated_the_card(login_as, customer
                                                              confirmed_setup):
     """The attached webhook can win the race: it keeps the saved card and detaches the new
     duplicate; the page's save then answers with the card that is saved."""
-    from payments_site.services.methods import sync_payment_method_attached
+    from payments_site.services.methods import sync_payment_method
 
     session = login_as(customer)
     first = session.post(f"{BASE}/save",
                          json={"setup_intent_id": confirmed_setup(session, VISA)}).get_json()
     intent_id = confirmed_setup(session, VISA)
     duplicate = sdk.v1.setup_intents.retrieve(intent_id).payment_method
-    sync_payment_method_attached({"id": duplicate})
+    sync_payment_method(duplicate)
     assert sdk.v1.payment_methods.retrieve(duplicate).customer is None
     response = session.post(f"{BASE}/save", json={"setup_intent_id": intent_id})
     assert response.status_code == 201

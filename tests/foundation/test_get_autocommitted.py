@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlalchemy import create_engine, text, update
 
+from payments_site.db import get_autocommitted
 from payments_site.extensions import db
-from payments_site.models import User, get_autocommitted
+from payments_site.models import User
 from tests.helpers import statements_run
 
 
@@ -42,7 +43,7 @@ def test_outside_a_transaction_it_loads_with_one_autocommitted_select(app, custo
     db.session.commit()
     db.session.expunge_all()
     loaded: list[Any] = []
-    seen = _watch(lambda: loaded.append(get_autocommitted(db.session(), User, user_id)))
+    seen = _watch(lambda: loaded.append(get_autocommitted(User, user_id)))
     assert seen == [("SELECT", False)]
     assert not db.session().in_transaction()
     user = loaded[0]
@@ -56,7 +57,7 @@ def test_the_next_write_is_in_a_transaction_again(app, customer):
     user_id = customer.id
     db.session.commit()
     db.session.expunge_all()
-    get_autocommitted(db.session(), User, user_id)
+    get_autocommitted(User, user_id)
     seen = _watch(lambda: db.session.execute(
         update(User).where(User.id == user_id).values(name="Not kept")))
     assert seen == [("UPDATE", True)]
@@ -70,12 +71,12 @@ def test_inside_a_transaction_it_is_a_plain_get(app, customer, make_user):
     db.session.commit()
     db.session.get(User, other.id)  # opens a transaction
     db.session.expire_all()
-    seen = _watch(lambda: get_autocommitted(db.session(), User, user_id))
+    seen = _watch(lambda: get_autocommitted(User, user_id))
     assert seen == [("SELECT", True)]
     assert db.session().in_transaction()
 
 
 def test_an_unknown_id_is_none_and_leaves_nothing_open(app):
     db.session.commit()
-    assert get_autocommitted(db.session(), User, 987654) is None
+    assert get_autocommitted(User, 987654) is None
     assert not db.session().in_transaction()

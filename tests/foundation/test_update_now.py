@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select, text
 
+from payments_site.db import update_now
 from payments_site.extensions import db
-from payments_site.models import Payment, Product, update_now
+from payments_site.models import Payment, Product
 from tests.helpers import statements_run
 
 
@@ -44,7 +45,7 @@ def test_outside_a_transaction_it_is_one_committed_statement(app, payment):
     db.session.commit()  # no transaction open
     before = payment.updated_at
     seen = _statements(lambda: update_now(
-        db.session(), payment, Payment.status == "requires_payment_method",
+        payment, Payment.status == "requires_payment_method",
         status="processing", confirm_attempts=1))
     assert len(seen) == 1 and seen[0].startswith("UPDATE payments")
     assert not db.session().in_transaction()
@@ -58,7 +59,7 @@ def test_outside_a_transaction_it_is_one_committed_statement(app, payment):
 
 def test_a_guard_that_matches_nothing_changes_nothing(app, payment):
     db.session.commit()
-    assert update_now(db.session(), payment, Payment.status == "succeeded",
+    assert update_now(payment, Payment.status == "succeeded",
                       status="canceled") is False
     assert payment.status == "requires_payment_method"
     assert _outside(app.config["SQLALCHEMY_DATABASE_URI"], payment.id)[0] == \
@@ -69,7 +70,7 @@ def test_inside_a_transaction_it_commits_that_transaction(app, payment, product)
     product.name = "Renamed in the same transaction"  # a pending write in the session
     db.session.flush()
     assert db.session().in_transaction()
-    assert update_now(db.session(), payment, status="processing") is True
+    assert update_now(payment, status="processing") is True
     assert not db.session().in_transaction()
     db.session.expire_all()
     assert db.session.get(Product, product.id).name == "Renamed in the same transaction"
@@ -88,7 +89,7 @@ def test_the_row_changed_elsewhere_is_not_overwritten(app, payment):
                           {"id": payment.id})
     finally:
         engine.dispose()
-    assert update_now(db.session(), payment, Payment.status != "succeeded",
+    assert update_now(payment, Payment.status != "succeeded",
                       status="failed") is False
     db.session.refresh(payment)
     assert payment.status == "succeeded"
@@ -97,4 +98,4 @@ def test_the_row_changed_elsewhere_is_not_overwritten(app, payment):
 def test_an_object_without_a_row_is_refused(app, customer):
     pending = Payment(user_id=customer.id, amount=1999, currency="usd", cart_hash="y" * 64)
     with pytest.raises(ValueError, match="no row yet"):
-        update_now(db.session(), pending, status="processing")
+        update_now(pending, status="processing")

@@ -40,6 +40,7 @@ def sc(emulator: Any) -> stripe.StripeClient:
 def make_card(sc: stripe.StripeClient) -> Callable[..., str]:
     """make_card(user, number, attach=True) -> a saved card's pm id: attached to the user's Stripe
     customer and recorded as a PaymentMethod row, as the saved-cards flow leaves it."""
+    from payments_site import stripe_gateway
     from payments_site.services.customers import ensure_stripe_customer
     from payments_site.services.methods import upsert_payment_method
 
@@ -51,7 +52,7 @@ def make_card(sc: stripe.StripeClient) -> Callable[..., str]:
             pm = sc.v1.payment_methods.attach(pm.id, {"customer": customer_id})
         # Without attaching: a saved card that declines now (Stripe refuses to attach cards
         # that decline, so this is how a once-good card that now fails looks to us).
-        upsert_payment_method(user, pm)
+        upsert_payment_method(user, stripe_gateway.retrieve_payment_method(pm.id))
         return str(pm.id)
 
     return create

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from payments_site import stripe_gateway
 from payments_site.extensions import db
 from payments_site.models import Payment
 from payments_site.queues import get_queue
@@ -13,6 +14,17 @@ from payments_site.services.payments import (
     sync_payment_intent,
 )
 from tests.payments.conftest import VISA
+
+
+def intent(intent_id: str, status: str, *, error_code: str | None = None,
+           message: str | None = None) -> stripe_gateway.Intent:
+    """A PaymentIntent as the gateway hands it over, in the given state."""
+    error = stripe_gateway.PaymentError(code=error_code, decline_code=None, message=message,
+                                        card=None) if error_code else None
+    return stripe_gateway.Intent(id=intent_id, status=status, client_secret=None,
+                                 our_payment_id=None, payment_method_id=None,
+                                 payment_method=None, latest_charge_id=None, charge_card=None,
+                                 last_payment_error=error)
 
 
 def _new_card_payment(shopper, mug, save=False):
@@ -31,12 +43,12 @@ def _pay(sc, intent_id, number=VISA):
 
 
 def test_status_mapping():
-    assert local_status({"status": "requires_payment_method"}) == "requires_payment_method"
-    assert local_status({"status": "requires_payment_method",
-                         "last_payment_error": {"code": "card_declined"}}) == "failed"
-    assert local_status({"status": "requires_confirmation"}) == "requires_payment_method"
+    assert local_status(intent("pi_1", "requires_payment_method")) == "requires_payment_method"
+    assert local_status(intent("pi_1", "requires_payment_method",
+                               error_code="card_declined")) == "failed"
+    assert local_status(intent("pi_1", "requires_confirmation")) == "requires_payment_method"
     for same in ("requires_action", "processing", "succeeded", "canceled"):
-        assert local_status({"status": same}) == same
+        assert local_status(intent("pi_1", same)) == same
 
 
 def test_sync_applies_success_once_and_fulfils_once(shopper, mug, sc):
@@ -55,13 +67,13 @@ def test_sync_applies_success_once_and_fulfils_once(shopper, mug, sc):
 
 def test_an_older_state_never_moves_a_success_back(shopper, mug, sc):
     intent_id, _ = _new_card_payment(shopper, mug)
-    stale = sc.v1.payment_intents.retrieve(intent_id)  # requires_payment_method
+    stale = stripe_gateway.retrieve_payment_intent(intent_id)  # requires_payment_method
     _pay(sc, intent_id)
     payment = sync_payment_intent(intent_id)
     assert payment.status == "succeeded"
-    for late in (stale, {"id": intent_id, "status": "processing"},
-                 {"id": intent_id, "status": "requires_payment_method",
-                  "last_payment_error": {"code": "card_declined", "message": "x"}}):
+    for late in (stale, intent(intent_id, "processing"),
+                 intent(intent_id, "requires_payment_method", error_code="card_declined",
+                        message="x")):
         assert apply_payment_intent(late).status == "succeeded"
     row = db.session.scalar(select(Payment))
     db.session.refresh(row)
@@ -84,8 +96,7 @@ def test_decline_records_code_and_message(shopper, mug, sc):
 
 
 def test_unknown_intents_are_ignored(app):
-    assert apply_payment_intent({"id": "pi_not_ours", "status": "succeeded",
-                                 "metadata": {}}) is None
+    assert apply_payment_intent(intent("pi_not_ours", "succeeded")) is None
 
 
 def test_an_intent_is_linked_back_through_its_metadata(shopper, mug, sc):
@@ -103,8 +114,7 @@ def test_canceled_is_terminal(shopper, mug, sc):
     intent_id, _ = _new_card_payment(shopper, mug)
     sc.v1.payment_intents.cancel(intent_id)
     assert sync_payment_intent(intent_id).status == "canceled"
-    assert apply_payment_intent({"id": intent_id, "status": "requires_action"}).status == \
-        "canceled"
+    assert apply_payment_intent(intent(intent_id, "requires_action")).status == "canceled"
 
 
 def test_saving_the_card_is_deduplicated(shopper, customer, mug, sc):

@@ -6,6 +6,7 @@ import time
 
 from sqlalchemy import select
 
+from payments_site import stripe_gateway
 from payments_site.extensions import db
 from payments_site.models import AuditLog, Payment, Refund
 from payments_site.services import refunds
@@ -121,7 +122,7 @@ def test_webhook_before_worker_finds_row_by_metadata(app, sdk, customer, admin_a
         {"payment_intent": payment.stripe_payment_intent_id, "amount": 900,
          "metadata": {"refund_id": refund_id}},
         {"idempotency_key": f"refund-{refund_id}"})
-    synced = refunds.sync_refund_from_stripe(stripe_refund.to_dict())
+    synced = refunds.sync_refund_from_stripe(stripe_gateway.retrieve_refund(stripe_refund.id))
     assert synced is not None and synced.public_id == refund_id
     assert synced.stripe_refund_id == stripe_refund.id and synced.status == "succeeded"
     assert len(_payment(payment.id).refunds) == 1
@@ -131,11 +132,11 @@ def test_webhook_before_worker_finds_row_by_metadata(app, sdk, customer, admin_a
 
 
 def test_unknown_refund_is_ignored(app):
-    assert refunds.sync_refund_from_stripe({"id": "re_elsewhere", "object": "refund",
-                                            "amount": 100, "currency": "usd",
-                                            "status": "succeeded",
-                                            "payment_intent": "pi_not_ours",
-                                            "charge": "ch_not_ours", "metadata": {}}) is None
+    elsewhere = stripe_gateway.Refund(id="re_elsewhere", status="succeeded", amount=100,
+                                      currency="usd", reason=None, failure_reason=None,
+                                      payment_intent_id="pi_not_ours", charge_id="ch_not_ours",
+                                      our_refund_id=None)
+    assert refunds.sync_refund_from_stripe(elsewhere) is None
     assert db.session.scalar(select(Refund)) is None
 
 
@@ -174,8 +175,7 @@ def test_pending_refund_follows_stripe(app, sdk, customer, admin_api, run_jobs):
     while sdk.v1.refunds.retrieve(str(refund.stripe_refund_id)).status != "succeeded":
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    refunds.sync_refund_from_stripe(
-        sdk.v1.refunds.retrieve(str(refund.stripe_refund_id)).to_dict())
+    refunds.sync_refund_from_stripe(stripe_gateway.retrieve_refund(str(refund.stripe_refund_id)))
     assert _refund(refund_id).status == "succeeded"
     assert _payment(payment.id).amount_refunded == 2000
 

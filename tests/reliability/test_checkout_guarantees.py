@@ -25,6 +25,7 @@ def limits_off(app):
 
 def saved_card(emulator_url: str, user: Any, number: str = VISA) -> str:
     """A card attached to the user's Stripe customer and recorded, as the cards page leaves it."""
+    from payments_site import stripe_gateway
     from payments_site.services.customers import ensure_stripe_customer
     from payments_site.services.methods import upsert_payment_method
 
@@ -33,7 +34,7 @@ def saved_card(emulator_url: str, user: Any, number: str = VISA) -> str:
     method = sc.v1.payment_methods.create({"type": "card", "card": {
         "number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}})
     method = sc.v1.payment_methods.attach(method.id, {"customer": customer_id})
-    upsert_payment_method(user, method)
+    upsert_payment_method(user, stripe_gateway.retrieve_payment_method(method.id))
     return str(method.id)
 
 
