@@ -10,16 +10,23 @@ from payments_site.models.payment import (
     Payment,
     PaymentItem,
     PaymentMethod,
+    PaymentStatus,
 )
 from payments_site.models.product import Product
 from payments_site.models.receipt import Receipt, ReceiptSequence
-from payments_site.models.refund import REFUND_REASONS, REFUND_STATUSES, Refund
+from payments_site.models.refund import (
+    REFUND_REASONS,
+    REFUND_STATUSES,
+    Refund,
+    RefundReason,
+    RefundStatus,
+)
 from payments_site.models.user import ROLES, User
 from payments_site.models.webhook_event import WebhookEvent
 
 __all__ = [
     "PAYMENT_STATUSES", "REFUND_REASONS", "REFUND_STATUSES", "ROLES", "TERMINAL_STATUSES",
     "AuditLog", "Base", "IdempotencyKey", "OutboundEmail", "Payment", "PaymentItem",
-    "PaymentMethod", "Product", "Receipt", "ReceiptSequence", "Refund", "User", "WebhookEvent",
-    "public_id", "utcnow",
+    "PaymentMethod", "PaymentStatus", "Product", "Receipt", "ReceiptSequence", "Refund",
+    "RefundReason", "RefundStatus", "User", "WebhookEvent", "public_id", "utcnow",
 ]

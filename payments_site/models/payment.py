@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from payments_site.models.refund import Refund
     from payments_site.models.user import User
 
-PAYMENT_STATUSES = ("requires_payment_method", "requires_action", "processing",
-                    "succeeded", "canceled", "failed")
+PaymentStatus = Literal["requires_payment_method", "requires_action", "processing",
+                        "succeeded", "canceled", "failed"]
+PAYMENT_STATUSES: tuple[PaymentStatus, ...] = get_args(PaymentStatus)
 # Terminal statuses never change again: a late or replayed event cannot move them back.
 TERMINAL_STATUSES = frozenset({"succeeded", "canceled"})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -13,8 +13,10 @@ from payments_site.models.base import Base, UTCDateTime, public_id, utcnow
 if TYPE_CHECKING:
     from payments_site.models.payment import Payment
 
-REFUND_STATUSES = ("pending", "succeeded", "failed")
-REFUND_REASONS = ("requested_by_customer", "duplicate", "fraudulent")
+RefundStatus = Literal["pending", "succeeded", "failed"]
+RefundReason = Literal["requested_by_customer", "duplicate", "fraudulent"]
+REFUND_STATUSES: tuple[RefundStatus, ...] = get_args(RefundStatus)
+REFUND_REASONS: tuple[RefundReason, ...] = get_args(RefundReason)
 
 
 def _refund_public_id() -> str:
