@@ -10,10 +10,12 @@ from typing import Any
 from dotenv import load_dotenv
 from flask import Flask, Response, g
 from flask.json.provider import DefaultJSONProvider
+from flask_openapi3.openapi import OpenAPI
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from payments_site import stripe_gateway
-from payments_site.blueprints import BLUEPRINTS
+from payments_site.blueprints import register_blueprints as add_blueprints
+from payments_site.blueprints.api import OPENAPI_OPTIONS
 from payments_site.cli import register_commands
 from payments_site.config import check_settings, load_config
 from payments_site.errors import register_error_handlers
@@ -25,11 +27,12 @@ from payments_site.security import init_security
 from payments_site.templating import init_templating
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     """Build the app: config from the environment (or `test_config`), extensions, blueprints."""
     load_dotenv(Path.cwd() / ".env", override=False)
-    app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None,
-                instance_relative_config=True)
+    # flask-openapi3's Flask: the API's declared schemas check each request through it.
+    app = OpenAPI(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None,
+                  instance_relative_config=True, **OPENAPI_OPTIONS)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(load_config(Path(app.instance_path)))
     if test_config:
@@ -127,9 +130,8 @@ def register_security(app: Flask) -> None:
     init_security(app)
 
 
-def register_blueprints(app: Flask) -> None:
-    for blueprint in BLUEPRINTS:
-        app.register_blueprint(blueprint)
+def register_blueprints(app: OpenAPI) -> None:
+    add_blueprints(app)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -11,13 +11,13 @@ from flask import Flask, Request, Response, current_app, g, redirect, request, u
 from flask_login import current_user
 
 from payments_site.db import get_autocommitted
-from payments_site.errors import Forbidden, Unauthenticated
+from payments_site.errors import Unauthenticated
 from payments_site.extensions import csrf, login_manager
 from payments_site.models import User
 
 TOKEN_ALGORITHM = "HS256"
 # Routes whose callers cannot hold a CSRF token; each is protected another way.
-CSRF_EXEMPT_ENDPOINTS = frozenset({"webhooks.stripe_webhook", "api_auth.issue_token_route"})
+CSRF_EXEMPT_ENDPOINTS = frozenset({"api.stripe_webhook", "api.issue_token"})
 
 
 def issue_token(user: User) -> tuple[str, int]:
@@ -67,7 +67,7 @@ def safe_next(target: str | None, default: str = "/") -> str:
 
 
 def init_security(app: Flask) -> None:
-    login_manager.login_view = "auth.login"
+    login_manager.login_view = "site.login"
     login_manager.login_message = "Please log in to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
@@ -97,7 +97,7 @@ def init_security(app: Flask) -> None:
     def unauthorized() -> Any:
         if request.path.startswith("/api/"):
             raise Unauthenticated()
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return redirect(url_for("site.login", next=request.full_path.rstrip("?")))
 
     @app.before_request
     def protect_against_csrf() -> None:
@@ -121,13 +121,6 @@ def init_security(app: Flask) -> None:
     @app.after_request
     def set_security_headers(response: Response) -> Response:
         return apply_security_headers(response)
-
-
-def require_admin() -> None:
-    if not current_user.is_authenticated:
-        raise Unauthenticated()
-    if not current_user.is_admin:
-        raise Forbidden()
 
 
 def content_security_policy() -> str:

@@ -70,6 +70,4 @@ def init_templating(app: Flask) -> None:
                 # BCP 47, for the browser's Intl formatting (the pages' times).
                 "viewer_language_tag": viewer_locale().replace("_", "-"),
                 "stripe_js_url": app.config["STRIPE_JS_URL"],
-                "stripe_publishable_key": app.config["STRIPE_PUBLISHABLE_KEY"],
-                # Lets the layout link only to pages that exist in this build.
-                "endpoints": app.view_functions.keys()}
+                "stripe_publishable_key": app.config["STRIPE_PUBLISHABLE_KEY"]}

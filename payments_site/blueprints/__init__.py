@@ -1,26 +1,16 @@
-"""Blueprints: parse input, check access, call one service, render or serialize."""
+"""Blueprints: parse input (`parsing`), check access, call one service, render or serialize.
 
-from payments_site.blueprints import (
-    account,
-    admin,
-    admin_webhooks,
-    api_auth,
-    api_catalog,
-    api_docs,
-    api_methods,
-    api_payments,
-    api_receipts,
-    api_refunds,
-    auth,
-    cards,
-    health,
-    receipts,
-    shop,
-    webhooks,
-)
+Three packages, one blueprint each: `site` (the customers' pages), `admin` (/admin, admins
+only) and `api` (/api, JSON routes with declared schemas); plus `health`, the probes.
+"""
 
-BLUEPRINTS = [
-    health.bp, auth.bp, shop.bp, account.bp, cards.bp, receipts.bp, admin.bp,
-    admin_webhooks.bp, api_auth.bp, api_docs.bp, api_catalog.bp, api_payments.bp, api_methods.bp,
-    api_refunds.bp, api_receipts.bp, webhooks.bp,
-]
+from flask_openapi3.openapi import OpenAPI
+
+from payments_site.blueprints import admin, api, health, site
+
+
+def register_blueprints(app: OpenAPI) -> None:
+    app.register_blueprint(health.bp)
+    app.register_blueprint(site.bp)
+    app.register_blueprint(admin.bp)
+    app.register_api(api.bp)

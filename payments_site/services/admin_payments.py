@@ -8,9 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import contains_eager
 
-from payments_site.errors import InvalidRequest
 from payments_site.extensions import db
-from payments_site.models import PAYMENT_STATUSES, OutboundEmail, Payment, User
+from payments_site.models import OutboundEmail, Payment, User
 from payments_site.services import emails, paging
 
 DEFAULT_PAGE_SIZE = 25
@@ -22,20 +21,14 @@ BAD_PAGE_LINK = "The page link is invalid."
 
 @dataclass(frozen=True)
 class PaymentFilters:
+    """Which payments to list: text (customer email, pay_…, pi_…, ch_…), a status or one of
+    EXTRA_FILTERS, a range of UTC days, and the page size."""
+
     query: str = ""
     status: str = ""
     date_from: date | None = None
     date_to: date | None = None
     limit: int = DEFAULT_PAGE_SIZE
-
-    def as_args(self) -> dict[str, str]:
-        """The filters as query-string arguments (for the paging links)."""
-        args = {"q": self.query, "status": self.status,
-                "from": self.date_from.isoformat() if self.date_from else "",
-                "to": self.date_to.isoformat() if self.date_to else ""}
-        if self.limit != DEFAULT_PAGE_SIZE:
-            args["limit"] = str(self.limit)
-        return {k: v for k, v in args.items() if v}
 
 
 @dataclass
@@ -43,35 +36,6 @@ class PaymentPage:
     payments: list[Payment]
     older_cursor: str | None  # pass as `after` to see the next (older) page
     newer_cursor: str | None  # pass as `before` to see the previous (newer) page
-
-
-def parse_filters(args: dict[str, str]) -> PaymentFilters:
-    """Filters from the query string; 400 with the field's name when one is malformed."""
-    status = (args.get("status") or "").strip()
-    if status and status not in PAYMENT_STATUSES and status not in EXTRA_FILTERS:
-        raise InvalidRequest("Unknown status filter.", param="status")
-    limit_text = (args.get("limit") or "").strip()
-    limit = DEFAULT_PAGE_SIZE
-    if limit_text:
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
-            raise InvalidRequest(f"limit must be 1 to {MAX_PAGE_SIZE}.", param="limit")
-        limit = int(limit_text)
-    date_from, date_to = _date(args, "from"), _date(args, "to")
-    if date_from and date_to and date_from > date_to:
-        raise InvalidRequest("The 'from' date is after the 'to' date.", param="from")
-    return PaymentFilters(query=(args.get("q") or "").strip()[:254], status=status,
-                          date_from=date_from, date_to=date_to, limit=limit)
-
-
-def _date(args: dict[str, str], name: str) -> date | None:
-    text = (args.get(name) or "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as error:
-        raise InvalidRequest(f"'{name}' must be a date such as 2025-01-31.",
-                             param=name) from error
 
 
 def search_payments(filters: PaymentFilters, *, after: str | None = None,

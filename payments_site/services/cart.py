@@ -42,14 +42,6 @@ def _store(session: Session, cart: dict[int, int], owner_id: int | None) -> None
     session.pop(RESUME_KEY, None)  # the cart changed: it is no longer the resumed payment's
 
 
-def parse_form_quantity(raw: str | None, *, allow_zero: bool = False) -> int:
-    text = (raw or "1").strip()
-    if not (text.isascii() and text.isdigit()) or \
-            not (0 if allow_zero else 1) <= int(text) <= MAX_QUANTITY:
-        raise InvalidRequest(f"Choose a quantity from 1 to {MAX_QUANTITY}.", param="quantity")
-    return int(text)
-
-
 def add_to_cart(session: Session, product_id: int, quantity: int,
                 owner_id: int | None) -> Product:
     """Add a product; the cart stays in one currency and each line at most 99."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from payments_site.db import unit_of_work
@@ -24,18 +22,12 @@ def active_products() -> list[Product]:
                                    .order_by(Product.id)))
 
 
-def product_to_dict(product: Product) -> dict[str, Any]:
-    return {"id": product.id, "name": product.name, "description": product.description,
-            "unit_amount": product.unit_amount, "currency": product.currency}
-
-
 def create_product(name: str, amount: int, currency: str, description: str = "") -> Product:
     """Add a product; InvalidRequest (400, the CLI's error) for a price Stripe cannot charge."""
     name = (name or "").strip()
     if not name:
         raise InvalidRequest("A product needs a name.", param="name")
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0 \
-            or amount > MAXIMUM_CHARGE:
+    if not 0 < amount <= MAXIMUM_CHARGE:
         raise InvalidRequest("amount must be a positive integer of minor units.",
                              param="amount")
     try:

@@ -19,7 +19,6 @@ alike.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -46,7 +45,6 @@ from payments_site.services.customers import ensure_stripe_customer
 from payments_site.services.pricing import (
     PricedCart,
     cart_hash,
-    parse_items,
     price_items,
     same_items,
 )
@@ -61,7 +59,6 @@ RECENT_SUCCESS_WINDOW = timedelta(seconds=60)
 REUSABLE_STATUSES = ("requires_payment_method", "requires_action", "processing", "failed")
 # The checkout page says so when the same cart was bought this recently.
 RECENT_PURCHASE_WINDOW = timedelta(minutes=15)
-ATTEMPT_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 # --- Processing a payment --------------------------------------------------------------------
@@ -82,30 +79,16 @@ class PaymentDeclined(CardDeclined):
         self.payment = payment
 
 
-def parse_checkout_attempt(raw: object) -> str | None:
-    """The checkout page's attempt token: 16 to 64 URL-safe characters, or absent."""
-    if raw is None:
-        return None
-    if not isinstance(raw, str) or not ATTEMPT_PATTERN.fullmatch(raw):
-        raise InvalidRequest("checkout_attempt must be 16 to 64 letters, digits, '-' or '_'.",
-                             param="checkout_attempt")
-    return raw
+def process_payment(user: User, items: list[tuple[int, int]],
+                    payment_method_id: str | None = None, save_payment_method: bool = False,
+                    checkout_attempt: str | None = None) -> ProcessResult:
+    """The payment for this cart ([(product_id, quantity)]), charged at most once.
 
-
-def process_payment(user: User, raw_items: object, payment_method_id: object = None,
-                    save_payment_method: object = False,
-                    checkout_attempt: object = None) -> ProcessResult:
-    """POST /api/payments/process: the payment for this cart, charged at most once.
-
-    With a saved card the server confirms now: `succeeded`, `requires_action` (the page runs
-    Stripe.js handleNextAction) or PaymentDeclined (402) carrying the payment. Without one,
-    the page confirms in the browser with the returned client secret.
+    With a saved card (its Stripe id) the server confirms now: `succeeded`,
+    `requires_action` (the page runs Stripe.js handleNextAction) or PaymentDeclined (402)
+    carrying the payment. Without one, the page confirms in the browser with the returned
+    client secret. `checkout_attempt` is the checkout page's attempt token, if any.
     """
-    if not isinstance(save_payment_method, bool):
-        raise InvalidRequest("save_payment_method must be true or false.",
-                             param="save_payment_method")
-    attempt = parse_checkout_attempt(checkout_attempt)
-    items = parse_items(raw_items)
     cart = price_items(items)
     method = _saved_method(user, payment_method_id)
     stripe_pm_id = method.stripe_payment_method_id if method else None
@@ -117,14 +100,15 @@ def process_payment(user: User, raw_items: object, payment_method_id: object = N
     # The session holds exactly what was read or inserted, so nothing needs reloading.
     with unit_of_work(keep_loaded=True):
         lock_customer(user.id)
-        payment = db.session.scalar(_same_attempt(user.id, digest, attempt))
+        payment = db.session.scalar(_same_attempt(user.id, digest, checkout_attempt))
         created = payment is None
         if payment is None:
-            payment = _new_payment(user.id, cart, digest, method, save_payment_method, attempt)
+            payment = _new_payment(user.id, cart, digest, method, save_payment_method,
+                                   checkout_attempt)
     if created:
         log.info("payment %s created for user %s: %s %s", payment.public_id, user.id,
                  cart.amount, cart.currency)
-    elif attempt is not None:
+    elif checkout_attempt is not None:
         _check_attempt_still_payable(payment, cart)
 
     if payment.status == "succeeded":
@@ -154,12 +138,9 @@ def process_payment(user: User, raw_items: object, payment_method_id: object = N
     return ProcessResult(payment, intent.client_secret, payment.status == "requires_action")
 
 
-def _saved_method(user: User, stripe_pm_id: object) -> PaymentMethod | None:
+def _saved_method(user: User, stripe_pm_id: str | None) -> PaymentMethod | None:
     if stripe_pm_id is None:
         return None
-    if not isinstance(stripe_pm_id, str) or not stripe_pm_id:
-        raise InvalidRequest("payment_method_id must be a saved card's id.",
-                             param="payment_method_id")
     method = db.session.scalar(select(PaymentMethod).where(
         PaymentMethod.user_id == user.id,
         PaymentMethod.stripe_payment_method_id == stripe_pm_id))

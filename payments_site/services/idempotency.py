@@ -26,12 +26,7 @@ from payments_site.db import (
     unit_of_work,
     update_committed,
 )
-from payments_site.errors import (
-    DomainError,
-    IdempotencyInProgress,
-    IdempotencyKeyReused,
-    InvalidRequest,
-)
+from payments_site.errors import IdempotencyInProgress, IdempotencyKeyReused
 from payments_site.extensions import db
 from payments_site.models import IdempotencyKey, utcnow
 from payments_site.queues import get_redis
@@ -47,15 +42,6 @@ ABANDONED_AFTER = timedelta(minutes=2)
 def request_hash(scope: str, payload: Any) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
-
-
-def validate_key(key: str | None) -> str | None:
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable characters.",
-                             param="Idempotency-Key")
-    return key
 
 
 def _cache_key(user_id: int, key: str) -> str:
@@ -132,10 +118,11 @@ def run_idempotent(scope: str, user_id: int, key: str | None, payload: Any,
                    handler: Callable[[], Response]) -> Response:
     """Run `handler` once per (user, key); replays the stored (body, status) afterwards.
 
-    `scope` names the route so one key cannot replay another route's response.
-    Domain errors below 500 (declines, validation) are stored and replayed like successes.
+    `scope` names the route so one key cannot replay another route's response; `payload`
+    is the request body the key is bound to. The handler answers errors as (body, status)
+    too: answers below 500 (declines and validation included) are stored and replayed like
+    successes; 5xx, 409 and 429 are not, so the client may retry with the same key.
     """
-    key = validate_key(key)
     if key is None:
         return handler()
     digest = request_hash(scope, payload)
@@ -150,14 +137,12 @@ def run_idempotent(scope: str, user_id: int, key: str | None, payload: Any,
     row_id = claim
     try:
         body, status = handler()
-    except DomainError as error:
-        if error.status >= 500 or error.status in (409, 429):
-            _release(row_id)
-            raise
-        body, status = error.to_dict(), error.status
     except BaseException:
         _release(row_id)
         raise
+    if status >= 500 or status in (409, 429):
+        _release(row_id)
+        return body, status
     _store(row_id, body, status)
     _to_cache(user_id, key, digest, body, status)
     return body, status

@@ -12,9 +12,9 @@ from sqlalchemy.orm import selectinload
 
 from payments_site import stripe_gateway
 from payments_site.db import discard, update_now
-from payments_site.errors import InvalidRequest, NotFound, ProviderError
+from payments_site.errors import NotFound, ProviderError
 from payments_site.extensions import db
-from payments_site.models import PAYMENT_STATUSES, TERMINAL_STATUSES, Payment, User, utcnow
+from payments_site.models import TERMINAL_STATUSES, Payment, User, utcnow
 from payments_site.services import fulfilment, methods, paging
 
 log = logging.getLogger(__name__)
@@ -244,8 +244,7 @@ def can_retry(payment: Payment, now: datetime | None = None) -> bool:
 
 def get_payment_for(user: User, public_id: str) -> Payment:
     """The payment if `user` owns it or is an admin; NotFound otherwise (never say which)."""
-    payment = db.session.scalar(select(Payment).where(Payment.public_id == public_id)) \
-        if isinstance(public_id, str) else None
+    payment = db.session.scalar(select(Payment).where(Payment.public_id == public_id))
     if payment is None or (payment.user_id != user.id and not user.is_admin):
         raise NotFound("No such payment.")
     return payment
@@ -266,29 +265,13 @@ class HistoryPage:
     next_cursor: str | None
 
 
-def parse_history_query(limit: str | None, cursor: str | None,
-                        status: str | None) -> tuple[int, str | None, str | None]:
-    """Validate ?limit=&cursor=&status= (400 with the param on anything unexpected)."""
-    parsed_limit = HISTORY_DEFAULT_LIMIT
-    if limit is not None:
-        if not limit.isdigit() or not 1 <= int(limit) <= HISTORY_MAX_LIMIT:
-            raise InvalidRequest(f"limit must be an integer from 1 to {HISTORY_MAX_LIMIT}.",
-                                 param="limit")
-        parsed_limit = int(limit)
-    if status is not None and status not in PAYMENT_STATUSES:
-        raise InvalidRequest("status must be one of " + ", ".join(PAYMENT_STATUSES) + ".",
-                             param="status")
-    if cursor is not None:
-        paging.decode_cursor(cursor, param="cursor")
-    return parsed_limit, cursor or None, status or None
-
-
 def payment_history(user: User, *, limit: int = HISTORY_DEFAULT_LIMIT,
                     cursor: str | None = None,
                     status: str | tuple[str, ...] | None = None,
                     hide_canceled: bool = False) -> HistoryPage:
     """The user's payments, newest first, keyset-paginated on (created_at, id); `status`
-    keeps those with that status (or any of those statuses).
+    keeps those with that status (or any of those statuses). A `cursor` that does not decode
+    (an empty one included) is a 400 naming `cursor`.
 
     `hide_canceled` (the account page's default view) leaves out canceled payments and the
     ones waiting to be canceled; asking for `status="canceled"` shows them.
@@ -298,7 +281,7 @@ def payment_history(user: User, *, limit: int = HISTORY_DEFAULT_LIMIT,
         query = query.where(Payment.status.in_((status,) if isinstance(status, str) else status))
     elif hide_canceled:
         query = query.where(Payment.status != "canceled", Payment.cancel_requested.is_(False))
-    if cursor:
+    if cursor is not None:
         query = query.where(paging.older_than(paging.decode_cursor(cursor, param="cursor")))
     # Receipts in one query for the page (the serialized payment names its receipt): no N+1.
     rows = list(db.session.scalars(query.order_by(Payment.created_at.desc(), Payment.id.desc())

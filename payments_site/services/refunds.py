@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +20,7 @@ from payments_site import jobs, stripe_gateway
 from payments_site.db import unit_of_work, update_now, update_rows
 from payments_site.errors import InvalidRequest, NotFound, RefundTooLarge
 from payments_site.extensions import db
-from payments_site.models import REFUND_REASONS, Payment, Refund, User, utcnow
+from payments_site.models import REFUND_REASONS, Payment, Refund, RefundReason, User, utcnow
 from payments_site.money import InvalidAmount, require_amount_step
 from payments_site.services import audit, fulfilment, payments
 
@@ -41,7 +40,7 @@ class RefundRequest:
 
     payment: Payment
     amount: int | None
-    reason: str | None
+    reason: RefundReason | None
 
 
 def refundable_amount(payment: Payment) -> int:
@@ -49,37 +48,25 @@ def refundable_amount(payment: Payment) -> int:
     return payment.refundable_amount
 
 
-def get_payment(public_id: Any, *, param: str = "payment_id") -> Payment:
-    if not isinstance(public_id, str) or not public_id:
-        raise InvalidRequest("payment_id must be a payment id such as pay_….", param=param)
+def get_payment(public_id: str) -> Payment:
+    """The payment with this public id (any customer's: refunds are for admins); 404."""
     payment = db.session.scalar(select(Payment).where(Payment.public_id == public_id))
     if payment is None:
         raise NotFound("No such payment.")
     return payment
 
 
-def validate_reason(reason: Any) -> str | None:
-    if reason is None:
-        return None
-    if not isinstance(reason, str) or reason not in REFUND_REASONS:
-        raise InvalidRequest("reason must be one of " + ", ".join(REFUND_REASONS) + ".",
-                             param="reason")
-    return reason
+def validate_refund_request(payment: Payment, amount: int | None, reason: RefundReason | None,
+                            currency: str | None = None) -> RefundRequest:
+    """Check the request against the payment as it is now (the reservation re-checks it).
 
-
-def validate_refund_request(payment: Payment, amount: Any, reason: Any,
-                            currency: Any = None) -> RefundRequest:
-    """Check the request against the payment as it is now (the reservation re-checks it)."""
-    reason = validate_reason(reason)
-    if currency is not None and (not isinstance(currency, str)
-                                 or currency.lower() != payment.currency):
+    `amount` is in the payment's minor units (None: all that remains); `currency`, when
+    given, must be the payment's.
+    """
+    if currency is not None and currency.lower() != payment.currency:
         raise InvalidRequest(f"This payment is in {payment.currency.upper()}; a refund is in "
                              "the payment's currency.", param="currency")
     if amount is not None:
-        # A JSON integer of minor units: not 1.5, "100" or true.
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise InvalidRequest("amount must be an integer of the currency's minor units.",
-                                 param="amount")
         if amount <= 0:
             raise InvalidRequest("amount must be positive.", param="amount")
         try:
@@ -97,8 +84,9 @@ def validate_refund_request(payment: Payment, amount: Any, reason: Any,
     return RefundRequest(payment=payment, amount=amount, reason=reason)
 
 
-def request_refund(payment_public_id: Any, amount: Any = None, reason: Any = None, *,
-                   actor: User, currency: Any = None) -> Refund:
+def request_refund(payment_public_id: str, amount: int | None = None,
+                   reason: RefundReason | None = None, *, actor: User,
+                   currency: str | None = None) -> Refund:
     """Validate, reserve and record a refund, then queue it for Stripe. 404/400 on bad asks."""
     payment = get_payment(payment_public_id)
     return create_refund(validate_refund_request(payment, amount, reason, currency),

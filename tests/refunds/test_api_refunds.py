@@ -73,12 +73,12 @@ def test_partial_refunds_add_up(app, sdk, customer, admin_api, run_jobs):
 
 
 def test_payment_json_shows_refund_fields(app, sdk, customer, admin_api, run_jobs):
-    from payments_site.serializers import payment_to_dict
+    from payments_site.blueprints.api.schemas import Payment
 
     payment = paid_payment(sdk, customer, 2000)
     admin_api({"payment_id": payment.public_id, "amount": 500})
     run_jobs()
-    shape = payment_to_dict(_reload(payment))
+    shape = Payment.of(_reload(payment)).dump()
     assert (shape["amount_refunded"], shape["refund_status"]) == (500, "partial")
 
 

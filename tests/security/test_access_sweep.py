@@ -34,17 +34,17 @@ class Route:
 
 
 ROUTES: dict[str, Route] = {
-    "account.payments": Route("GET", OWN, lambda o: "/account/payments"),
-    "account.payment_detail": Route("GET", ID, lambda o: f"/account/payments/{o.payment_id}"),
-    "cards.index": Route("GET", OWN, lambda o: "/account/cards"),
-    "cards.confirm_remove": Route("GET", ID, lambda o: f"/account/cards/{o.card_id}/remove"),
-    "cards.remove": Route("POST", ID, lambda o: f"/account/cards/{o.card_id}/remove"),
-    "cards.make_default": Route("POST", ID, lambda o: f"/account/cards/{o.card_id}/default"),
-    "receipts.index": Route("GET", OWN, lambda o: "/account/receipts"),
-    "receipts.download": Route("GET", ID, lambda o: f"/receipts/{o.receipt_number}.pdf"),
-    "shop.checkout": Route("GET", OWN, lambda o: "/checkout"),
-    "shop.retry_payment": Route("POST", ID, lambda o: f"/checkout/retry/{o.payment_id}"),
-    "shop.checkout_complete": Route(
+    "site.payments": Route("GET", OWN, lambda o: "/account/payments"),
+    "site.payment_detail": Route("GET", ID, lambda o: f"/account/payments/{o.payment_id}"),
+    "site.cards": Route("GET", OWN, lambda o: "/account/cards"),
+    "site.confirm_remove_card": Route("GET", ID, lambda o: f"/account/cards/{o.card_id}/remove"),
+    "site.remove_card": Route("POST", ID, lambda o: f"/account/cards/{o.card_id}/remove"),
+    "site.make_card_default": Route("POST", ID, lambda o: f"/account/cards/{o.card_id}/default"),
+    "site.receipts": Route("GET", OWN, lambda o: "/account/receipts"),
+    "site.download_receipt": Route("GET", ID, lambda o: f"/receipts/{o.receipt_number}.pdf"),
+    "site.checkout": Route("GET", OWN, lambda o: "/checkout"),
+    "site.retry_payment": Route("POST", ID, lambda o: f"/checkout/retry/{o.payment_id}"),
+    "site.checkout_complete": Route(
         "GET", ID, lambda o: f"/checkout/complete?payment={o.payment_id}"
                              f"&payment_intent={o.intent_id}"),
     "admin.index": Route("GET", ADMIN, lambda o: "/admin/"),
@@ -53,29 +53,29 @@ ROUTES: dict[str, Route] = {
     "admin.refund": Route("POST", ADMIN, lambda o: f"/admin/payments/{o.payment_id}/refund"),
     "admin.failed_emails": Route("GET", ADMIN, lambda o: "/admin/emails"),
     "admin.retry_email": Route("POST", ADMIN, lambda o: "/admin/emails/1/retry"),
-    "admin_webhooks.index": Route("GET", ADMIN, lambda o: "/admin/webhooks"),
-    "admin_webhooks.replay": Route("POST", ADMIN,
+    "admin.webhook_events": Route("GET", ADMIN, lambda o: "/admin/webhooks"),
+    "admin.replay_webhook": Route("POST", ADMIN,
                                    lambda o: "/admin/webhooks/evt_does_not_matter/replay"),
-    "api_auth.me": Route("GET", OWN, lambda o: "/api/auth/me"),
-    "api_payments.history": Route("GET", OWN, lambda o: "/api/payments/history"),
-    "api_payments.detail": Route("GET", ID, lambda o: f"/api/payments/{o.payment_id}"),
-    "api_payments.process": Route(
+    "api.me": Route("GET", OWN, lambda o: "/api/auth/me"),
+    "api.payment_history": Route("GET", OWN, lambda o: "/api/payments/history"),
+    "api.payment_detail": Route("GET", ID, lambda o: f"/api/payments/{o.payment_id}"),
+    "api.process_payment": Route(
         "POST", ID, lambda o: "/api/payments/process",
         lambda o: {"items": [{"product_id": 1, "quantity": 1}],
                    "payment_method_id": o.card_id}),
-    "api_receipts.resend": Route("POST", ID,
+    "api.resend_receipt": Route("POST", ID,
                                  lambda o: f"/api/payments/{o.payment_id}/receipt/resend"),
-    "api_refunds.refund_payment": Route(
+    "api.refund_payment": Route(
         "POST", ADMIN, lambda o: "/api/payments/refund",
         lambda o: {"payment_id": o.payment_id, "amount": 100}),
-    "api_methods.list_methods": Route("GET", OWN, lambda o: "/api/payments/methods/list"),
-    "api_methods.create_setup_intent": Route("POST", OWN,
+    "api.list_cards": Route("GET", OWN, lambda o: "/api/payments/methods/list"),
+    "api.create_setup_intent": Route("POST", OWN,
                                              lambda o: "/api/payments/methods/setup-intent"),
-    "api_methods.save": Route("POST", ID, lambda o: "/api/payments/methods/save",
+    "api.save_card": Route("POST", ID, lambda o: "/api/payments/methods/save",
                               lambda o: {"payment_method_id": o.card_id}),
-    "api_methods.delete": Route("DELETE", ID, lambda o: "/api/payments/methods/delete",
+    "api.delete_card": Route("DELETE", ID, lambda o: "/api/payments/methods/delete",
                                 lambda o: {"payment_method_id": o.card_id}),
-    "api_methods.make_default": Route("POST", ID, lambda o: "/api/payments/methods/default",
+    "api.make_card_default": Route("POST", ID, lambda o: "/api/payments/methods/default",
                                       lambda o: {"payment_method_id": o.card_id}),
 }
 
@@ -86,21 +86,21 @@ PUBLIC: dict[str, frozenset[str]] = {
     # CSS, scripts and fonts: the same files for everyone.
     "static": frozenset({"GET"}),
     # The catalog, as a page and as JSON: products are public.
-    "shop.catalog": frozenset({"GET"}),
-    "api_catalog.list_products": frozenset({"GET"}),
+    "site.catalog": frozenset({"GET"}),
+    "api.list_products": frozenset({"GET"}),
     # The cart lives in the caller's own session; the product ids it takes are public.
-    "shop.cart_add": frozenset({"POST"}),
-    "shop.cart_update": frozenset({"POST"}),
+    "site.cart_add": frozenset({"POST"}),
+    "site.cart_update": frozenset({"POST"}),
     # Getting in: anonymous by nature, throttled per IP and per account (test_abuse.py).
-    "auth.login": frozenset({"GET", "POST"}),
-    "auth.register": frozenset({"GET", "POST"}),
-    "api_auth.issue_token_route": frozenset({"POST"}),
+    "site.login": frozenset({"GET", "POST"}),
+    "site.register": frozenset({"GET", "POST"}),
+    "api.issue_token": frozenset({"POST"}),
     # Ends the caller's own session; there is nothing of anyone else's to name.
-    "auth.logout": frozenset({"POST"}),
+    "site.logout": frozenset({"POST"}),
     # Stripe calls it; the signature is the credential (tests/webhooks/test_receive.py).
-    "webhooks.stripe_webhook": frozenset({"POST"}),
+    "api.stripe_webhook": frozenset({"POST"}),
     # The API's public OpenAPI document.
-    "api_docs.openapi_json": frozenset({"GET"}),
+    "api.openapi_json": frozenset({"GET"}),
     # Load-balancer and orchestrator probes: no data, just "ok" or which dependency failed.
     "health.healthz": frozenset({"GET"}),
     "health.readyz": frozenset({"GET"}),
@@ -203,8 +203,8 @@ def test_an_unlisted_new_route_fails_the_sweep(app):
         return refund_id
 
     # A new method on a public endpoint needs a review too.
-    probe.add_url_rule("/api/products", endpoint="api_catalog.list_products",
-                       view_func=probe.view_functions["api_catalog.list_products"],
+    probe.add_url_rule("/api/products", endpoint="api.list_products",
+                       view_func=probe.view_functions["api.list_products"],
                        methods=["DELETE"])
     problems = unchecked_routes(probe)
     assert len(problems) == 3, problems
@@ -212,7 +212,7 @@ def test_an_unlisted_new_route_fails_the_sweep(app):
                for p in problems), problems
     assert any(p.startswith("refund_detail (/api/refunds/<refund_id>, GET)")
                for p in problems), problems
-    assert any(p.startswith("api_catalog.list_products (/api/products, DELETE/GET)")
+    assert any(p.startswith("api.list_products (/api/products, DELETE/GET)")
                for p in problems), problems
 
 

@@ -1,0 +1,7 @@
+"""The admin pages (/admin): one blueprint, `admin`, open to admins only (one check, before
+every request). Its modules: payments (search, detail, refund form), emails, webhooks."""
+
+from payments_site.blueprints.admin import emails, payments, webhooks
+from payments_site.blueprints.admin.blueprint import bp
+
+__all__ = ["bp", "emails", "payments", "webhooks"]
