@@ -139,4 +139,6 @@ def register_template_helpers(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
+    # flask-openapi3 brings an `openapi` export command: the document is served instead.
+    app.cli.commands.pop("openapi", None)
     register_commands(app)

@@ -7,6 +7,8 @@ import hashlib
 from flask import current_app, request
 from flask_login import current_user
 
+from payments_site.blueprints.parsing import login_email
+
 
 def login_limit_per_ip() -> str:
     return str(current_app.config["LOGIN_LIMIT_PER_IP"])
@@ -26,14 +28,7 @@ def refund_limit() -> str:
 
 def account_key() -> str:
     """The email being tried, hashed (limits brute force on one account from many IPs)."""
-    email = ""
-    if request.is_json:
-        data = request.get_json(silent=True)
-        if isinstance(data, dict) and isinstance(data.get("email"), str):
-            email = data["email"]
-    else:
-        email = request.form.get("email", "")
-    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    digest = hashlib.sha256(login_email().strip().lower().encode()).hexdigest()[:32]
     return f"account:{digest}"
 
 

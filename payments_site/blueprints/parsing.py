@@ -51,6 +51,7 @@ from payments_site.services.admin_payments import (
 from payments_site.services.payments import HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT
 from payments_site.services.pricing import MAX_LINES, MAX_QUANTITY
 
+_SCHEMAS: dict[str, type[BaseModel]] = {}
 # Every id and amount column is a PostgreSQL `integer`: a larger number names nothing.
 INT32_MAX = 2**31 - 1
 ATTEMPT_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
@@ -85,6 +86,14 @@ class Schema(BaseModel):
     # Said when the value is not an object at all (an item of a list that is not an object).
     refusal: ClassVar[Refusal | None] = None
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Known by name, so a ValidationError (which carries its model's name) finds the
+        refusals its model declares."""
+        super().__pydantic_init_subclass__(**kwargs)
+        assert cls.__name__ not in _SCHEMAS, cls
+        _SCHEMAS[cls.__name__] = cls
+
 
 class Body(Schema):
     """A JSON request body: no body at all reads as `{}` (malformed JSON and bodies that are
@@ -94,17 +103,6 @@ class Body(Schema):
     @classmethod
     def _no_body_is_empty(cls, data: Any) -> Any:
         return {} if data is None else data
-
-
-_SCHEMAS: dict[str, type[Schema]] = {}
-
-
-def _register(model: type[Model]) -> type[Model]:
-    """Known by name, so a ValidationError (which carries its model's name) finds the
-    refusals its model declares."""
-    assert issubclass(model, Schema) and model.__name__ not in _SCHEMAS, model
-    _SCHEMAS[model.__name__] = model
-    return model
 
 
 def param_of(loc: tuple[int | str, ...]) -> str | None:
@@ -203,6 +201,16 @@ def json_object() -> dict[str, Any]:
     return data
 
 
+def login_email() -> str:
+    """The email a login (form) or token request (JSON) tries, as sent; "" if none. Read
+    before the request is checked: the per-account rate limit keys on it."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        email = data.get("email") if isinstance(data, dict) else None
+        return email if isinstance(email, str) else ""
+    return request.form.get("email", "")
+
+
 def raw_body() -> bytes:
     """The body's exact bytes, read once and not kept (a webhook's signature covers them)."""
     return request.get_data(cache=False)
@@ -270,13 +278,11 @@ CARD_ID_REFUSAL = Refusal("payment_method_id must be a Stripe id.")
 LOGIN_REFUSED = Refusal("Invalid email or password.", error=Unauthenticated)
 
 
-@_register
 class TokenRequest(Body):
     email: Annotated[str, LOGIN_REFUSED]
     password: Annotated[str, LOGIN_REFUSED]
 
 
-@_register
 class CartItem(Schema):
     refusal = Refusal("Each item must be an object.")
     product_id: Annotated[int, Field(ge=1, le=INT32_MAX),
@@ -285,7 +291,6 @@ class CartItem(Schema):
         f"quantity must be a whole number from 1 to {MAX_QUANTITY}.")]
 
 
-@_register
 class ProcessPaymentRequest(Body):
     """Amount and currency come from the catalog: a client's `amount` is ignored."""
 
@@ -308,14 +313,12 @@ class ProcessPaymentRequest(Body):
         return [(item.product_id, item.quantity) for item in self.items]
 
 
-@_register
 class IdempotencyKeyHeader(Schema):
     key: Annotated[str | None, Field(alias="Idempotency-Key", min_length=1, max_length=255),
                    AfterValidator(_printable),
                    Refusal("Idempotency-Key must be 1 to 255 printable characters.")] = None
 
 
-@_register
 class HistoryQuery(Schema):
     limit: Annotated[int, Field(ge=1, le=HISTORY_MAX_LIMIT), BeforeValidator(_whole_number),
                      Refusal(f"limit must be an integer from 1 to {HISTORY_MAX_LIMIT}.")
@@ -325,12 +328,10 @@ class HistoryQuery(Schema):
         "status must be one of " + ", ".join(PAYMENT_STATUSES) + ".")] = None
 
 
-@_register
 class PaymentPath(Schema):
     payment_id: PaymentId
 
 
-@_register
 class RefundRequest(Body):
     payment_id: Annotated[str, Field(min_length=1),
                           Refusal("payment_id must be a payment id such as pay_….")]
@@ -344,7 +345,6 @@ class RefundRequest(Body):
                         Refusal("currency must be the payment's currency code.")] = None
 
 
-@_register
 class SaveCardRequest(Body):
     """Exactly one of the two ids."""
 
@@ -365,12 +365,10 @@ class SaveCardRequest(Body):
         return self
 
 
-@_register
 class CardRequest(Body):
     payment_method_id: Annotated[StripePaymentMethodId, CARD_ID_REFUSAL]
 
 
-@_register
 class CardToDeleteBody(Body):
     model_config = ConfigDict(json_schema_extra={"description": "Or ?payment_method_id="},
                               openapi_extra={"required": False})  # type: ignore[typeddict-unknown-key]
@@ -378,7 +376,6 @@ class CardToDeleteBody(Body):
     payment_method_id: Annotated[StripePaymentMethodId | None, CARD_ID_REFUSAL] = None
 
 
-@_register
 class CardToDeleteQuery(Schema):
     payment_method_id: Annotated[StripePaymentMethodId | None, CARD_ID_REFUSAL] = None
 
@@ -393,7 +390,6 @@ class CardToDeleteQuery(Schema):
         return chosen
 
 
-@_register
 class StripeSignatureHeader(Schema):
     signature: Annotated[str, Field(alias="Stripe-Signature"), Refusal(
         "The Stripe-Signature header is missing or invalid.")]
@@ -412,14 +408,12 @@ def _one_if_absent(value: Any) -> Any:
     return "1" if value is None or value == "" else value
 
 
-@_register
 class CartLineForm(Schema):
     """The product a cart form is about (an unknown one is a 404)."""
 
     product_id: FormProductId
 
 
-@_register
 class AddToCartForm(Schema):
     quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY), BeforeValidator(_whole_number),
                         BeforeValidator(_stripped), BeforeValidator(_one_if_absent),
@@ -427,7 +421,6 @@ class AddToCartForm(Schema):
     next: str = ""
 
 
-@_register
 class UpdateCartForm(Schema):
     """A line's new quantity; 0, or the remove button (`action=remove`), removes it."""
 
@@ -443,14 +436,12 @@ class UpdateCartForm(Schema):
         return data
 
 
-@_register
 class NextPageQuery(Schema):
     """Where to go after signing in (checked by security.safe_next)."""
 
     next: str | None = None
 
 
-@_register
 class CheckoutReturnQuery(Schema):
     """Stripe's return_url: our payment and/or its PaymentIntent."""
 
@@ -458,7 +449,6 @@ class CheckoutReturnQuery(Schema):
     payment_intent: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
 
 
-@_register
 class CardsPageQuery(Schema):
     """The cards page; Stripe returns to it with the SetupIntent after 3-D Secure."""
 
@@ -466,7 +456,6 @@ class CardsPageQuery(Schema):
     saved: str | None = None
 
 
-@_register
 class AccountPaymentsQuery(Schema):
     """The history page: `status` is one of the page's filters or any API status."""
 
@@ -493,7 +482,6 @@ def _date_refusal(name: str) -> Refusal:
     return Refusal(f"'{name}' must be a date such as 2025-01-31.")
 
 
-@_register
 class AdminPaymentsQuery(Schema):
     """The admin's payment search; `after`/`before` are the paging links' cursors."""
 
@@ -539,7 +527,6 @@ def _lenient_int(value: Any) -> Any:
     return value
 
 
-@_register
 class WebhookEventsQuery(Schema):
     """The admin's webhook log: an unknown status shows every event."""
 
@@ -548,14 +535,12 @@ class WebhookEventsQuery(Schema):
     before: Annotated[int | None, BeforeValidator(_lenient_int)] = None
 
 
-@_register
 class WebhookReplayForm(Schema):
     """The log's filter to return to after a replay."""
 
     status: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
 
 
-@_register
 class ReceiptsQuery(Schema):
     page: Annotated[int, BeforeValidator(lambda v: max(_lenient_int(v) or 1, 1)
                                          if isinstance(v, str) else v)] = 1

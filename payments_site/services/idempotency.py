@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,7 +39,7 @@ Response = tuple[dict[str, Any], int]
 ABANDONED_AFTER = timedelta(minutes=2)
 
 
-def request_hash(scope: str, payload: Any) -> str:
+def request_hash(scope: str, payload: Mapping[str, Any]) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
 
@@ -114,7 +114,7 @@ def _insert_claim(user_id: int, key: str, digest: str, now: datetime,
         return None
 
 
-def run_idempotent(scope: str, user_id: int, key: str | None, payload: Any,
+def run_idempotent(scope: str, user_id: int, key: str | None, payload: Mapping[str, Any],
                    handler: Callable[[], Response]) -> Response:
     """Run `handler` once per (user, key); replays the stored (body, status) afterwards.
 

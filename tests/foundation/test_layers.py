@@ -197,11 +197,97 @@ def test_the_bottom_layers_import_only_what_is_below_them(module, allowed):
 
 def test_services_stay_off_the_web_edge():
     """Services take and return domain values: no serialisers, no HTTP schema, no requests,
-    no URLs, no tasks."""
+    no URLs, no sessions, no forms or request models, no tasks."""
     edge = ("payments_site.serializers", "payments_site.openapi", "payments_site.tasks",
-            "payments_site.cli", "payments_site.worker", "flask.request", "flask.url_for")
+            "payments_site.cli", "payments_site.worker", "payments_site.security",
+            "payments_site.templating", "flask.request", "flask.url_for", "flask.session",
+            "flask.jsonify", "flask.make_response", "flask.g", "flask_login", "flask_wtf",
+            "wtforms", "pydantic", "flask_openapi3")
     assert [f"{_name(path)}: {m}" for path in layer("services")
             for m in sorted(imported_modules(path)) if m.startswith(edge)] == []
+
+
+def test_the_edge_scan_sees_a_request_in_a_service(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("from flask import current_app, request, url_for\n"
+                      "from pydantic import BaseModel\n")
+    assert {m for m in imported_modules(sample)} >= {"flask.request", "flask.url_for",
+                                                     "pydantic.BaseModel"}
+
+
+def untyped_parameters(path: Path) -> list[str]:
+    """`file:function(parameter)` for each parameter of a public function annotated as bare
+    `object` or `Any` (raw request data), or not annotated at all."""
+    found = []
+    for node in ast.walk(_tree(path)):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or \
+                node.name.startswith("_"):
+            continue
+        arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+        for argument in arguments:
+            if argument.arg in ("self", "cls"):
+                continue
+            annotation = ast.unparse(argument.annotation) if argument.annotation else None
+            if annotation in (None, "object", "Any"):
+                found.append(f"{_name(path)}:{node.name}({argument.arg})")
+    return found
+
+
+def test_the_parameter_scan_sees_raw_values(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("def pay(items: object, key: Any, card, n: int, _x: object = 1): ...\n"
+                      "def _private(raw: object): ...\n")
+    assert untyped_parameters(sample) == ["sample.py:pay(items)", "sample.py:pay(key)",
+                                          "sample.py:pay(card)", "sample.py:pay(_x)"]
+
+
+def test_services_take_typed_arguments():
+    """Nothing raw from a request reaches a service: the blueprints parse it first."""
+    assert [found for path in layer("services") for found in untyped_parameters(path)] == []
+
+
+def test_services_parse_no_requests():
+    """Request parsing and serialisation live in the blueprints (blueprints/parsing.py and
+    blueprints/api/schemas.py): no service is named for them."""
+    names = set(_function_names(layer("services")))
+    assert {name for name in names
+            if name.startswith(("parse_", "validate_key")) or name.endswith("_to_dict")} == set()
+
+
+# What a view may not read from the request itself: blueprints/parsing.py does.
+REQUEST_INPUTS = frozenset({"args", "form", "values", "json", "get_json", "data", "get_data",
+                            "files", "headers", "cookies"})
+
+
+def request_reads(path: Path) -> list[str]:
+    """`file:line request.x` for each read of the request's input."""
+    return sorted(f"{_name(path)}:{node.lineno} request.{node.attr}"
+                  for node in ast.walk(_tree(path))
+                  if isinstance(node, ast.Attribute) and node.attr in REQUEST_INPUTS
+                  and isinstance(node.value, ast.Name) and node.value.id == "request")
+
+
+def test_the_request_scan_sees_reads(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f():\n    return request.args.get('x'), request.method\n")
+    assert request_reads(sample) == ["sample.py:2 request.args"]
+
+
+def test_one_parsing_module_reads_requests():
+    """Every route reads its input through blueprints/parsing.py (the declared schemas)."""
+    parsing = PACKAGE / "blueprints" / "parsing.py"
+    assert [found for path in app_files() if path != parsing
+            for found in request_reads(path)] == []
+
+
+def test_each_blueprint_package_checks_admins_once():
+    """One admin check per package: the admin blueprint's before_request and the API's
+    admin_required; no view checks the role itself."""
+    checks = sorted(f"{_name(path)}:{node.lineno}" for path in layer("blueprints")
+                    for node in ast.walk(_tree(path))
+                    if isinstance(node, ast.Attribute) and node.attr == "is_admin")
+    assert [c.split(":")[0] for c in checks] == ["blueprints/admin/blueprint.py",
+                                                 "blueprints/api/blueprint.py"], checks
 
 
 def test_no_imports_inside_functions_without_a_reason():
