@@ -51,6 +51,7 @@ from payments_site.services.admin_payments import (
 from payments_site.services.payments import HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT
 from payments_site.services.pricing import MAX_LINES, MAX_QUANTITY
 
+# Every request model by name (Schema registers its subclasses).
 _SCHEMAS: dict[str, type[BaseModel]] = {}
 # Every id and amount column is a PostgreSQL `integer`: a larger number names nothing.
 INT32_MAX = 2**31 - 1
@@ -238,6 +239,8 @@ def validated(view: View) -> View:
 
 
 # --- Shared field types ------------------------------------------------------------------------
+# (pydantic runs a field's BeforeValidators last first: `_stripped` listed after
+# `_whole_number` strips before the digits are read.)
 
 def _whole_number(value: Any) -> Any:
     """A number in a query string or form: ASCII digits only ("+5", " 5", "5.0" refused)."""
@@ -478,6 +481,21 @@ class AccountPaymentsQuery(Schema):
         return (self.status,) if self.status else None
 
 
+def _search_text(value: Any) -> Any:
+    """What the admin typed (an email, pay_…, pi_…), trimmed to an email's longest."""
+    return value.strip()[:254] if isinstance(value, str) else value
+
+
+def _admin_status_filter(value: str) -> str:
+    if value not in ("", *PAYMENT_STATUSES, *EXTRA_FILTERS):
+        raise ValueError("not one of the status filters")
+    return value
+
+
+def _default_page_size(value: Any) -> Any:
+    return (value.strip() or str(DEFAULT_PAGE_SIZE)) if isinstance(value, str) else value
+
+
 def _date_refusal(name: str) -> Refusal:
     return Refusal(f"'{name}' must be a date such as 2025-01-31.")
 
@@ -485,14 +503,11 @@ def _date_refusal(name: str) -> Refusal:
 class AdminPaymentsQuery(Schema):
     """The admin's payment search; `after`/`before` are the paging links' cursors."""
 
-    q: Annotated[str, BeforeValidator(lambda v: _stripped(v)[:254] if isinstance(v, str)
-                                      else v)] = ""
-    status: Annotated[str, BeforeValidator(_stripped), AfterValidator(
-        lambda v: _one_of(v, ("", *PAYMENT_STATUSES, *EXTRA_FILTERS))),
-        Refusal("Unknown status filter.")] = ""
+    q: Annotated[str, BeforeValidator(_search_text)] = ""
+    status: Annotated[str, BeforeValidator(_stripped), AfterValidator(_admin_status_filter),
+                      Refusal("Unknown status filter.")] = ""
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), BeforeValidator(_whole_number),
-                     BeforeValidator(lambda v: _stripped(v) or str(DEFAULT_PAGE_SIZE)
-                                     if isinstance(v, str) else v),
+                     BeforeValidator(_default_page_size),
                      Refusal(f"limit must be 1 to {MAX_PAGE_SIZE}.")] = DEFAULT_PAGE_SIZE
     date_from: Annotated[date | None, Field(alias="from"), BeforeValidator(_iso_date),
                          BeforeValidator(_blank_is_none), _date_refusal("from")] = None
@@ -510,12 +525,6 @@ class AdminPaymentsQuery(Schema):
     def filters(self) -> PaymentFilters:
         return PaymentFilters(query=self.q, status=self.status, date_from=self.date_from,
                               date_to=self.date_to, limit=self.limit)
-
-
-def _one_of(value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError("not one of the choices")
-    return value
 
 
 def _lenient_int(value: Any) -> Any:
