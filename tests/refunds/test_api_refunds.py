@@ -259,3 +259,21 @@ def test_audit_trail(app, sdk, customer, admin, admin_api, run_jobs):
     actions = [row.action for row in db.session.scalars(
         select(AuditLog).where(AuditLog.payment_id == payment.id).order_by(AuditLog.id))]
     assert actions == ["refund.requested", "refund.succeeded"]
+
+
+@pytest.mark.parametrize("amount", [2**31, 2**63 - 1])
+def test_a_huge_whole_refund_amount_is_amount_too_large(app, sdk, customer, admin_api, amount):
+    """API.md: a refund over what remains is 400 amount_too_large, however large it is."""
+    payment = paid_payment(sdk, customer, 3000)
+    response = admin_api({"payment_id": payment.public_id, "amount": amount})
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert (error["code"], error["param"]) == ("amount_too_large", "amount")
+    assert _reload(payment).refund_reserved == 0
+
+
+def test_an_amount_beyond_64_bits_is_an_invalid_request(app, sdk, customer, admin_api):
+    payment = paid_payment(sdk, customer, 3000)
+    response = admin_api({"payment_id": payment.public_id, "amount": 2**64})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["param"] == "amount"
