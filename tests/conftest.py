@@ -70,25 +70,33 @@ def runner(app: Flask) -> Any:
 
 # --- users and logging in --------------------------------------------------------------------
 
-_password_hashes: dict[str, str] = {}
+# Users made by fixtures get a real scrypt hash with a small work factor (N=1024), so that
+# logging in costs milliseconds instead of the app's ~100 ms (as Django advises for tests).
+# The app hashes with its own cost everything it creates (sign-up, `flask users create`,
+# password changes); pass `kdf=APP_KDF` where the KDF's cost is what is tested.
+FIXTURE_KDF = "scrypt:1024:8:1"
+APP_KDF = "scrypt"
+_password_hashes: dict[tuple[str, str], str] = {}
 
 
-def password_hash(password: str) -> str:
-    """A real scrypt hash of `password`, made once per test process: the KDF costs a few
-    hundred milliseconds, and most tests' users share one password."""
-    if password not in _password_hashes:
-        _password_hashes[password] = generate_password_hash(password, method="scrypt")
-    return _password_hashes[password]
+def password_hash(password: str, kdf: str = FIXTURE_KDF) -> str:
+    """A salted scrypt hash of `password`, made once per test process and method."""
+    if (password, kdf) not in _password_hashes:
+        _password_hashes[password, kdf] = generate_password_hash(password, method=kdf)
+    return _password_hashes[password, kdf]
 
 
 @pytest.fixture
 def make_user(app: Flask) -> Callable[..., Any]:
-    """Create a user directly: make_user(email=None, role="customer", name=..., password=...)."""
+    """Create a user directly: make_user(email=None, role="customer", name=..., password=...,
+    kdf=FIXTURE_KDF)."""
 
     def factory(email: str | None = None, *, role: str = "customer", name: str = "Test Customer",
-                password: str = DEFAULT_PASSWORD, locale: str = "en_US") -> User:
+                password: str = DEFAULT_PASSWORD, locale: str = "en_US",
+                kdf: str = FIXTURE_KDF) -> User:
         user = User(email=normalize_email(email or f"user-{uuid.uuid4().hex[:8]}@example.com"),
-                    name=name, role=role, password_hash=password_hash(password), locale=locale)
+                    name=name, role=role, password_hash=password_hash(password, kdf),
+                    locale=locale)
         db.session.add(user)
         db.session.commit()
         return user

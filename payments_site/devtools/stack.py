@@ -214,12 +214,14 @@ class Database:
 
     def __init__(self, directory: Path, *, name_prefix: str = "payments_site",
                  postgres: bool | None = None, url: str | None = None,
-                 admin_url: str = POSTGRES_ADMIN_URL) -> None:
+                 admin_url: str = POSTGRES_ADMIN_URL,
+                 settings: Mapping[str, str] | None = None) -> None:
         self.directory = directory
         self.name_prefix = name_prefix
         self.postgres = postgres
         self.url = url or ""
         self.admin_url = admin_url
+        self.settings = dict(settings or {})  # PostgreSQL settings of the new database
         self.created: str | None = None
 
     @property
@@ -238,6 +240,8 @@ class Database:
             name = f"{self.name_prefix}_{secrets.token_hex(5)}"
             with psycopg.connect(self.admin_url, autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{name}"')
+                for setting, value in self.settings.items():
+                    conn.execute(f'ALTER DATABASE "{name}" SET {setting} = {value}')
             self.created = name
             self.url = re.sub(r"/[^/]*$", f"/{name}", self.admin_url)
             return self

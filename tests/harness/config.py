@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from flask import Flask, has_app_context
 from flask.testing import FlaskClient
+from jinja2 import BytecodeCache
+from jinja2.bccache import Bucket
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -93,11 +95,34 @@ class RequestClient(FlaskClient):
         return response
 
 
+class CompiledTemplates(BytecodeCache):
+    """Compiled templates kept for the whole test process (by template and source checksum).
+
+    Every test builds a new app, so a new Jinja environment: compiling the same templates
+    again for each one costs more than most tests.
+    """
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self.compiled.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+COMPILED_TEMPLATES = CompiledTemplates()
+
+
 def build_app(services: Services, monkeypatch: pytest.MonkeyPatch) -> Flask:
     """A new app on these services, with the test client below."""
     monkeypatch.setenv("INSTANCE_PATH", str(services.instance))
     app = create_app(services_config(services))
     app.test_client_class = RequestClient
+    app.jinja_env.bytecode_cache = COMPILED_TEMPLATES
     return app
 
 

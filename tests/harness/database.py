@@ -16,7 +16,11 @@ from tests.harness.services import Services
 
 
 class DatabaseCleaner:
-    """Empties the tables a test wrote to, and restarts every id sequence."""
+    """Empties the tables a test wrote to and restarts every id sequence.
+
+    DELETE, children first: on tables of a few rows it costs a few milliseconds, where
+    TRUNCATE (new files for every table and index) costs a few hundred.
+    """
 
     def __init__(self, database_url: str) -> None:
         # One connection, checked before each use: some tests end every connection to the
@@ -27,21 +31,21 @@ class DatabaseCleaner:
 
     def clean(self) -> None:
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                written = conn.execute(text(" UNION ALL ".join(
-                    f"SELECT '{t}' FROM (SELECT 1 FROM \"{t}\" LIMIT 1) AS any_row"
-                    for t in self.tables))).scalars().all()
-                if written:
-                    conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in written)
-                                      + " CASCADE"))
-                # Ids start again from 1, also where a test only rolled its inserts back.
-                conn.execute(text(
-                    "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, "
-                    "start_value, false) FROM pg_sequences "
-                    "WHERE schemaname = current_schema() AND last_value IS NOT NULL"))
-            else:
+            if conn.dialect.name != "postgresql":
                 for table in self.tables:
                     conn.execute(text(f'DELETE FROM "{table}"'))
+                return
+            written = set(conn.execute(text(" UNION ALL ".join(
+                f"SELECT '{t}' FROM (SELECT 1 FROM \"{t}\" LIMIT 1) AS any_row"
+                for t in self.tables))).scalars())
+            for table in self.tables:
+                if table in written:
+                    conn.execute(text(f'DELETE FROM "{table}"'))
+            # Ids start again from 1 (also where a test's inserts were rolled back).
+            conn.execute(text(
+                "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, "
+                "start_value, false) FROM pg_sequences "
+                "WHERE schemaname = current_schema() AND last_value IS NOT NULL"))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -53,6 +53,11 @@ def xdist_worker() -> tuple[str, int]:
     return name, int(name[2:]) if name.startswith("gw") else 0
 
 
+# A test database is dropped at the end of the run: its commits need not wait for the disk
+# (the server still runs every statement and every constraint as in production).
+THROWAWAY = {"synchronous_commit": "off"}
+
+
 # --- which database and Redis ------------------------------------------------------------------
 
 def test_database(directory: Path) -> Database:
@@ -61,7 +66,7 @@ def test_database(directory: Path) -> Database:
     worker, _ = xdist_worker()
     if not explicit:
         return Database(directory, name_prefix="payments_site_test",
-                        admin_url=postgres_admin_url())
+                        admin_url=postgres_admin_url(), settings=THROWAWAY)
     if not worker:
         return Database(directory, url=explicit)
     if explicit.startswith("sqlite:///"):
@@ -70,7 +75,7 @@ def test_database(directory: Path) -> Database:
     # One server, a fresh database per worker, named after the one given.
     name = explicit.rsplit("/", 1)[-1].split("?")[0]
     return Database(directory, name_prefix=f"{name}_{worker}", admin_url=explicit,
-                    postgres=True)
+                    postgres=True, settings=THROWAWAY)
 
 
 def test_redis(directory: Path) -> RedisDatabase:
