@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
@@ -529,15 +529,6 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def started(*parts: Any) -> Iterator[Stack]:
-    """`with started(a, b, c) as stack:` a, b and c run inside the block, stopped after it."""
-    with Stack() as stack:
-        for part in parts:
-            stack.add(part)
-        yield stack
 
 
 def app_environment(*, database: Database, redis_db: RedisDatabase,
