@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import stripe
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
@@ -66,6 +67,19 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def runner(app: Flask) -> Any:
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def sc(emulator: StripeEmulator) -> stripe.StripeClient:
+    """The official Stripe SDK on the emulator with the app's key, to arrange and inspect
+    Stripe's side of a test."""
+    return stripe.StripeClient(STRIPE_TEST_SECRET_KEY, base_addresses={"api": emulator.url},
+                               max_network_retries=0)
+
+
+@pytest.fixture
+def sdk(sc: stripe.StripeClient) -> stripe.StripeClient:
+    return sc
 
 
 # --- users and logging in --------------------------------------------------------------------
