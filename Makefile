@@ -5,6 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Parallel test processes (pytest-xdist): each has its own database, Redis database number,
+# Stripe emulator and SMTP sink. 0 runs everything in one process.
+TEST_WORKERS ?= 3
+# Python keeps compiled modules, and pytest its assertion-rewritten test modules, between
+# runs (in __pycache__/); an environment that turns that off makes every run, and every
+# process a test starts, compile them all again.
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: install dev test test-fast typecheck lint reliability bench bench-cluster browser-deps clean
 
@@ -44,10 +51,10 @@ lint: install
 	$(BIN)/ruff check .
 
 test: install browser-deps typecheck  ## every test, browser tests included
-	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: install  ## the suite without browser tests
-	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not browser" -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 reliability: install browser-deps  ## the long fault and abuse suite, then the fault matrix
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: no slow tests collected

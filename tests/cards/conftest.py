@@ -1,5 +1,5 @@
-"""Saved-card fixtures: the official SDK on the emulator, and helpers that save cards the way
-the page does (SetupIntent from our API, confirmed at Stripe, then saved)."""
+"""Saved-card fixtures: helpers that save cards the way the page does (SetupIntent from our
+API, confirmed at Stripe with the `sdk` fixture, then saved)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,13 @@ import pytest
 import requests
 import stripe
 
-from tests.conftest import STRIPE_TEST_PUBLISHABLE_KEY, STRIPE_TEST_SECRET_KEY
+from tests.conftest import STRIPE_TEST_PUBLISHABLE_KEY
 
 VISA = "4242424242424242"
 MASTERCARD = "5555555555554444"
 AMEX = "378282246310005"
 DECLINED = "4000000000000002"
 THREE_DS = "4000002500003155"
-
-
-@pytest.fixture
-def sdk(emulator: Any) -> stripe.StripeClient:
-    """The official Stripe SDK pointed at the emulator (to set up or inspect Stripe's side)."""
-    return stripe.StripeClient(STRIPE_TEST_SECRET_KEY, base_addresses={"api": emulator.url},
-                               max_network_retries=0)
 
 
 def new_card(sdk: stripe.StripeClient, number: str = VISA, exp_month: int = 12,

@@ -11,8 +11,8 @@ import requests
 import stripe
 
 from stripe_emulator import contract, localstripe_seam
-from tests._services import CONTRACT_SCHEMAS, contract_failures, read_contract
 from tests.emulator.helpers import SECRET_KEY, card
+from tests.harness.services import CONTRACT_SCHEMAS, contract_failures, read_contract
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 import stripe
 
-from tests._services import EmulatorProcess
+from payments_site.devtools.stack import StripeEmulator
 from tests.emulator.helpers import WebhookReceiver, client
 
 
 @pytest.fixture
-def sc(emulator: EmulatorProcess) -> stripe.StripeClient:
+def sc(emulator: StripeEmulator) -> stripe.StripeClient:
     return client(emulator.url)
 
 

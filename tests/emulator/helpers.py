@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +11,9 @@ from typing import Any
 
 import requests
 import stripe
+
+from payments_site.devtools.stack import ROOT, StripeEmulator
+from tests.harness.services import CONTRACT_SCHEMAS, contract_failures, output_dir
 
 SECRET_KEY = "sk_test_emulator"
 PUBLISHABLE_KEY = "pk_test_emulator"
@@ -100,27 +100,15 @@ class WebhookReceiver:
 
 
 def start_emulator(port: int, *extra: str, cwd: Path | None = None,
-                   env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+                   env: dict[str, str] | None = None) -> StripeEmulator:
     """`python -m stripe_emulator` on 127.0.0.1:`port` as its own process, once it answers,
     checking Stripe's schemas like the suite's own emulator."""
-    from tests._services import CONTRACT_SCHEMAS, ROOT, wait_for_port
-
-    proc = subprocess.Popen([sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1",
-                             "--port", str(port), "--contract", str(CONTRACT_SCHEMAS), *extra],
-                            cwd=cwd or ROOT,
-                            env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port("127.0.0.1", port)
-    return proc
+    return StripeEmulator(port=port, log_dir=output_dir(), contract=CONTRACT_SCHEMAS,
+                          extra_args=extra, cwd=cwd or ROOT, env=env).start()
 
 
-def stop_emulator(proc: subprocess.Popen[bytes]) -> None:
+def stop_emulator(emulator: StripeEmulator) -> None:
     """Stop it; fail on any contract violation it saw (see tests/contract/)."""
-    from tests._services import contract_failures, read_contract
-
-    args = [str(a) for a in proc.args]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{args[args.index('--port') + 1]}"
-    failures = contract_failures(read_contract(url)) if proc.poll() is None else []
-    proc.terminate()
-    proc.wait(timeout=10)
+    failures = contract_failures(emulator.contract_report()) if emulator.running else []
+    emulator.stop()
     assert not failures, "Stripe contract violations:\n" + "\n".join(failures)

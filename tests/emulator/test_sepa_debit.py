@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import stripe
 
-from tests._services import free_port
+from payments_site.devtools.stack import free_port
 from tests.emulator.helpers import card, client, start_emulator, stop_emulator
 
 SUCCEEDS = "DE89370400440532013000"

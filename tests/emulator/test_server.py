@@ -10,7 +10,7 @@ import pytest
 import requests
 import stripe
 
-from tests._services import ROOT, free_port
+from payments_site.devtools.stack import ROOT, free_port
 from tests.emulator.helpers import (
     PUBLISHABLE_KEY,
     WebhookReceiver,

@@ -20,7 +20,7 @@ import pytest
 import requests
 import stripe
 
-from tests._services import EmulatorProcess
+from payments_site.devtools.stack import StripeEmulator
 from tests.browser import HostSite, screenshot
 from tests.emulator.helpers import PUBLISHABLE_KEY, pk_post
 
@@ -105,7 +105,7 @@ PAGE_JS = """
 
 
 @pytest.fixture
-def site(emulator: EmulatorProcess) -> Iterator[HostSite]:
+def site(emulator: StripeEmulator) -> Iterator[HostSite]:
     host = HostSite({
         "/deferred.html": lambda: (
             PAGE_HTML.format(emulator=emulator.url, pk=PUBLISHABLE_KEY), "text/html"),
@@ -117,7 +117,7 @@ def site(emulator: EmulatorProcess) -> Iterator[HostSite]:
 
 
 @pytest.fixture
-def sc(emulator: EmulatorProcess) -> stripe.StripeClient:
+def sc(emulator: StripeEmulator) -> stripe.StripeClient:
     return stripe.StripeClient("sk_test_deferred", base_addresses={"api": emulator.url},
                                max_network_retries=0)
 
@@ -592,7 +592,7 @@ def test_deferred_setup_saves_the_card(
 
 
 def test_confirm_checks_client_context_setup_future_usage(
-        emulator: EmulatorProcess, sc: stripe.StripeClient) -> None:
+        emulator: StripeEmulator, sc: stripe.StripeClient) -> None:
     """What Stripe.js sends: client_context with the Elements options. A setup_future_usage
     that differs from the intent's is refused (400) and leaves the intent as it was; an
     unknown client_context field is refused like any unknown parameter."""

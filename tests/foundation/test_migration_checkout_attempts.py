@@ -20,7 +20,7 @@ from sqlalchemy import text
 from payments_site import create_app
 from payments_site.config import engine_options
 from payments_site.extensions import db
-from tests._services import postgres_admin_url
+from tests.harness.services import postgres_admin_url
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

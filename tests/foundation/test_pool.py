@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, exc, text
 
 from payments_site.config import normalize_database_url
 from payments_site.models.pool import install_idle_ping
-from tests._services import postgres_admin_url
+from tests.harness.services import postgres_admin_url
 
 
 @pytest.fixture

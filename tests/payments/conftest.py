@@ -1,4 +1,4 @@
-"""Fixtures for the checkout and payments tests: SDK access to the emulator, saved cards."""
+"""Fixtures for the checkout and payments tests: saved cards, faults, a shopper."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import pytest
 import requests
 import stripe
 from flask import Flask
-
-from tests.conftest import STRIPE_TEST_SECRET_KEY
 
 VISA = "4242424242424242"
 # Test card -> Stripe's decline_code (0002's error code is card_declined, decline_code generic).
@@ -27,13 +25,6 @@ THREE_DS = "4000002760003184"
 def generous_rate_limit(app: Flask) -> None:
     # These tests submit many payments per minute on purpose; the limit has its own test.
     app.config["PAYMENT_LIMIT"] = "10000 per minute"
-
-
-@pytest.fixture
-def sc(emulator: Any) -> stripe.StripeClient:
-    """The official SDK pointed at the emulator, to set up and inspect Stripe's side."""
-    return stripe.StripeClient(STRIPE_TEST_SECRET_KEY, base_addresses={"api": emulator.url},
-                               max_network_retries=0)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from payments_site.extensions import db
 from payments_site.models import Payment
-from tests._services import postgres_admin_url
+from tests.harness.services import postgres_admin_url
 
 
 class Outage:

@@ -301,6 +301,7 @@ def test_saved_card_checkout_round_trips_stay_few(app, client, customer, mug, ma
 
     pm_id = make_card(customer)
     token = api_token(customer)
+    product_id = mug.id  # read before counting: the test's own session is not the request's
     commits: list[int] = []
 
     def on_commit(_connection):
@@ -312,7 +313,7 @@ def test_saved_card_checkout_round_trips_stay_few(app, client, customer, mug, ma
                 sql.split()[0:3:2])) as statements:
             response = client.post("/api/payments/process", headers={
                 "Authorization": f"Bearer {token}", "Idempotency-Key": "round-trips-1"},
-                json={"items": [{"product_id": mug.id, "quantity": 1}],
+                json={"items": [{"product_id": product_id, "quantity": 1}],
                       "payment_method_id": pm_id})
     finally:
         event.remove(db.engine, "commit", on_commit)

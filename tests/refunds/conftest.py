@@ -1,4 +1,4 @@
-"""Fixtures for the refund tests: an SDK client on the emulator, an admin API client."""
+"""Fixtures for the refund tests: an admin API client."""
 
 from __future__ import annotations
 
@@ -6,14 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import stripe
-
-from tests.refunds.helpers import stripe_client
-
-
-@pytest.fixture
-def sdk(emulator: Any) -> stripe.StripeClient:
-    return stripe_client(emulator.url)
 
 
 @pytest.fixture

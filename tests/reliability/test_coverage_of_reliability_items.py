@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests._services import ROOT
+from payments_site.devtools.stack import ROOT
 
 TESTS = Path(__file__).resolve().parents[1]
 ITEMS = range(1, 28)

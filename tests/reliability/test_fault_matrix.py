@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests._services import ROOT
+from payments_site.devtools.stack import ROOT
 
 
 @pytest.mark.slow

@@ -9,7 +9,14 @@ import time
 
 import pytest
 
-from tests.conftest import DEFAULT_PASSWORD, csrf_token_from
+from tests.conftest import APP_KDF, DEFAULT_PASSWORD, csrf_token_from
+
+
+@pytest.fixture
+def customer(make_user):
+    """The customer with a password hash of the app's own cost: what these tests measure and
+    throttle is the real login (the suite's other fixtures use a cheaper hash)."""
+    return make_user("customer@example.com", name="Jane Customer", kdf=APP_KDF)
 
 
 def _login_form(client, email: str, password: str, ip: str = "10.0.0.1",

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from payments_site.extensions import db
 from payments_site.models import Payment, WebhookEvent
-from tests.conftest import STRIPE_TEST_SECRET_KEY, WEBHOOK_SECRET
+from tests.conftest import WEBHOOK_SECRET
 from tests.helpers import sign_payload
 
 WEBHOOK_PATH = "/api/webhooks/stripe"
@@ -37,13 +37,6 @@ def event_rows() -> list[WebhookEvent]:
 def count(model: Any, *where: Any) -> int:
     db.session.expire_all()
     return int(db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
-
-
-@pytest.fixture
-def sc(emulator: Any) -> stripe.StripeClient:
-    """The Stripe SDK pointed at the emulator, for arranging and checking Stripe's side."""
-    return stripe.StripeClient(STRIPE_TEST_SECRET_KEY, base_addresses={"api": emulator.url},
-                               max_network_retries=0)
 
 
 class StripeEvents:

@@ -20,10 +20,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from payments_site.devtools.embedded_redis import EmbeddedRedis
+from payments_site.devtools.stack import free_port
 from payments_site.extensions import db
 from payments_site.models import AuditLog, OutboundEmail, Payment, Receipt, WebhookEvent, utcnow
 from payments_site.services import sweeper
-from tests._services import free_port
 from tests.webhooks.conftest import add_fault, count, event_rows, post_event, raw, wait_until
 
 
