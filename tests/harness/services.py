@@ -60,7 +60,7 @@ THROWAWAY = {"synchronous_commit": "off"}
 
 # --- which database and Redis ------------------------------------------------------------------
 
-def test_database(directory: Path) -> Database:
+def process_database(directory: Path) -> Database:
     """A database for this process: TEST_DATABASE_URL's (one per xdist worker), else fresh."""
     explicit = os.environ.get("TEST_DATABASE_URL", "")
     worker, _ = xdist_worker()
@@ -78,7 +78,7 @@ def test_database(directory: Path) -> Database:
                     postgres=True, settings=THROWAWAY)
 
 
-def test_redis(directory: Path) -> RedisDatabase:
+def process_redis(directory: Path) -> RedisDatabase:
     """A Redis for this process: TEST_REDIS_URL's (the next numbers for xdist workers)."""
     explicit = os.environ.get("TEST_REDIS_URL", "")
     _, number = xdist_worker()
@@ -146,8 +146,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     """This process's database, Redis, emulator (checking Stripe's schemas) and SMTP sink."""
     workdir = tmp_path_factory.mktemp("services")
     with Stack() as stack:
-        database = stack.add(test_database(workdir / "db"))
-        redis_db = stack.add(test_redis(workdir / "redis"))
+        database = stack.add(process_database(workdir / "db"))
+        redis_db = stack.add(process_redis(workdir / "redis"))
         emulator = stack.add(StripeEmulator(log_dir=output_dir(), contract=CONTRACT_SCHEMAS))
         mail = stack.add(MailSink())
         yield Services(database, redis_db, emulator, mail, workdir / "instance")
