@@ -3,29 +3,7 @@
 (() => {
   'use strict';
 
-  const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
-
-  async function postJson(url, body) {
-    let response;
-    try {
-      response = await fetch(url, {
-        method: 'POST',
-        credentials: 'same-origin',
-        headers: {'Content-Type': 'application/json', 'Accept': 'application/json',
-                  'X-CSRFToken': csrfToken},
-        body: JSON.stringify(body || {}),
-      });
-    } catch (err) {
-      return {ok: false, data: {error: {message: 'We could not reach the server. Check your connection and try again.'}}};
-    }
-    let data = {};
-    try { data = await response.json(); } catch (err) { /* not JSON: keep the default */ }
-    return {ok: response.ok, status: response.status, data: data};
-  }
-
-  function errorMessage(data, fallback) {
-    return (data && data.error && data.error.message) || fallback;
-  }
+  const {postJson, errorMessage} = window.shopApi;
 
   // --- Add a card -----------------------------------------------------------------------
   const form = document.getElementById('add-card-form');

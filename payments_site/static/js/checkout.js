@@ -22,21 +22,19 @@
     return;
   }
   const config = JSON.parse(configEl.textContent);
-  const csrfToken = document.querySelector('meta[name="csrf-token"]').getAttribute('content');
+  const {csrfToken, postJson, errorMessage} = window.shopApi;
 
-  const payButton = document.getElementById('pay-button');
-  const payLabel = document.getElementById('pay-label');
-  const spinner = document.getElementById('pay-spinner');
-  const errorBox = document.getElementById('payment-error');
-  const statusBox = document.getElementById('payment-status');
-  const newCardBox = document.getElementById('new-card');
-  const saveBox = document.getElementById('save-card');
-  const loadingNote = document.getElementById('payment-element-loading');
-  const cartTotal = document.getElementById('cart-total');
-  const cartStatus = document.getElementById('cart-status');
-  const recentBox = document.getElementById('recent-purchase');
-  const recentText = document.getElementById('recent-purchase-text');
-  const repeatBox = document.getElementById('confirm-repeat');
+  // The page's elements, by the names this script uses for them.
+  const ids = {
+    payButton: 'pay-button', payLabel: 'pay-label', spinner: 'pay-spinner',
+    errorBox: 'payment-error', statusBox: 'payment-status', newCardBox: 'new-card',
+    saveBox: 'save-card', loadingNote: 'payment-element-loading', cartTotal: 'cart-total',
+    cartStatus: 'cart-status', recentBox: 'recent-purchase',
+    recentText: 'recent-purchase-text', repeatBox: 'confirm-repeat',
+  };
+  const {payButton, payLabel, spinner, errorBox, statusBox, newCardBox, saveBox, loadingNote,
+         cartTotal, cartStatus, recentBox, recentText, repeatBox} = Object.fromEntries(
+    Object.entries(ids).map(([name, id]) => [name, document.getElementById(id)]));
   const qtyForms = Array.prototype.slice.call(document.querySelectorAll('.qty-form'));
   const choices = Array.prototype.slice.call(form.querySelectorAll('input[name="payment_choice"]'));
 
@@ -103,11 +101,6 @@
     updatePayButton();
   }
 
-  function errorMessage(data, fallback) {
-    return (data && data.error && data.error.message) || fallback ||
-      'Something went wrong. Please try again.';
-  }
-
   function minutesAgo(iso) {
     const minutes = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 60000));
     if (minutes < 1) {
@@ -131,32 +124,6 @@
     } else if (repeatBox) {
       repeatBox.checked = false;
     }
-  }
-
-  async function postJson(url, body) {
-    let response;
-    try {
-      response = await fetch(url, {
-        method: 'POST',
-        credentials: 'same-origin',
-        headers: {
-          'Content-Type': 'application/json',
-          'Accept': 'application/json',
-          'X-CSRFToken': csrfToken,
-        },
-        body: JSON.stringify(body),
-      });
-    } catch (err) {
-      return {status: 0, data: {error: {message:
-        'We could not reach the shop. Check your connection and try again.'}}};
-    }
-    let data = {};
-    try {
-      data = await response.json();
-    } catch (err) {
-      data = {};
-    }
-    return {status: response.status, data: data};
   }
 
   // POST /api/payments/process with this page's attempt token: the same payment every time
