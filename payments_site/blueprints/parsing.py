@@ -213,6 +213,18 @@ def login_email() -> str:
     return request.form.get("email", "")
 
 
+def incoming_request_id() -> str | None:
+    """The `X-Request-ID` the request came with, as sent (payments_site.tracing decides
+    whether to take it)."""
+    return request.headers.get("X-Request-ID")
+
+
+def metrics_credentials() -> str | None:
+    """The Bearer credential of a scrape of /metrics (None without one)."""
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    return credential.strip() or None if scheme.lower() == "bearer" else None
+
+
 def raw_body() -> bytes:
     """The body's exact bytes, read once and not kept (a webhook's signature covers them)."""
     return request.get_data(cache=False)
