@@ -35,7 +35,9 @@ class Trace:
     request_id: str | None = None
     user_id: int | None = None
     payment_id: str | None = None
-    job_id: str | None = None  # the RQ job this trace was read from
+    # The RQ job this trace was read from (the object itself: a job id repeats when a job
+    # is retried, and across test runs).
+    job: object | None = None
 
 
 _NOTHING = Trace()
@@ -71,13 +73,16 @@ def current() -> Trace:
     trace = _trace.get()
     job = get_current_job()
     if job is None:
-        return _NOTHING if trace.job_id is not None else trace
-    if trace.job_id != job.id:
+        if trace.job is not None:  # the job has ended
+            _trace.set(_NOTHING)
+            return _NOTHING
+        return trace
+    if trace.job is not job:
         meta = job.meta or {}
         request_id, payment_id = meta.get(META_REQUEST_ID), meta.get(META_PAYMENT_ID)
         trace = Trace(request_id=request_id if isinstance(request_id, str) else None,
                       payment_id=payment_id if isinstance(payment_id, str) else None,
-                      job_id=job.id)
+                      job=job)
         _trace.set(trace)
     return trace
 
