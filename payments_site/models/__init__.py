@@ -2,6 +2,7 @@
 
 from payments_site.models.audit import AuditLog
 from payments_site.models.base import Base, public_id, utcnow
+from payments_site.models.daily_total import DailyTotal
 from payments_site.models.email import OutboundEmail
 from payments_site.models.idempotency import IdempotencyKey
 from payments_site.models.payment import (
@@ -26,7 +27,7 @@ from payments_site.models.webhook_event import WebhookEvent
 
 __all__ = [
     "PAYMENT_STATUSES", "REFUND_REASONS", "REFUND_STATUSES", "ROLES", "TERMINAL_STATUSES",
-    "AuditLog", "Base", "IdempotencyKey", "OutboundEmail", "Payment", "PaymentItem",
+    "AuditLog", "Base", "DailyTotal", "IdempotencyKey", "OutboundEmail", "Payment", "PaymentItem",
     "PaymentMethod", "PaymentStatus", "Product", "Receipt", "ReceiptSequence", "Refund",
     "RefundReason", "RefundStatus", "User", "WebhookEvent", "public_id", "utcnow",
 ]
