@@ -27,6 +27,7 @@ STEPS: list[tuple[str, str, Callable[[Bench], None]]] = [
     ("4", "receipts", scenarios.receipts),
     ("5", "worker", scenarios.worker_queues),
     ("3", "history at scale", scenarios.history),
+    ("7", "admin overview at scale", scenarios.admin_overview),
     ("6", "mixed load", lambda b: None),  # run last, with a worker beside the web node
 ]
 

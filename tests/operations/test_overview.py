@@ -86,10 +86,10 @@ def test_the_overview_equals_the_sums_of_the_rows_before_and_after_the_roll_up(
     assert before.status_code == 200
     assert _shown(before.get_data(as_text=True)) == expected  # nothing rolled up yet
 
-    assert overview.roll_up() == 30  # every day before today, once
-    # Again: only the days whose rows changed in the last minutes (the refunds touched their
-    # payments), never the rest.
-    assert overview.roll_up() <= 3
+    assert overview.roll_up() == 30  # every day of the window, once
+    # Again: today, and the days whose rows changed in the last minutes (the refunds touched
+    # their payments), never the rest.
+    assert overview.roll_up() <= 4
     assert db.session.scalar(select(DailyTotal).where(
         DailyTotal.currency == "usd",
         DailyTotal.day == utcnow().date() - timedelta(days=1))).revenue == 5000
@@ -108,6 +108,17 @@ def test_the_overview_equals_the_sums_of_the_rows_before_and_after_the_roll_up(
     assert f"{100 * succeeded / finished:.1f}%" in after
 
 
+def test_today_is_rolled_up_on_every_run(admin, login_as, history, customer):
+    overview.roll_up()
+    payment_row(customer, days_ago=0, amount=4321)
+    page = login_as(admin)
+    # Until the next roll-up, today shows what the last one found ...
+    assert _shown(page.get("/admin/").get_data(as_text=True)) != _expected()
+    overview.roll_up()
+    # ... and then the new payment.
+    assert _shown(page.get("/admin/").get_data(as_text=True)) == _expected()
+
+
 def test_a_change_to_an_old_day_is_rolled_up_again(admin, login_as, history):
     overview.roll_up()
     page = login_as(admin)
@@ -118,7 +129,7 @@ def test_a_change_to_an_old_day_is_rolled_up_again(admin, login_as, history):
     db.session.commit()
     refund_row(late, 300, days_ago=0)
     rolled = overview.roll_up()
-    assert 1 <= rolled <= 4  # that day (and the ones changed minutes ago), not all 30
+    assert 2 <= rolled <= 5  # today, that day (and the ones changed minutes ago), not all 30
     assert _shown(page.get("/admin/").get_data(as_text=True)) == _expected()
 
 
