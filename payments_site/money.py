@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
+from babel import Locale
 from babel.numbers import format_currency
 
 # ISO 4217 exponents that differ from 2, as Stripe treats them
@@ -81,9 +83,20 @@ def require_amount_step(amount: int, currency: str) -> None:
             f"{to_major_string(amount, currency)} is not.")
 
 
+@functools.lru_cache(maxsize=8192)
 def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
-    """Format for people: $19.99, ¥500, 1.234,56 € (de_DE); CLDR knows each currency's digits."""
-    return format_currency(to_decimal(amount, currency), currency.upper(), locale=locale)
+    """Format for people: $19.99, ¥500, 1.234,56 € (de_DE); CLDR knows each currency's digits.
+
+    Kept per (amount, currency, locale): Babel takes a third of a millisecond per call, and
+    a page of daily totals (the admin overview) formats hundreds of mostly repeated amounts.
+    """
+    return format_currency(to_decimal(amount, currency), currency.upper(),
+                           locale=_locale(locale))
+
+
+@functools.lru_cache(maxsize=64)
+def _locale(name: str) -> Locale:
+    return Locale.parse(name)
 
 
 # --- Major-unit text for forms (refund amounts) ----------------------------------------------

@@ -36,7 +36,12 @@ bp = APIBlueprint("api", __name__, url_prefix="/api")
 OPENAPI_OPTIONS: dict[str, Any] = {
     "info": Info(title="payments_site API", version="1.0.0",
                  description="JSON routes for the pages' scripts and API clients. Session "
-                             "cookie + X-CSRFToken, or Authorization: Bearer."),
+                             "cookie + X-CSRFToken, or Authorization: Bearer. Every answer "
+                             "carries an X-Request-ID header (quote it when reporting a "
+                             "problem). Outside this API, operators scrape Prometheus "
+                             "metrics at GET /metrics with Authorization: Bearer "
+                             "$METRICS_TOKEN (text format; 404 when METRICS_TOKEN is unset, "
+                             "401 with a wrong token)."),
     "servers": [Server(url="/")],
     "security_schemes": {"bearer": {"type": "http", "scheme": "bearer"},
                          "session": {"type": "apiKey", "in": "cookie", "name": "session"}},
