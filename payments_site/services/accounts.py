@@ -106,7 +106,7 @@ def check_password_strength(password: str, *, email: str = "", name: str = "") -
     if len(password) > MAX_PASSWORD_LENGTH:
         raise InvalidRequest(f"Use a password of at most {MAX_PASSWORD_LENGTH} characters.",
                              param="password")
-    context = [part for part in (email, email.partition("@")[0], *name.split()) if part]
+    context = [part.lower() for part in (email, email.partition("@")[0], *name.split()) if part]
     result = zxcvbn(password[:STRENGTH_CHECKED_LENGTH], user_inputs=context)
     if int(result["score"]) >= MIN_PASSWORD_SCORE:
         return
