@@ -214,7 +214,11 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "API_TOKEN_TTL": _int("API_TOKEN_TTL", 3600),
         "IDEMPOTENCY_TTL": _int("IDEMPOTENCY_TTL", 24 * 3600),
         "LOGIN_LIMIT_PER_IP": os.environ.get("LOGIN_LIMIT_PER_IP", "20 per minute"),
-        "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute"),
+        # Failed sign-ins: per account from one address, and per account from everywhere
+        # (not counted against browsers and addresses that signed in to it before).
+        "LOGIN_LIMIT_PER_ACCOUNT_IP": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT_IP",
+                                                     "5 per minute"),
+        "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "20 per 5 minutes"),
         "PAYMENT_LIMIT": os.environ.get("PAYMENT_LIMIT", "30 per minute"),
         "REFUND_LIMIT": os.environ.get("REFUND_LIMIT", "30 per minute"),
         "RATELIMIT_ENABLED": _bool(os.environ.get("RATELIMIT_ENABLED"), True),
@@ -228,7 +232,10 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "REMEMBER_COOKIE_SECURE": production,
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "WTF_CSRF_CHECK_DEFAULT": False,
-        "WTF_CSRF_TIME_LIMIT": None,
+        # A session (and the CSRF token it holds) ends after this long without a request:
+        # Flask refuses an older cookie, whatever the browser kept.
+        "PERMANENT_SESSION_LIFETIME": _int("SESSION_LIFETIME", 14 * 24 * 3600),
+        "WTF_CSRF_TIME_LIMIT": _int("SESSION_LIFETIME", 14 * 24 * 3600),
         "WTF_CSRF_SSL_STRICT": production,
         "RQ_QUEUES": ["webhooks", "payments", "receipts", "emails"],
         "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),

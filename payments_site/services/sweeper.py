@@ -28,7 +28,15 @@ from payments_site import jobs, stripe_gateway
 from payments_site.db import discard
 from payments_site.errors import DomainError, ProviderUnavailable
 from payments_site.extensions import db
-from payments_site.models import OutboundEmail, Payment, Receipt, Refund, WebhookEvent, utcnow
+from payments_site.models import (
+    OutboundEmail,
+    Payment,
+    Receipt,
+    Refund,
+    User,
+    WebhookEvent,
+    utcnow,
+)
 from payments_site.queues import get_redis
 from payments_site.services import (
     checkout,
@@ -135,8 +143,11 @@ def sweep_receipts_without_email(now: datetime | None = None) -> int:
     """
     now = now or utcnow()
     orphans = db.session.scalars(
-        select(Receipt).where(Receipt.created_at >= now - RECEIPT_WINDOW,
-                              ~exists().where(OutboundEmail.receipt_id == Receipt.id))
+        select(Receipt).join(Payment, Payment.id == Receipt.payment_id)
+        .join(User, User.id == Payment.user_id)
+        # A receipt waits while its owner's address is unconfirmed, and goes once it is.
+        .where(Receipt.created_at >= now - RECEIPT_WINDOW, User.email_verified_at.is_not(None),
+               ~exists().where(OutboundEmail.receipt_id == Receipt.id))
         .order_by(Receipt.id).limit(BATCH)).all()
     for receipt in orphans:
         log.warning("sweeper: %s %s had no email; recording it", receipt.series,
