@@ -135,7 +135,9 @@ def engine_options(database_url: str) -> dict[str, Any]:
     # seconds), not by SQLAlchemy's pre_ping, which pings before every transaction.
     # LIFO: a busy process reuses its most recent connections, and the rest stay idle long
     # enough to be pinged (or closed by a server-side idle timeout) before they are used.
-    options: dict[str, Any] = {"pool_pre_ping": False}
+    # hide_parameters: a failed statement's error (and its log line) shows the SQL but never
+    # the values bound to it (a password hash, an email, a card's fingerprint).
+    options: dict[str, Any] = {"pool_pre_ping": False, "hide_parameters": True}
     if not database_url.startswith("sqlite"):
         options.update(pool_size=_int("DB_POOL_SIZE", 5), max_overflow=_int("DB_MAX_OVERFLOW", 5),
                        pool_timeout=_int("DB_POOL_TIMEOUT", 10), pool_use_lifo=True,
