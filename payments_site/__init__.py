@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from payments_site import stripe_gateway
 from payments_site.blueprints import register_blueprints as add_blueprints
 from payments_site.blueprints.api import OPENAPI_OPTIONS
+from payments_site.blueprints.parsing import refuse_hostile_input
 from payments_site.cli import register_commands
 from payments_site.config import check_settings, load_config
 from payments_site.errors import register_error_handlers
@@ -43,6 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     register_json(app)
     register_logging(app)
     register_server_timing(app)
+    register_input_guard(app)
     register_extensions(app)
     register_security(app)
     register_blueprints(app)
@@ -102,6 +104,12 @@ def register_server_timing(app: Flask) -> None:
                 f'stripe;dur={stripe_ms:.2f};desc="{timings.calls} calls", '
                 f"app;dur={max(total - stripe_ms, 0.0):.2f}")
         return response
+
+
+def register_input_guard(app: Flask) -> None:
+    """Refuse hostile shapes (deep JSON, NUL bytes) before anything else reads the request:
+    registered ahead of the rate limiter, whose key functions read the login's email."""
+    app.before_request(refuse_hostile_input)
 
 
 def register_extensions(app: Flask) -> None:
