@@ -22,11 +22,11 @@ from bench.appside import AppSide
 from bench.report import Report, Row, write_results
 from bench.scenarios import Bench, Sizes, auth
 from bench.stack import (
-    THREADS,
+    SHIPPED,
     WEBHOOK_SECRET,
-    WORKERS,
     Stack,
     cpu_of,
+    describe_config,
     machine_busy_seconds,
     processes_named,
     stop_process,
@@ -112,7 +112,7 @@ def _run(stack: Stack, report: Report, seconds: float) -> None:
         requests.post(f"{stack.emulator_url}/_config/webhooks/{name}", timeout=5, json={
             "url": f"{url}/api/webhooks/stripe", "secret": WEBHOOK_SECRET,
             "duplicate": copies, "shuffle": True}).raise_for_status()
-    report.sizes += [f"2 gunicorn nodes × {WORKERS} gthread workers × {THREADS} threads, "
+    report.sizes += [f"2 gunicorn nodes, each {describe_config(SHIPPED)}, "
                      "2 `flask worker` processes, PostgreSQL + Redis",
                      f"load steps 4, 8, 16 clients × {seconds:.0f} s per node count",
                      "webhooks delivered 3× (2× node A, 1× node B), shuffled"]

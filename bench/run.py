@@ -19,7 +19,7 @@ from bench import scenarios
 from bench.appside import AppSide
 from bench.report import RESULTS_DIR, Report, plot_latency_vs_load, update_readme, write_results
 from bench.scenarios import Bench, Sizes
-from bench.stack import THREADS, WORKERS, Stack
+from bench.stack import SHIPPED, Stack, describe_config
 
 STEPS: list[tuple[str, str, Callable[[Bench], None]]] = [
     ("2", "webhook ingest", scenarios.webhook_ingest),
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         report = Report(f"payments_site benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
         redis_kind = "server" if stack.redis_url.startswith("redis://") else "embedded"
         report.sizes.append(f"{stack.backend} + Redis ({redis_kind}), "
-                            f"gunicorn {WORKERS} gthread workers × {THREADS} threads per node, "
+                            f"gunicorn.conf.py: {describe_config(SHIPPED)}, "
                             f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
         report.sizes += sizes.describe()
         if stack.backend == "sqlite":
