@@ -10,9 +10,8 @@ not on the CPU. So each process serves many requests at once: `GUNICORN_THREADS`
 `gevent` extra installed). Processes stay at one per CPU: they add CPU, not waiting room.
 
 The database pool of each process follows from the same figures (`DB_POOL_SIZE` and
-`DB_MAX_OVERFLOW`, unless set): one connection per thread (a request holds at most one, and
-none while it waits for Stripe), so no request waits for a connection at the configured
-concurrency.
+`DB_MAX_OVERFLOW`, unless set): a request holds a connection only while it runs SQL, never
+while it waits for Stripe, so a handful of connections serve all the requests in flight.
 """
 
 from __future__ import annotations
@@ -84,17 +83,18 @@ errorlog = "-"
 
 # --- the database pool follows the concurrency -----------------------------------------------
 
-# The app reads DB_POOL_SIZE / DB_MAX_OVERFLOW (payments_site/config.py); when they are not
-# set, every process gets a connection per request it can have in flight. With gevent the
-# pool is capped (DB_POOL_MAX): greenlets hold a connection only for their few milliseconds
-# of SQL, so a few dozen serve hundreds of them, and PostgreSQL's max_connections is shared
-# by every process of every node.
-if worker_class == "gevent":
-    os.environ.setdefault("DB_POOL_SIZE", str(min(concurrency, _int("DB_POOL_MAX", 20))))
-    os.environ.setdefault("DB_MAX_OVERFLOW", "10")
-else:
-    os.environ.setdefault("DB_POOL_SIZE", str(concurrency))
-    os.environ.setdefault("DB_MAX_OVERFLOW", str(max(2, concurrency // 4)))
+# The app reads DB_POOL_SIZE / DB_MAX_OVERFLOW (payments_site/config.py); unless they are set,
+# they follow the requests a process can have in flight. A request holds a connection only
+# for its SQL (a few milliseconds; none while it waits for Stripe), so a process needs far
+# fewer connections than requests in flight: DB_POOL_MAX kept open, as many again in
+# overflow, never more than the concurrency. A request that finds all of them busy waits
+# for the next free one (DB_POOL_TIMEOUT, 10 s, is the limit). PostgreSQL's
+# max_connections is shared by every process of every node and worker.
+pool_max = _int("DB_POOL_MAX", 8) or 1
+os.environ.setdefault("DB_POOL_SIZE", str(min(concurrency, pool_max)))
+# (at least 2 over: a request may briefly hold a second one for a one-statement write)
+os.environ.setdefault("DB_MAX_OVERFLOW",
+                      str(max(2, min(concurrency - min(concurrency, pool_max), pool_max))))
 
 
 # --- hooks -----------------------------------------------------------------------------------
