@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                                         f"{os.getloadavg()[0]:.1f}")
                 elif key == "8":
                     spike.webhook_burst(bench, spiked.intents)
+                elif key == "1":
+                    step(bench)
+                    spike.profile_checkout(bench)
                 else:
                     step(bench)
             except Exception as error:  # noqa: BLE001 - one broken row must not hide the rest

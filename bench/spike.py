@@ -414,3 +414,48 @@ def _wait_applied(b: Bench, payment_ids: list[str], timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+# --- where the checkout's own time goes ----------------------------------------------------------
+
+def profile_checkout(b: Bench, count: int = 60) -> Path | None:
+    """Profile new-card and saved-card checkouts in-process (pyinstrument, the `bench` extra)
+    and save the report under bench/results/: where the app's own time goes."""
+    from bench.report import RESULTS_DIR
+
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        b.report.notes.append("checkout profile: pyinstrument is not installed")
+        return None
+    customer = b.customers[0]
+    client = b.side.app.test_client()
+    headers = auth(customer.token)
+    base = random.randrange(10**6) + 900_000
+
+    def pay(seq: int, saved: bool) -> None:
+        body: dict[str, Any] = {"items": cart(base + seq, b.products)}
+        if saved:
+            body["payment_method_id"] = customer.payment_method_id
+        response = client.post("/api/payments/process", json=body, headers={
+            **headers, "Idempotency-Key": secrets.token_hex(16)})
+        if response.status_code != 201:
+            raise RuntimeError(f"checkout answered {response.status_code}")
+
+    for seq in range(5):  # warm
+        pay(seq, True)
+        pay(seq + 5, False)
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for seq in range(count):
+        pay(100 + seq, True)
+        pay(100 + count + seq, False)
+    profiler.stop()
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    text = RESULTS_DIR / "checkout_profile.txt"
+    text.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+    (RESULTS_DIR / "checkout_profile.html").write_text(profiler.output_html())
+    b.report.notes.append(f"checkout profile ({count} saved-card + {count} new-card "
+                          "checkouts in-process, pyinstrument): bench/results/"
+                          "checkout_profile.txt and .html")
+    return text
