@@ -28,6 +28,7 @@ import re
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,7 @@ class Point:
 class SpikeResults:
     points: list[Point] = field(default_factory=list)
     intents: list[tuple[str, str]] = field(default_factory=list)  # (payment, intent) ids
+    failures: Counter[str] = field(default_factory=Counter)  # why requests failed
     memory_mib: dict[str, float] = field(default_factory=dict)
     pool_timeouts: dict[str, int] = field(default_factory=dict)
 
@@ -121,7 +123,8 @@ def spike_customers(b: Bench, count: int) -> list[Customer]:
 
 
 def new_card_checkout(b: Bench, url: str, customers: list[Customer],
-                      intents: list[tuple[str, str]] | None = None
+                      intents: list[tuple[str, str]] | None = None,
+                      failures: Counter[str] | None = None,
                       ) -> Callable[[requests.Session, int], tuple[bool, Any]]:
     """A closed-loop client: each thread is one customer, paying for a new cart each time."""
     mine = threading.local()
@@ -134,11 +137,18 @@ def new_card_checkout(b: Bench, url: str, customers: list[Customer],
             with lock:
                 mine.customer = customers[next(taken) % len(customers)]
         customer: Customer = mine.customer
-        response = session.post(f"{url}/api/payments/process", timeout=60,
-                                json={"items": cart(base + seq, b.products)},
-                                headers={**auth(customer.token),
-                                         "Idempotency-Key": secrets.token_hex(16)})
+        try:
+            response = session.post(f"{url}/api/payments/process", timeout=60,
+                                    json={"items": cart(base + seq, b.products)},
+                                    headers={**auth(customer.token),
+                                             "Idempotency-Key": secrets.token_hex(16)})
+        except requests.RequestException as error:
+            if failures is not None:
+                failures[type(error).__name__] += 1
+            raise
         ok = response.status_code == 201 and bool(response.json().get("client_secret"))
+        if not ok and failures is not None:
+            failures[f"HTTP {response.status_code}"] += 1
         if ok and intents is not None:
             payment = response.json()["payment"]
             intents.append((payment["id"], payment["stripe_payment_intent_id"]))
@@ -173,14 +183,19 @@ def spike(b: Bench) -> SpikeResults:
                     seconds = b.sizes.spike_seconds if clients == SPIKE_CLIENTS \
                         else b.sizes.knee_seconds
                     with stripe_latency(b.stack, latency):
+                        failed: Counter[str] = Counter()
                         result = run_load(new_card_checkout(b, node.url, customers,
-                                                            results.intents),
+                                                            results.intents, failed),
                                           concurrency=clients, duration=seconds,
                                           max_requests=100_000, warmup=1)
                     results.points.append(_point(node.label, latency, clients, result))
                     print(f"    {node.label:22} {latency:4.0f} ms {clients:4} clients: "
                           f"{result.throughput:6.1f}/s p50 {result.p(50):7.1f} "
-                          f"p99 {result.p(99):7.1f} errors {result.errors}", flush=True)
+                          f"p99 {result.p(99):7.1f} errors {result.errors} "
+                          f"{dict(failed) if failed else ''}", flush=True)
+                    for reason, n in failed.items():
+                        results.failures[f"{node.label}, {latency:.0f} ms, {clients} "
+                                         f"clients: {reason}"] += n
                 if clients == top:
                     results.memory_mib[node.label] = b.stack.memory_mib(node.name)
             finally:
@@ -188,6 +203,9 @@ def spike(b: Bench) -> SpikeResults:
     for node in nodes:  # each node's log holds all its steps
         results.pool_timeouts[node.label] = _pool_timeouts(b.stack, node.name)
     _spike_rows(b, nodes, results)
+    if results.failures:
+        b.report.notes.append("spike failures: " + "; ".join(
+            f"{k} ×{n}" for k, n in results.failures.items()))
     return results
 
 
