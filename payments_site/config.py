@@ -320,4 +320,10 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "TRUSTED_PROXIES": _trusted_proxies(),
         "SERVER_TIMING": _bool(os.environ.get("SERVER_TIMING")),
+        # GET /metrics answers only `Authorization: Bearer <this>`; unset, it is a 404.
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", "").strip() or None,
+        # Take a well-formed incoming X-Request-ID (set by the load balancer) instead of
+        # making a new one; off, a client cannot choose the id its requests are logged under.
+        "TRUST_REQUEST_ID": _bool(os.environ.get("TRUST_REQUEST_ID")),
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text").strip().lower() or "text",
     }

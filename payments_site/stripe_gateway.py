@@ -39,6 +39,7 @@ from stripe.params import (
     RefundListParams,
 )
 
+from payments_site import metrics
 from payments_site.errors import CardDeclined, DomainError, ProviderError, ProviderUnavailable
 
 log = logging.getLogger(__name__)
@@ -138,11 +139,14 @@ def _retry_after(error: stripe.StripeError) -> float:
 def _call(operation: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run one Stripe call with bounded retries; map the final error to a domain exception.
 
-    Typed with the SDK method's own signature, so mypy checks every call's parameters."""
+    Typed with the SDK method's own signature, so mypy checks every call's parameters. Each
+    attempt is timed and counted (payments_site.metrics) and logged with Stripe's own
+    `Request-Id`; the log line carries our request id too (payments_site.tracing), so a
+    request's Stripe calls can be found in Stripe's Dashboard logs."""
     attempts = int(current_app.config["STRIPE_MAX_RETRIES"]) + 1
     for attempt in range(attempts):
         try:
-            return _timed(func, *args, **kwargs)
+            return _attempt(operation, func, *args, **kwargs)
         except stripe.CardError as error:
             raise _card_declined(error) from error
         except stripe.StripeError as error:
@@ -152,10 +156,37 @@ def _call(operation: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwarg
                             _retry_after(error))
                 log.warning("stripe %s failed (%s, http %s); retry %d in %.2fs", operation,
                             error.__class__.__name__, error.http_status, attempt + 1, delay)
+                metrics.stripe_retry(operation)
                 time.sleep(delay)
                 continue
             raise _map_error(operation, error) from error
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _attempt(operation: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """One request to Stripe: timed, counted, and logged with Stripe's Request-Id."""
+    started = time.perf_counter()
+    try:
+        result = _timed(func, *args, **kwargs)
+    except stripe.StripeError as error:
+        elapsed = time.perf_counter() - started
+        metrics.stripe_request(operation, elapsed)
+        metrics.stripe_error(operation, error.__class__.__name__)
+        log.info("stripe %s answered http %s in %.0f ms (stripe_request_id=%s)", operation,
+                 error.http_status, elapsed * 1000, error.request_id or "-")
+        raise
+    elapsed = time.perf_counter() - started
+    metrics.stripe_request(operation, elapsed)
+    log.info("stripe %s ok in %.0f ms (stripe_request_id=%s)", operation, elapsed * 1000,
+             _stripe_request_id(result) or "-")
+    return result
+
+
+def _stripe_request_id(result: object) -> str | None:
+    """Stripe's `Request-Id` of the answer an SDK object was made from."""
+    response = getattr(result, "last_response", None)
+    request_id = getattr(response, "request_id", None)
+    return request_id if isinstance(request_id, str) else None
 
 
 @dataclass

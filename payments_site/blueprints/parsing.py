@@ -242,6 +242,18 @@ def cookie(name: str) -> str:
     return request.cookies.get(name, "")
 
 
+def incoming_request_id() -> str | None:
+    """The `X-Request-ID` the request came with, as sent (payments_site.tracing decides
+    whether to take it)."""
+    return request.headers.get("X-Request-ID")
+
+
+def metrics_credentials() -> str | None:
+    """The Bearer credential of a scrape of /metrics (None without one)."""
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    return credential.strip() or None if scheme.lower() == "bearer" else None
+
+
 def raw_body() -> bytes:
     """The body's exact bytes (a webhook's signature covers them)."""
     return request.get_data(cache=False)

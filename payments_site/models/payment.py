@@ -91,8 +91,9 @@ class Payment(Base):
     dispute_reason: Mapped[str | None] = mapped_column(String(64))
     dispute_evidence_due_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # Indexed: the worker's daily roll-up finds the days whose payments changed by it.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow,
-                                                 onupdate=utcnow)
+                                                 onupdate=utcnow, index=True)
     succeeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)

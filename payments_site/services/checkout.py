@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
 
-from payments_site import stripe_gateway
+from payments_site import metrics, stripe_gateway, tracing
 from payments_site.db import lock_customer, unit_of_work, update_after_failure, update_now
 from payments_site.errors import (
     CardDeclined,
@@ -105,6 +105,7 @@ def process_payment(user: User, items: list[tuple[int, int]],
         if payment is None:
             payment = _new_payment(user.id, cart, digest, method, save_payment_method,
                                    checkout_attempt)
+    tracing.bind_payment(payment.public_id)
     if created:
         log.info("payment %s created for user %s: %s %s", payment.public_id, user.id,
                  cart.amount, cart.currency)
@@ -262,10 +263,12 @@ def _create_intent_at_stripe(payment: Payment, customer_id: str) -> stripe_gatew
                              failure_message=SAVED_FAILURE_MESSAGE, needs_reconcile=True)
         log.warning("payment %s: Stripe saved a failure for its create; the next attempt "
                     "uses a new key", payment.public_id)
+        metrics.checkout("failed", payment.currency)
         raise ProviderError(SAVED_FAILURE_MESSAGE) from None
     except (ProviderUnavailable, ProviderError):
         # The outcome is unknown (a 409 included: the create with this key still runs):
         # re-fetch with the SAME key (reconcile) before this payment is used again.
+        metrics.checkout("failed", payment.currency)
         update_after_failure(payment, needs_reconcile=True)
         raise
     except DomainError:
@@ -375,6 +378,7 @@ def _confirm_saved_card(payment: Payment, intent_id: str, stripe_pm_id: str, *,
         # Stripe recorded the decline on the intent: re-read it so the row says why.
         intent = stripe_gateway.retrieve_payment_intent(intent_id)
     except (ProviderUnavailable, ProviderError):
+        metrics.checkout("failed", payment.currency)
         update_after_failure(payment, needs_reconcile=True)
         raise
     except DomainError:

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import selectinload
 
-from payments_site import stripe_gateway
+from payments_site import metrics, stripe_gateway, tracing
 from payments_site.db import discard, update_now
 from payments_site.errors import NotFound, ProviderError
 from payments_site.extensions import db
@@ -122,9 +122,13 @@ def _follow_intent(payment: Payment, intent: stripe_gateway.Intent,
     return). Afterwards it reads as the row does: it takes the written values, or is
     refreshed when the guard matched nothing (another caller got there first)."""
     values = _intent_values(intent)
+    tracing.bind_payment(payment.public_id)
+    previous = payment.status
     matched = update_now(payment, *guard, **values)
     if not matched:
         db.session.refresh(payment)  # another caller moved it first: read what it wrote
+    elif values["status"] != previous:
+        _count_outcome(payment, str(values["status"]), intent)
     if matched and values["status"] == "succeeded":
         log.info("payment %s succeeded", payment.public_id)
         if payment.save_payment_method:
@@ -134,6 +138,26 @@ def _follow_intent(payment: Payment, intent: stripe_gateway.Intent,
             and payment.payment_method_id is None:
         _save_card(payment, intent)  # a previous winner may have failed to save it
     return payment
+
+
+# A failure with one of these codes (or any decline code) is the card's bank saying no.
+_DECLINE_CODES = frozenset({"card_declined", "expired_card", "incorrect_cvc",
+                            "incorrect_number", "insufficient_funds", "invalid_cvc",
+                            "invalid_expiry_month", "invalid_expiry_year", "lost_card",
+                            "stolen_card"})
+
+
+def _count_outcome(payment: Payment, status: str, intent: stripe_gateway.Intent) -> None:
+    """Count a checkout that reached an outcome (payments_site.metrics), once per move."""
+    if status == "failed":
+        error = intent.last_payment_error
+        declined = error is not None and (error.decline_code is not None
+                                          or error.code in _DECLINE_CODES)
+        metrics.checkout("declined" if declined else "failed", payment.currency)
+    elif status in ("succeeded", "requires_action", "canceled"):
+        metrics.checkout(status, payment.currency)
+        if status == "succeeded":
+            metrics.captured(payment.amount, payment.currency)
 
 
 def _intent_values(intent: stripe_gateway.Intent) -> dict[str, object]:

@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from payments_site import jobs, stripe_gateway
+from payments_site import jobs, metrics, stripe_gateway
 from payments_site.db import unit_of_work, update_now, update_rows
 from payments_site.errors import InvalidRequest, NotFound, PaymentDisputed, RefundTooLarge
 from payments_site.extensions import db
@@ -303,6 +303,7 @@ def _transition(refund: Refund, new_status: str, *, failure_reason: str | None =
     db.session.refresh(refund)
     log.info("refund %s %s → %s", refund.public_id, old_status, new_status)
     if new_status == "succeeded":
+        metrics.refunded(refund.amount, refund.currency)
         fulfilment.refund_succeeded(refund)
     return True
 

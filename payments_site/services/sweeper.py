@@ -44,6 +44,7 @@ from payments_site.services import (
     emails,
     fulfilment,
     idempotency,
+    overview,
     receipts,
     refunds,
     webhooks,
@@ -190,6 +191,8 @@ SWEEPS: dict[str, Callable[[], int]] = {
     "refunds": sweep_pending_refunds,
     "unfinished_payments": sweep_unfinished_payments,
     "idempotency_keys_purged": purge_idempotency_keys,
+    # The admin overview's daily totals, for the days whose rows changed.
+    "daily_totals": overview.roll_up,
 }
 
 

@@ -30,7 +30,7 @@ from typing import Any, cast
 from flask import current_app
 from sqlalchemy import ColumnElement, Table, and_, or_, select
 
-from payments_site import jobs, stripe_gateway
+from payments_site import jobs, metrics, stripe_gateway
 from payments_site.db import discard, insert_unless_present, unit_of_work, update_committed
 from payments_site.errors import DomainError, InvalidRequest, NotFound
 from payments_site.extensions import db
@@ -112,6 +112,7 @@ def receive_event(payload: bytes, signature_header: str | None) -> int | None:
     try:
         event = stripe_gateway.verify_webhook(payload, signature_header)
     except stripe_gateway.SignatureInvalid as error:
+        metrics.webhook_verification_failed()
         log.warning("webhook rejected: %s", error)
         raise InvalidRequest("The Stripe-Signature header is missing or invalid.",
                              param="Stripe-Signature") from error
@@ -121,6 +122,7 @@ def receive_event(payload: bytes, signature_header: str | None) -> int | None:
         raise InvalidRequest("The event has no valid id or type.")
 
     handled = event_type in HANDLERS
+    metrics.webhook_received(event_type, KNOWN_TYPES)
     now = utcnow()
     # Stored and marked queued in ONE statement, committed on its own (AUTOCOMMIT: no
     # BEGIN/COMMIT round trips; the row is durable when the INSERT returns); if the enqueue
@@ -137,6 +139,7 @@ def receive_event(payload: bytes, signature_header: str | None) -> int | None:
         "received_at": now, "enqueued_at": now if handled else None,
         "processed_at": None if handled else now})
     if row_id is None:
+        metrics.webhook_duplicate()
         log.info("webhook %s (%s) already received", event_id, event_type)
         return None
     if not handled:
@@ -200,10 +203,11 @@ def process_event(event_row_id: int, *, replay: bool = False) -> str:
 
     stripe_event_id, event_type, attempts = row.stripe_event_id, row.type, row.attempts
     handler = HANDLERS.get(event_type)
+    event = json.loads(row.payload)
     try:
         with unit_of_work():
             if handler is not None:
-                handler(json.loads(row.payload))
+                handler(event)
             row = db.session.get_one(WebhookEvent, event_row_id)
             row.status = "processed" if handler is not None else "ignored"
             row.reason = None if handler is not None else _ignored_reason(event_type)
@@ -219,10 +223,21 @@ def process_event(event_row_id: int, *, replay: bool = False) -> str:
     except Exception as error:  # noqa: BLE001 (any failure is recorded and retried)
         # Whatever the handler left uncommitted is rolled back; the failure is recorded on
         # its own.
+        metrics.webhook_processed("failed", None)
         return _record_failure(event_row_id, stripe_event_id, event_type, attempts, error)
     if handler is None:
         _log_ignored(stripe_event_id, event_type)
-    return "processed" if handler is not None else "ignored"
+    outcome = "processed" if handler is not None else "ignored"
+    metrics.webhook_processed(outcome, _lag_seconds(event))
+    return outcome
+
+
+def _lag_seconds(event: Event) -> float | None:
+    """Seconds from the event's creation at Stripe (`created`, Unix time) until now."""
+    created = event.get("created") if isinstance(event, dict) else None
+    if not isinstance(created, int) or isinstance(created, bool):
+        return None
+    return utcnow().timestamp() - created
 
 
 def _record_failure(event_row_id: int, stripe_event_id: str, event_type: str, attempts: int,
@@ -318,3 +333,7 @@ def on_payment_method(event: Event) -> None:
 @handles("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
 def on_dispute(event: Event) -> None:
     disputes.apply_dispute(stripe_gateway.event_object_id(event))
+
+
+# The event types counted by name in the metrics (any other type is counted as `other`).
+KNOWN_TYPES = frozenset(HANDLERS) | frozenset(IGNORED_ON_PURPOSE)
