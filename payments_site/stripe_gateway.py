@@ -237,7 +237,7 @@ def _card_declined(error: stripe.CardError) -> CardDeclined:
 
 def _map_error(operation: str, error: stripe.StripeError) -> DomainError:
     log.warning("stripe %s failed: %s http=%s code=%s", operation, error.__class__.__name__,
-                error.http_status, error.code)
+                error.http_status, _stripe_code(error))
     if isinstance(error, stripe.InvalidRequestError):
         stripe_code = error.code
         if stripe_code == "resource_missing" or error.http_status == 404:

@@ -173,3 +173,31 @@ def test_a_dispute_we_have_not_heard_of_yet_fails_the_refund_and_releases_it(
     assert db.session.scalars(select(OutboundEmail).where(
         OutboundEmail.to_address == customer.email)).all() == []
     assert charge_amount_refunded(sdk, payment) == 0
+
+
+def test_a_refund_whose_key_is_still_in_use_stays_pending_and_keeps_its_key(
+        app, sdk, emulator, customer, admin_api, run_jobs):
+    """Stripe is still running the first refund request when every retry of the job gets
+    409 idempotency_key_in_use: the refund is neither failed nor sent again with a new key;
+    the job's next run gets the one refund Stripe made."""
+    payment = paid_payment(sdk, customer, 3000)
+    app.config.update(STRIPE_TIMEOUT=0.5, STRIPE_MAX_RETRIES=1, STRIPE_RETRY_BASE_DELAY=0.01)
+    app.extensions.pop("stripe_client", None)
+    try:
+        inject_fault(emulator.url, method="POST", path_prefix="/v1/refunds", status=None,
+                     delay_s=2.0, after=True, times=1)
+        refund_id = admin_api({"payment_id": payment.public_id, "amount": 1000}).get_json()[
+            "refund"]["id"]
+        run_jobs(include_scheduled=False)
+        refund = _refund(refund_id)
+        assert (refund.status, refund.failure_reason) == ("pending", None)
+        assert _payment(payment.id).refund_reserved == 1000
+        time.sleep(2.0)  # the first request ends at Stripe
+        run_jobs()
+    finally:
+        app.extensions.pop("stripe_client", None)
+    refund = _refund(refund_id)
+    assert refund.status == "succeeded"
+    stripe_refunds = sdk.v1.refunds.list({"payment_intent": payment.stripe_payment_intent_id})
+    assert [r.id for r in stripe_refunds.data] == [refund.stripe_refund_id]
+    assert charge_amount_refunded(sdk, payment) == 1000
