@@ -15,7 +15,7 @@ from payments_site.models import Product, User
 from payments_site.services import sweeper, webhooks
 from payments_site.services.accounts import create_user
 from payments_site.services.catalog import create_product
-from payments_site.worker import run_worker
+from payments_site.worker import run_worker_processes
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 products_cli = AppGroup("products", help="Manage the catalog.")
@@ -87,10 +87,14 @@ def seed_command() -> None:
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Process what is queued, then exit.")
 @click.option("--queues", default="", help="Comma-separated subset of the queues.")
-def worker_command(burst: bool, queues: str) -> None:
-    """Run an RQ worker for all queues with the app context."""
+@click.option("--processes", type=click.IntRange(min=1), default=None,
+              help="Worker processes side by side, each running one job at a time "
+                   "(default: WORKER_PROCESSES, else 8).")
+def worker_command(burst: bool, queues: str, processes: int | None) -> None:
+    """Run RQ workers for all queues with the app context."""
     names = [q.strip() for q in queues.split(",") if q.strip()] or None
-    run_worker(names, burst=burst)
+    count = processes if processes is not None else current_app.config["WORKER_PROCESSES"]
+    run_worker_processes(count, names, burst=burst)
 
 
 @webhooks_cli.command("retry-failed")

@@ -10,6 +10,7 @@ import jwt
 from flask import Flask, Request, Response, current_app, g, redirect, request, url_for
 from flask_login import current_user
 
+from payments_site import tracing
 from payments_site.db import get_autocommitted
 from payments_site.errors import Unauthenticated
 from payments_site.extensions import csrf, login_manager
@@ -102,7 +103,10 @@ def init_security(app: Flask) -> None:
             return None
         ident, version = parsed
         # The row is loaded for every signed-in request anyway; comparing its version is free.
-        return current_credential(get_autocommitted(User, ident), version)
+        user = current_credential(get_autocommitted(User, ident), version)
+        if user is not None:
+            tracing.bind_user(user.id)
+        return user
 
     @login_manager.request_loader
     def load_user_from_request(req: Request) -> User | None:
@@ -112,6 +116,7 @@ def init_security(app: Flask) -> None:
         user = user_from_token(token)
         if user is not None:
             g.auth_via_bearer = True
+            tracing.bind_user(user.id)
         return user
 
     @login_manager.unauthorized_handler

@@ -4,7 +4,7 @@ Users who existed before this revision keep receiving their receipts: their addr
 one receipts already went to, so it counts as confirmed (from the time the account was made).
 
 Revision ID: 0004_accounts
-Revises: 0002_checkout_attempts
+Revises: 0003_stripe_outcomes
 Create Date: 2026-12-07 06:20:00
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0004_accounts'
-down_revision = '0002_checkout_attempts'
+down_revision = '0003_stripe_outcomes'
 branch_labels = None
 depends_on = None
 

@@ -284,7 +284,7 @@ def test_a_reset_link_expires_after_an_hour(app, customer, monkeypatch):
 @pytest.mark.parametrize("token", [
     "garbage", "a.b.c",
     URLSafeTimedSerializer("another-key", salt="reset-password").dumps({"u": 1, "v": 1}),
-])
+], ids=["garbage", "three-parts", "signed-with-another-key"])  # ids fixed: test processes agree
 def test_forged_reset_links_are_refused(app, customer, token):
     response = app.test_client().get(f"/auth/reset/{token}")
     assert response.status_code == 400
