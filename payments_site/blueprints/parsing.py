@@ -759,11 +759,12 @@ class PasswordChangeForm(FlaskForm):
 
 
 class EmailChangeForm(FlaskForm):
-    email = EmailField("New email address", validators=[
+    # Ids of their own: the settings page shows this form beside the password form.
+    email = EmailField("New email address", id="new_email", validators=[
         DataRequired("Enter the new address."), Email("Enter a valid email address."),
         Length(max=254)])
-    current_password = PasswordField("Current password", validators=[
-        DataRequired("Enter your current password.")])
+    current_password = PasswordField("Current password", id="email_current_password",
+                                     validators=[DataRequired("Enter your current password.")])
 
 
 class ConfirmForm(FlaskForm):

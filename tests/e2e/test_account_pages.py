@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail
+from tests.conftest import DEFAULT_PASSWORD
 from tests.e2e.flows import WIDTHS, log_in
 from tests.e2e.test_customer_pages import check_page
 from tests.helpers import emailed_link
@@ -39,12 +40,17 @@ def test_account_pages(open_page, live_server, make_user, width: str) -> None:
     check_page(page, width, "settings")
 
     # A wrong current password and a weak new one: the errors sit by their fields.
-    form = page.locator("form", has=page.get_by_role("button", name="Change the password"))
-    form.get_by_label("Current password").fill("not-my-password")
-    form.get_by_label("New password", exact=True).fill("password12")
-    form.get_by_label("Repeat the new password").fill("password12")
-    form.get_by_role("button", name="Change the password").click()
-    expect(page.get_by_text("too easy to guess")).to_be_visible()
+    def change_password(current: str, new: str) -> None:
+        form = page.locator("form", has=page.get_by_role("button", name="Change the password"))
+        form.get_by_label("Current password").fill(current)
+        form.get_by_label("New password", exact=True).fill(new)
+        form.get_by_label("Repeat the new password").fill(new)
+        form.get_by_role("button", name="Change the password").click()
+
+    change_password("not-my-password", "velvet-otter-harbour-92")
+    expect(page.get_by_text("Your current password is not correct.")).to_be_visible()
+    change_password(DEFAULT_PASSWORD, "password12")
+    expect(page.get_by_text("This password is too easy to guess.")).to_be_visible()
     check_page(page, width, "settings-errors")
 
     # The reminder's button sends a confirmation link; its page confirms the address.
