@@ -186,7 +186,8 @@ class AppSide:
             "amount": 1999, "currency": "usd", "amount_refunded": 0, "refund_reserved": 0,
             "description": "1 × Ceramic mug", "cart_hash": "bench", "card_brand": "visa",
             "card_last4": "4242", "save_payment_method": False, "needs_reconcile": False,
-            "confirm_attempts": 1, "created_at": created, "updated_at": created,
+            "confirm_attempts": 1, "cancel_requested": False, "created_at": created,
+            "updated_at": created,
             "succeeded_at": created if status == "succeeded" else None,
         }
 

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import load_dotenv
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from flask.json.provider import DefaultJSONProvider
 from flask_openapi3.openapi import OpenAPI
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from payments_site import stripe_gateway
+from payments_site import metrics, stripe_gateway, tracing
 from payments_site.blueprints import register_blueprints as add_blueprints
 from payments_site.blueprints.api import OPENAPI_OPTIONS
-from payments_site.blueprints.parsing import refuse_hostile_input
+from payments_site.blueprints.parsing import incoming_request_id, refuse_hostile_input
 from payments_site.cli import register_commands
 from payments_site.config import check_settings, load_config
 from payments_site.errors import register_error_handlers
@@ -45,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     register_proxies(app)
     register_json(app)
     register_logging(app)
+    register_tracing(app)
     register_server_timing(app)
     register_input_guard(app)
     register_extensions(app)
@@ -88,7 +89,41 @@ def register_json(app: Flask) -> None:
 def register_logging(app: Flask) -> None:
     """Configure the process's logging once (a second app changes nothing); every record is
     redacted."""
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper(),
+                      str(app.config.get("LOG_FORMAT") or "text"))
+
+
+def register_tracing(app: Flask) -> None:
+    """Every request gets a request id (payments_site.tracing), answered as `X-Request-ID`,
+    and its time is counted by route template and status class (payments_site.metrics).
+
+    Registered before every other hook, so their log lines carry the id too. Neither adds a
+    database or Redis round trip.
+    """
+
+    @app.before_request
+    def start_trace() -> None:
+        g.request_clock = time.perf_counter()
+        g.request_id, g.trace_token = tracing.start_request(
+            incoming_request_id(), trusted=bool(app.config.get("TRUST_REQUEST_ID")))
+
+    @app.after_request
+    def answer_trace(response: Response) -> Response:
+        request_id = g.get("request_id")
+        if request_id:
+            response.headers[tracing.REQUEST_ID_HEADER] = request_id
+        started = g.get("request_clock")
+        if started is not None:
+            rule = request.url_rule
+            metrics.http_request(request.method, rule.rule if rule is not None else None,
+                                 response.status_code, time.perf_counter() - started)
+        return response
+
+    @app.teardown_request
+    def end_trace(_error: BaseException | None) -> None:
+        token = g.pop("trace_token", None)
+        if token is not None:
+            tracing.end_request(token)
 
 
 def register_server_timing(app: Flask) -> None:

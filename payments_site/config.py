@@ -45,6 +45,17 @@ def _seconds(name: str, default: float) -> float:
     return seconds
 
 
+def _worker_processes() -> int:
+    value = os.environ.get("WORKER_PROCESSES", "").strip()
+    try:
+        count = int(value) if value else 8
+    except ValueError:
+        raise ConfigError(f"WORKER_PROCESSES must be a whole number, not {value!r}") from None
+    if count < 1:
+        raise ConfigError("WORKER_PROCESSES must be at least 1")
+    return count
+
+
 def _trusted_proxies() -> int:
     """How many proxies (load balancers) stand in front of the app and append X-Forwarded-*.
 
@@ -271,7 +282,11 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "API_TOKEN_TTL": _int("API_TOKEN_TTL", 3600),
         "IDEMPOTENCY_TTL": _int("IDEMPOTENCY_TTL", 24 * 3600),
         "LOGIN_LIMIT_PER_IP": os.environ.get("LOGIN_LIMIT_PER_IP", "20 per minute"),
-        "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute"),
+        # Failed sign-ins: per account from one address, and per account from everywhere
+        # (not counted against browsers and addresses that signed in to it before).
+        "LOGIN_LIMIT_PER_ACCOUNT_IP": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT_IP",
+                                                     "5 per minute"),
+        "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "20 per 5 minutes"),
         "PAYMENT_LIMIT": os.environ.get("PAYMENT_LIMIT", "30 per minute"),
         "REFUND_LIMIT": os.environ.get("REFUND_LIMIT", "30 per minute"),
         "RATELIMIT_ENABLED": _bool(os.environ.get("RATELIMIT_ENABLED"), True),
@@ -285,10 +300,17 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "REMEMBER_COOKIE_SECURE": production,
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "WTF_CSRF_CHECK_DEFAULT": False,
-        "WTF_CSRF_TIME_LIMIT": None,
+        # A session (and the CSRF token it holds) ends after this long without a request:
+        # Flask refuses an older cookie, whatever the browser kept.
+        "PERMANENT_SESSION_LIFETIME": _int("SESSION_LIFETIME", 14 * 24 * 3600),
+        "WTF_CSRF_TIME_LIMIT": _int("SESSION_LIFETIME", 14 * 24 * 3600),
         "WTF_CSRF_SSL_STRICT": production,
         "RQ_QUEUES": ["webhooks", "payments", "receipts", "emails"],
         "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),
+        # `flask worker` runs this many worker processes side by side (jobs mostly wait on
+        # Stripe or SMTP): 8 apply a burst of 1,000 webhook events in under a minute at
+        # 300 ms per Stripe call (README, "Sizing").
+        "WORKER_PROCESSES": _worker_processes(),
         # A payment left unfinished (3-D Secure abandoned, the page closed after Pay) can be
         # tried again for this long; then the sweeper cancels it and its PaymentIntent.
         "UNFINISHED_PAYMENT_TTL": _seconds("UNFINISHED_PAYMENT_TTL", 24 * 3600),
@@ -299,4 +321,10 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "TRUSTED_PROXIES": _trusted_proxies(),
         "SERVER_TIMING": _bool(os.environ.get("SERVER_TIMING")),
+        # GET /metrics answers only `Authorization: Bearer <this>`; unset, it is a 404.
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", "").strip() or None,
+        # Take a well-formed incoming X-Request-ID (set by the load balancer) instead of
+        # making a new one; off, a client cannot choose the id its requests are logged under.
+        "TRUST_REQUEST_ID": _bool(os.environ.get("TRUST_REQUEST_ID")),
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text").strip().lower() or "text",
     }

@@ -14,10 +14,12 @@ from typing import Any
 
 import redis
 from flask import current_app
-from rq import Retry
+from redis import Redis
+from rq import Callback, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from payments_site import metrics, tracing
 from payments_site.queues import get_queue, get_redis
 
 log = logging.getLogger(__name__)
@@ -81,9 +83,23 @@ def waiting(job_id: str) -> bool:
     return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
+def job_succeeded(job: Job, connection: Redis, result: Any, *args: Any, **kwargs: Any) -> None:
+    """RQ's success callback of every job: counted by queue (payments_site.metrics)."""
+    metrics.job_finished(job.origin, "succeeded")
+
+
+def job_failed(job: Job, connection: Redis, *exc_info: Any, **kwargs: Any) -> None:
+    """RQ's failure callback of every job run that raised (it may be retried)."""
+    metrics.job_finished(job.origin, "failed")
+
+
 def _enqueue(queue: str, task: str, *args: Any, job_id: str,
              retry: Retry | None = None) -> bool:
-    """Queue `task(*args)`; False when Redis is unreachable."""
+    """Queue `task(*args)`; False when Redis is unreachable.
+
+    The job carries the current request id (and payment) in its meta (payments_site.tracing),
+    so the worker's log lines for it, and the jobs it queues, name the request that began it.
+    """
     try:
         rq_queue = get_queue(queue)
         # One pipeline (MULTI/EXEC): the job, its queue entry and the queue registration
@@ -91,7 +107,9 @@ def _enqueue(queue: str, task: str, *args: Any, job_id: str,
         with rq_queue.connection.pipeline() as pipe:
             rq_queue.enqueue(task, *args, job_id=job_id,
                              retry=retry or Retry(max=5, interval=DEFAULT_RETRY_INTERVALS),
-                             failure_ttl=FAILURE_TTL, pipeline=pipe)
+                             failure_ttl=FAILURE_TTL, pipeline=pipe, meta=tracing.job_meta(),
+                             on_success=Callback(job_succeeded),
+                             on_failure=Callback(job_failed))
             pipe.execute()
     except redis.exceptions.RedisError as error:
         log.warning("could not enqueue %s on %s: %s", task.rpartition(".")[2], queue,

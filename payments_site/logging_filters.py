@@ -1,14 +1,20 @@
 """Masks card numbers, CVCs, secrets and tokens in every log record before anything writes it,
-and keeps each record's message on one line (control characters escaped), so a request path
-or any other value a client sent can never forge a log line."""
+keeps each record's message on one line (control characters escaped), so a request path or any
+other value a client sent can never forge a log line, and stamps each record with the request,
+user and payment it is about (payments_site.tracing); LOG_FORMAT=json writes one JSON object
+per line."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+
+from payments_site import tracing
 
 # 13–19 digits, optionally grouped by spaces or dashes; secrets and bearer tokens.
 _PATTERNS = [
@@ -97,11 +103,51 @@ class RedactingFilter(logging.Filter):
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# What every record carries of its trace (None where not known).
+TRACE_FIELDS = ("request_id", "user_id", "payment_id")
 
 
-def configure_logging(level: str) -> None:
-    """Records go to stderr at `level`, every one of them redacted; calling it again (a second
-    app in one process) changes nothing.
+class PlainFormatter(logging.Formatter):
+    """The dev default: one line of text, ending with the request id when there is one."""
+
+    def __init__(self) -> None:
+        super().__init__(LOG_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        return f"{text} [request_id={request_id}]" if request_id else text
+
+
+class JsonFormatter(logging.Formatter):
+    """LOG_FORMAT=json: one JSON object per line, for a log pipeline to index by field."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+        }
+        for field in TRACE_FIELDS:
+            value = getattr(record, field, None)
+            if value is not None:
+                entry[field] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(self.formatException(record.exc_info))
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def formatter_for(log_format: str) -> logging.Formatter:
+    """The formatter LOG_FORMAT names: `json`, or plain text (anything else)."""
+    return JsonFormatter() if log_format.strip().lower() == "json" else PlainFormatter()
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Records go to stderr at `level` (as JSON lines when `log_format` is `json`), every
+    one of them redacted and stamped with its trace; calling it again (a second app in one
+    process) changes nothing.
 
     A process whose logging is configured already (a deployment's own config, gunicorn's,
     pytest's) keeps its handlers and level; only the redaction is added to them.
@@ -109,21 +155,30 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setFormatter(formatter_for(log_format))
         root.addHandler(handler)
         root.setLevel(level)
     install_redaction()
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
+def stamp_trace(record: logging.LogRecord) -> logging.LogRecord:
+    """The record with the request id, user id and payment id of the work that logged it."""
+    trace = tracing.current()
+    record.request_id, record.user_id, record.payment_id = (
+        trace.request_id, trace.user_id, trace.payment_id)
+    return record
+
+
 class _RedactingRecordFactory:
-    """The log record factory in place before, with every record it makes redacted."""
+    """The log record factory in place before, with every record it makes redacted and
+    stamped with its trace."""
 
     def __init__(self, previous: Callable[..., logging.LogRecord]) -> None:
         self.previous = previous
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
-        return redact_record(self.previous(*args, **kwargs))
+        return stamp_trace(redact_record(self.previous(*args, **kwargs)))
 
 
 def install_redaction() -> None:

@@ -244,14 +244,14 @@ async def idempotency_middleware(request: web.Request,
     fault = faults.take(request.method, request.path) if _is_api(request) else None
     if fault is not None and not fault.after and fault.status is not None:
         if fault.delay_s:
-            await asyncio.sleep(fault.delay_s)
+            await asyncio.sleep(fault.pause_s())
         if fault.status == 0:
             return drop_connection(request)
         return _fault_response(fault.status, took_effect=False)
 
     async def delay() -> None:
         if fault is not None and fault.delay_s:
-            await asyncio.sleep(fault.delay_s)
+            await asyncio.sleep(fault.pause_s())
 
     def after(answer: web.StreamResponse) -> web.StreamResponse:
         if fault is None or not fault.after or fault.status is None:

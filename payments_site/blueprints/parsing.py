@@ -59,7 +59,7 @@ from payments_site.models import (
 )
 from payments_site.models.webhook_event import WEBHOOK_STATUSES
 from payments_site.money import InvalidAmount, parse_major_amount
-from payments_site.services.accounts import MIN_PASSWORD_LENGTH
+from payments_site.services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from payments_site.services.admin_payments import (
     DEFAULT_PAGE_SIZE,
     EXTRA_FILTERS,
@@ -235,6 +235,23 @@ def login_email() -> str:
         email = data.get("email") if isinstance(data, dict) else None
         return email if isinstance(email, str) else ""
     return request.form.get("email", "")
+
+
+def cookie(name: str) -> str:
+    """A cookie's value as sent ("" if none)."""
+    return request.cookies.get(name, "")
+
+
+def incoming_request_id() -> str | None:
+    """The `X-Request-ID` the request came with, as sent (payments_site.tracing decides
+    whether to take it)."""
+    return request.headers.get("X-Request-ID")
+
+
+def metrics_credentials() -> str | None:
+    """The Bearer credential of a scrape of /metrics (None without one)."""
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    return credential.strip() or None if scheme.lower() == "bearer" else None
 
 
 def raw_body() -> bytes:
@@ -702,11 +719,55 @@ class RegisterForm(FlaskForm):
     name = StringField("Full name", validators=[DataRequired(), Length(max=120)])
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField("Password", validators=[
-        DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=256,
+        DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH,
                                message=f"Use at least {MIN_PASSWORD_LENGTH} characters.")])
     confirm = PasswordField("Repeat password", validators=[
         DataRequired(), EqualTo("password", message="The passwords do not match.")])
     submit = SubmitField("Create account")
+
+
+def _new_password_fields(label: str = "New password") -> tuple[PasswordField, PasswordField]:
+    return (PasswordField(label, validators=[
+                DataRequired("Enter a new password."),
+                Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH,
+                       message=f"Use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} "
+                               "characters.")]),
+            PasswordField("Repeat the new password", validators=[
+                DataRequired("Repeat the new password."),
+                EqualTo("password", message="The passwords do not match.")]))
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired("Enter your email address."),
+                                            Email("Enter a valid email address."),
+                                            Length(max=254)])
+
+
+class ResetPasswordForm(FlaskForm):
+    password, confirm = _new_password_fields()
+
+
+class NameForm(FlaskForm):
+    name = StringField("Full name", validators=[DataRequired("Enter your name."),
+                                                Length(max=120)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[
+        DataRequired("Enter your current password.")])
+    password, confirm = _new_password_fields()
+
+
+class EmailChangeForm(FlaskForm):
+    email = EmailField("New email address", validators=[
+        DataRequired("Enter the new address."), Email("Enter a valid email address."),
+        Length(max=254)])
+    current_password = PasswordField("Current password", validators=[
+        DataRequired("Enter your current password.")])
+
+
+class ConfirmForm(FlaskForm):
+    """A button that carries only the CSRF token (confirm a link, sign out everywhere)."""
 
 
 REFUND_REASON_CHOICES: list[tuple[str, str]] = [

@@ -472,13 +472,17 @@ class WebProcess(Process):
 
     @classmethod
     def gunicorn(cls, name: str, target: str, env: Mapping[str, str], log_path: Path, *,
-                 workers: int, threads: int, port: int = 0,
+                 settings: Mapping[str, str] | None = None, port: int = 0,
                  preexec: Callable[[], None] | None = None) -> WebProcess:
+        """gunicorn with the project's shipped `gunicorn.conf.py`; `settings` are its
+        environment overrides (WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_WORKER_CLASS …),
+        so every node runs the configuration production runs, changed only where asked."""
         port = port or free_port()
-        cmd = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"{LOOPBACK}:{port}",
-               "--workers", str(workers), "--worker-class", "gthread", "--threads",
-               str(threads), "--keep-alive", "5", "--log-level", "warning", target]
-        return cls(name, cmd, port=port, log_path=log_path, env=env, preexec=preexec)
+        cmd = [str(Path(sys.executable).parent / "gunicorn"), "--config",
+               str(ROOT / "gunicorn.conf.py"), "--bind", f"{LOOPBACK}:{port}",
+               "--log-level", "warning", target]
+        return cls(name, cmd, port=port, log_path=log_path, env={**env, **(settings or {})},
+                   preexec=preexec)
 
     def start(self) -> Self:
         super().start()

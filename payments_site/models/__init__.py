@@ -9,6 +9,7 @@ from payments_site.models.base import (
     public_id,
     utcnow,
 )
+from payments_site.models.daily_total import DailyTotal
 from payments_site.models.email import OutboundEmail
 from payments_site.models.idempotency import IdempotencyKey
 from payments_site.models.payment import (
@@ -34,7 +35,8 @@ from payments_site.models.webhook_event import WebhookEvent
 __all__ = [
     "EARLIEST_MOMENT", "ID_MAX", "LATEST_MOMENT", "PAYMENT_STATUSES", "REFUND_REASONS",
     "REFUND_STATUSES", "ROLES", "TERMINAL_STATUSES",
-    "AuditLog", "Base", "IdempotencyKey", "OutboundEmail", "Payment", "PaymentItem",
+    "AuditLog", "Base", "DailyTotal", "IdempotencyKey", "OutboundEmail", "Payment",
+    "PaymentItem",
     "PaymentMethod", "PaymentStatus", "Product", "Receipt", "ReceiptSequence", "Refund",
     "RefundReason", "RefundStatus", "User", "WebhookEvent", "public_id", "utcnow",
 ]

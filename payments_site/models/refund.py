@@ -38,7 +38,8 @@ class Refund(Base):
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # Indexed: the worker's daily roll-up finds the days whose refunds changed by it.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow,
-                                                 onupdate=utcnow)
+                                                 onupdate=utcnow, index=True)
 
     payment: Mapped[Payment] = relationship(back_populates="refunds")

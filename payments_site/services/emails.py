@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
-from payments_site import jobs
+from payments_site import jobs, metrics
 from payments_site.db import discard, unit_of_work, update_committed, update_rows
 from payments_site.errors import NotFound
 from payments_site.extensions import db
@@ -218,6 +218,7 @@ def _deliver_locked(email_id: int) -> str:
         log.info("email %s accepted; closing the SMTP session failed: %s", email_id,
                  error.__class__.__name__)
     _record_sent(email_id)
+    metrics.email_attempt("sent")
     log.info("sent email %s (%s) %s", email_id, email.kind, email.message_id)
     return "sent"
 
@@ -245,6 +246,7 @@ def _record_failure(email_id: int, error: Exception) -> str:
     update_committed(OutboundEmail, OutboundEmail.id == email_id,
                      OutboundEmail.status == "pending", status=status,
                      last_error=_describe(error))
+    metrics.email_attempt("failed" if gave_up else "retrying")
     log.warning("email %s not sent (attempt %s, %s): %s", email_id, email.attempts, status,
                 error.__class__.__name__)
     if gave_up:

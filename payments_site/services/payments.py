@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import selectinload
 
-from payments_site import stripe_gateway
+from payments_site import metrics, stripe_gateway, tracing
 from payments_site.db import discard, update_now
 from payments_site.errors import NotFound, ProviderError
 from payments_site.extensions import db
@@ -76,7 +76,9 @@ def find_payment_for_intent(intent: stripe_gateway.Intent) -> Payment | None:
     # id in its metadata links it back.
     payment = db.session.scalar(select(Payment).where(
         Payment.public_id == intent.our_payment_id))
-    if payment is None:
+    if payment is None or intent.our_create_attempt != payment.create_attempts:
+        # Made by a create whose key was spent (Stripe saved a failure for it): reconcile
+        # cancels it; the payment follows only the intent of its current create.
         return None
     if payment.stripe_payment_intent_id is None:
         if not update_now(payment, Payment.stripe_payment_intent_id.is_(None),
@@ -120,9 +122,13 @@ def _follow_intent(payment: Payment, intent: stripe_gateway.Intent,
     return). Afterwards it reads as the row does: it takes the written values, or is
     refreshed when the guard matched nothing (another caller got there first)."""
     values = _intent_values(intent)
+    tracing.bind_payment(payment.public_id)
+    previous = payment.status
     matched = update_now(payment, *guard, **values)
     if not matched:
         db.session.refresh(payment)  # another caller moved it first: read what it wrote
+    elif values["status"] != previous:
+        _count_outcome(payment, str(values["status"]), intent)
     if matched and values["status"] == "succeeded":
         log.info("payment %s succeeded", payment.public_id)
         if payment.save_payment_method:
@@ -134,6 +140,26 @@ def _follow_intent(payment: Payment, intent: stripe_gateway.Intent,
     return payment
 
 
+# A failure with one of these codes (or any decline code) is the card's bank saying no.
+_DECLINE_CODES = frozenset({"card_declined", "expired_card", "incorrect_cvc",
+                            "incorrect_number", "insufficient_funds", "invalid_cvc",
+                            "invalid_expiry_month", "invalid_expiry_year", "lost_card",
+                            "stolen_card"})
+
+
+def _count_outcome(payment: Payment, status: str, intent: stripe_gateway.Intent) -> None:
+    """Count a checkout that reached an outcome (payments_site.metrics), once per move."""
+    if status == "failed":
+        error = intent.last_payment_error
+        declined = error is not None and (error.decline_code is not None
+                                          or error.code in _DECLINE_CODES)
+        metrics.checkout("declined" if declined else "failed", payment.currency)
+    elif status in ("succeeded", "requires_action", "canceled"):
+        metrics.checkout(status, payment.currency)
+        if status == "succeeded":
+            metrics.captured(payment.amount, payment.currency)
+
+
 def _intent_values(intent: stripe_gateway.Intent) -> dict[str, object]:
     """The payment's columns as this intent says they are."""
     new_status = local_status(intent)
@@ -143,6 +169,11 @@ def _intent_values(intent: stripe_gateway.Intent) -> dict[str, object]:
     card = _card_of(intent)
     if card is not None:
         values.update(card_brand=card.brand, card_last4=card.last4)
+    if intent.outcome is not None:
+        # Radar's verdict on the latest charge, for the admin pages.
+        values.update(outcome_type=(intent.outcome.type or "")[:32] or None,
+                      risk_level=(intent.outcome.risk_level or "")[:16] or None,
+                      risk_score=intent.outcome.risk_score)
     error = intent.last_payment_error
     if error:
         values.update(failure_code=(error.code or "card_declined")[:64],

@@ -1,7 +1,8 @@
 """The admin pages (/admin): one blueprint, `admin`, open to admins only (one check, before
-every request). Its modules: payments (search, detail, refund form), emails, webhooks."""
+every request). Its modules: overview (the admin home), payments (search, detail, refund
+form), emails, webhooks."""
 
-from payments_site.blueprints.admin import emails, payments, webhooks
+from payments_site.blueprints.admin import emails, overview, payments, webhooks
 from payments_site.blueprints.admin.blueprint import bp
 
-__all__ = ["bp", "emails", "payments", "webhooks"]
+__all__ = ["bp", "emails", "overview", "payments", "webhooks"]

@@ -24,11 +24,6 @@ from payments_site.templating import viewer_locale
 Page = str | tuple[str, int]
 
 
-@bp.get("/")
-def index() -> Response:
-    return redirect(url_for("admin.payments"))
-
-
 @bp.get("/payments")
 def payments() -> Page:
     """Every payment, newest first, filtered by search text, status and dates; keyset pages."""
