@@ -24,6 +24,7 @@ from payments_site.extensions import csrf, db, limiter, login_manager, mail, mig
 from payments_site.logging_filters import configure_logging
 from payments_site.models.pool import install_idle_ping
 from payments_site.models.sqlite import configure_sqlite
+from payments_site.private_files import private_directory, touch_private
 from payments_site.security import init_security
 from payments_site.templating import init_templating
 
@@ -34,11 +35,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     # flask-openapi3's Flask: the API's declared schemas check each request through it.
     app = OpenAPI(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None,
                   instance_relative_config=True, **OPENAPI_OPTIONS)
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    private_directory(Path(app.instance_path))
     app.config.update(load_config(Path(app.instance_path)))
     if test_config:
         app.config.update(test_config)
     check_settings(app.config)
+    register_private_database(app)
 
     register_proxies(app)
     register_json(app)
@@ -53,6 +55,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     register_cli(app)
     register_error_handlers(app)
     return app
+
+
+def register_private_database(app: Flask) -> None:
+    """A SQLite database file is created 0600 before SQLite opens it (SQLite gives its journal
+    and WAL files the database file's mode)."""
+    uri = str(app.config["SQLALCHEMY_DATABASE_URI"])
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:///:memory:"):
+        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
+        if path.parent.is_dir():
+            touch_private(path)
 
 
 def register_proxies(app: Flask) -> None:

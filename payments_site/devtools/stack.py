@@ -34,9 +34,12 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from payments_site.config import normalize_database_url
 from payments_site.devtools.embedded_redis import EmbeddedRedis
 from payments_site.devtools.smtp_sink import MailSink
+from payments_site.private_files import open_private, private_directory
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
+# Every web server of this machine's loopback, whatever its port (the tests' live servers).
+LOOPBACK_ANY_PORT = f"http://{LOOPBACK}:*"
 
 # The machine's own services, used when they answer (and started when installed but down).
 POSTGRES_ADMIN_URL = os.environ.get("POSTGRES_ADMIN_URL",
@@ -156,8 +159,8 @@ class Process:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the handle
+        private_directory(self.log_path.parent)
+        with open_private(self.log_path) as log:  # the child keeps its own copy of the handle
             self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          preexec_fn=self.preexec)
@@ -368,17 +371,23 @@ class StripeEmulator(Process):
     """`python -m stripe_emulator` on loopback: Stripe's API and Stripe.js, offline.
 
     `data_dir` keeps its state across restarts (memory only without it); `contract` makes it
-    check every request, response and event against Stripe's published schemas.
+    check every request, response and event against Stripe's published schemas;
+    `allowed_origins` are the app's origins (`LOOPBACK_ANY_PORT` for test servers on any port).
     """
 
     def __init__(self, *, log_dir: Path, port: int = 0, data_dir: Path | None = None,
                  contract: Path | None = None, extra_args: Sequence[str] = (),
                  env: Mapping[str, str] | None = None, cwd: Path = ROOT,
-                 log_name: str = "stripe-emulator-{port}.log") -> None:
+                 log_name: str = "stripe-emulator-{port}.log",
+                 allowed_origins: Sequence[str] = ()) -> None:
         self.port = port or free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         cmd = [sys.executable, "-m", "stripe_emulator", "--host", LOOPBACK,
                "--port", str(self.port)]
+        # The web origins whose pages call /v1 through Stripe.js (the app's); no other
+        # origin gets CORS, and /_config/* answers none.
+        for origin in allowed_origins:
+            cmd += ["--allow-origin", origin]
         if data_dir is not None:
             cmd += ["--data", str(data_dir)]
         if contract is not None:

@@ -9,6 +9,7 @@ default, where NUL bytes and 32-bit ids are refused by the server itself).
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -16,12 +17,21 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from payments_site.blueprints.parsing import MAX_JSON_DEPTH, json_too_deep, storable
+from payments_site.blueprints.parsing import (
+    MAX_JSON_DEPTH,
+    json_too_deep,
+    refuse_hostile_input,
+    storable,
+)
+from payments_site.errors import DomainError
 from payments_site.extensions import db
 from payments_site.logging_filters import escape_controls, redact
 from payments_site.models import Payment, User, WebhookEvent
+from payments_site.ratelimits import account_key, user_key
 from tests.conftest import DEFAULT_PASSWORD, WEBHOOK_SECRET, csrf_token_from
 from tests.helpers import card_numbers, sign_payload
 
@@ -193,6 +203,37 @@ def test_deep_json_is_refused_before_the_rate_limiter(app, client):
                                                      "password": "wrong-password-1"}
                             ).status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                               max_size=3),
+    max_leaves=12)
+BODIES = st.one_of(
+    st.builds(json.dumps, st.fixed_dictionaries({"email": JSON_VALUES},
+                                                optional={"password": JSON_VALUES})),
+    st.builds(lambda n, inner: '{"email": ' + "[" * n + inner + "]" * n + "}",
+              st.integers(min_value=0, max_value=3000), st.sampled_from(["", '"a"', "{}"])),
+    st.binary(max_size=120),
+    st.text(max_size=120).map(lambda t: t.encode("utf-8", "surrogatepass")),
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(body=BODIES, content_type=st.sampled_from(
+    ["application/json", "application/x-www-form-urlencoded", "text/plain"]))
+def test_the_limiters_key_functions_never_raise(app, body, content_type):
+    """RELIABILITY 28: for any body the edge guard lets through, the login limiter's key
+    functions answer a key (a raise would make Flask-Limiter skip every limit)."""
+    with app.test_request_context("/api/auth/token", method="POST", data=body,
+                                  content_type=content_type):
+        try:
+            refuse_hostile_input()
+        except DomainError:
+            return
+        assert isinstance(account_key(), str) and isinstance(user_key(), str)
 
 
 def test_json_at_the_depth_limit_still_reaches_the_route(client):
