@@ -17,9 +17,18 @@ from datetime import UTC, datetime
 
 from bench import scenarios, spike
 from bench.appside import AppSide
-from bench.report import RESULTS_DIR, Report, plot_latency_vs_load, update_readme, write_results
+from bench.report import (
+    BENCH_DIR,
+    RESULTS_DIR,
+    Report,
+    plot_latency_vs_load,
+    update_readme,
+    write_results,
+)
 from bench.scenarios import Bench, Sizes
 from bench.stack import SHIPPED, Stack, describe_config
+
+ROOT_README = BENCH_DIR.parent / "README.md"
 
 STEPS: list[tuple[str, str, Callable[[Bench], None]]] = [
     ("2", "webhook ingest", scenarios.webhook_ingest),
@@ -92,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                                 f"{commit_ms:.1f} ms median")
         load_before = os.getloadavg()[0]
         spiked = spike.SpikeResults()
+        burst: dict[str, float] = {}
 
         for key, name, step in STEPS:
             if only and key not in only:
@@ -105,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                     report.notes.append(f"load average (1 min) after the spike: "
                                         f"{os.getloadavg()[0]:.1f}")
                 elif key == "8":
-                    spike.webhook_burst(bench, spiked.intents)
+                    burst = spike.webhook_burst(bench, spiked.intents)
                 elif key == "1":
                     step(bench)
                     spike.profile_checkout(bench)
@@ -133,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         chart = f"{chart}, {knee}" if chart else knee
     if not args.no_readme and not only:
         update_readme(report)
+        spike.update_sizing(ROOT_README, spike.sizing_figures(spiked, burst, report.title))
     print(f"\nwritten: {path}" + (f", {chart}" if chart else ""))
     return 0
 

@@ -116,8 +116,11 @@ def _nodes() -> list[Node]:
 def spike_customers(b: Bench, count: int) -> list[Customer]:
     """Customers of their own for the spike (a customer's checkouts take turns by design)."""
     have: list[Customer] = getattr(b, "spike_customers", [])
-    while len(have) < count:
-        have.append(b.side.create_customer(f"spike{len(have)}", with_card=False))
+    if len(have) < count:
+        labels = [f"spike{i}" for i in range(len(have), count)]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:  # the password KDF is slow
+            have += pool.map(lambda label: b.side.create_customer(label, with_card=False),
+                             labels)
     b.spike_customers = have  # type: ignore[attr-defined]
     return have
 
@@ -326,7 +329,7 @@ def plot_knee(points: list[Point], path: Path) -> Path | None:
 
 # --- the webhook burst ---------------------------------------------------------------------------
 
-def webhook_burst(b: Bench, intents: list[tuple[str, str]]) -> None:
+def webhook_burst(b: Bench, intents: list[tuple[str, str]]) -> dict[str, float]:
     """BURST_EVENTS signed payment_intent.succeeded events at once at LATENCY_MS; the shipped
     worker (`flask worker`, WORKER_PROCESSES processes) applies them; then the invariants."""
     from bench.cluster import _check_invariants, _wait_for_quiet
@@ -351,6 +354,7 @@ def webhook_burst(b: Bench, intents: list[tuple[str, str]]) -> None:
             acked = time.perf_counter() - started
             done = _wait_applied(b, [p for p, _ in chosen], timeout=600)
             applied = time.perf_counter() - started
+            memory = b.stack.memory_mib("burst-worker")
         # Receipts rendered and emailed, with no added latency, before the invariants.
         drained = _wait_for_quiet(b.side, timeout=300)
     finally:
@@ -370,6 +374,10 @@ def webhook_burst(b: Bench, intents: list[tuple[str, str]]) -> None:
     for row in b.report.rows[before:]:
         row.key = key
         row.measure = "After the burst: " + row.measure
+    b.report.notes.append(f"webhook burst: worker memory {memory:.0f} MiB (PSS, "
+                          f"{processes} processes and their supervisor)")
+    return {"events": len(chosen), "seconds": applied, "processes": processes,
+            "ideal": ideal, "memory_mib": memory}
 
 
 def _intents_for_burst(b: Bench, intents: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -477,3 +485,61 @@ def profile_checkout(b: Bench, count: int = 60) -> Path | None:
                           "checkouts in-process, pyinstrument): bench/results/"
                           "checkout_profile.txt and .html")
     return text
+
+
+# --- the figures the README's sizing section quotes ----------------------------------------------
+
+SIZING_START = "<!-- sizing-figures:start -->"
+SIZING_END = "<!-- sizing-figures:end -->"
+
+
+def sizing_figures(r: SpikeResults, burst: dict[str, float], when: str) -> list[str]:
+    """The measured figures behind the README's formula, from one run."""
+    lines: list[str] = []
+    cpus = int(server_config(BASELINE)["workers"])
+    capacity = r.at("before (2×4 gthread)", 0.0, SPIKE_CLIENTS)
+    held = r.at("shipped", LATENCY_MS, SPIKE_CLIENTS)
+    before = r.at("before (2×4 gthread)", LATENCY_MS, SPIKE_CLIENTS)
+    if capacity is None or held is None or before is None:
+        return lines
+    c_ms = cpus / capacity.throughput * 1000
+    r_s = LATENCY_MS / 1000 + c_ms / 1000
+    lines += [
+        f"- CPU capacity of a {cpus}-CPU node, new-card checkouts (the settings before, no "
+        f"added latency, {SPIKE_CLIENTS} customers): X = {capacity.throughput:.0f}/s, so "
+        f"c ≈ {cpus} ÷ X = {c_ms:.0f} ms of machine time per checkout (everything on one "
+        "machine: app, database, Redis, emulator and load generator share the CPUs).",
+        f"- At L = {LATENCY_MS:.0f} ms: R ≈ {r_s * 1000:.0f} ms, N = X × R ≈ "
+        f"{capacity.throughput * r_s:.0f} requests in flight; the shipped "
+        f"{describe_config(SHIPPED)} holds {held.throughput:.0f}/s "
+        f"({held.throughput / capacity.throughput:.2f}× X, p50 {held.p50_ms:.0f} ms, p99 "
+        f"{held.p99_ms:.0f} ms); the settings before (2 × 4 threads) "
+        f"{before.throughput:.0f}/s ({before.throughput / capacity.throughput:.2f}× X, p50 "
+        f"{before.p50_ms:.0f} ms).",
+    ]
+    top = max(p.clients for p in r.points)
+    big = r.at("shipped", LATENCY_MS, top)
+    if big is not None:
+        lines.append(f"- {top} customers at once at {LATENCY_MS:.0f} ms: {big.throughput:.0f}/s, "
+                     f"p50 {big.p50_ms / 1000:.1f} s ≈ {top} ÷ X, {big.errors} errors, "
+                     f"{r.pool_timeouts.get('shipped', 0)} pool timeouts; node memory "
+                     f"{r.memory_mib.get('shipped', 0):.0f} MiB (PSS, master + workers; "
+                     f"{r.memory_mib.get('before (2×4 gthread)', 0):.0f} MiB with 4 threads).")
+    if burst:
+        lines.append(f"- Webhook burst: {burst['events']:.0f} events at {LATENCY_MS:.0f} ms "
+                     f"applied in {burst['seconds']:.0f} s by {burst['processes']:.0f} worker "
+                     f"processes (ideal {burst['ideal']:.0f} s; "
+                     f"{burst['memory_mib']:.0f} MiB for the worker).")
+    lines.append(f"- Measured {when}; load average {os.getloadavg()[0]:.1f} at the end (the "
+                 "machine was shared: absolute figures are low, ratios are side by side).")
+    return lines
+
+
+def update_sizing(readme: Path, lines: list[str]) -> None:
+    if not lines or not readme.exists():
+        return
+    text = readme.read_text()
+    pattern = re.compile(re.escape(SIZING_START) + ".*?" + re.escape(SIZING_END), re.S)
+    block = SIZING_START + "\n" + "\n".join(lines) + "\n" + SIZING_END
+    if pattern.search(text):
+        readme.write_text(pattern.sub(lambda _m: block, text))

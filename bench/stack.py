@@ -171,6 +171,7 @@ class Stack:
                                    self.workdir / f"{name}.log",
                                    settings=SHIPPED if settings is None else settings,
                                    preexec=_placement(cpus, 0))
+        node.start_timeout = 120.0  # other work on the machine can slow start-up a lot
         self.services.append(node)
         node.start()
         return node.url

@@ -89,7 +89,7 @@ def seed_command() -> None:
 @click.option("--queues", default="", help="Comma-separated subset of the queues.")
 @click.option("--processes", type=click.IntRange(min=1), default=None,
               help="Worker processes side by side, each running one job at a time "
-                   "(default: WORKER_PROCESSES, else 8).")
+                   "(default: WORKER_PROCESSES, else 16).")
 def worker_command(burst: bool, queues: str, processes: int | None) -> None:
     """Run RQ workers for all queues with the app context."""
     names = [q.strip() for q in queues.split(",") if q.strip()] or None

@@ -48,7 +48,7 @@ def _seconds(name: str, default: float) -> float:
 def _worker_processes() -> int:
     value = os.environ.get("WORKER_PROCESSES", "").strip()
     try:
-        count = int(value) if value else 8
+        count = int(value) if value else 16
     except ValueError:
         raise ConfigError(f"WORKER_PROCESSES must be a whole number, not {value!r}") from None
     if count < 1:
@@ -308,7 +308,7 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "RQ_QUEUES": ["webhooks", "payments", "receipts", "emails"],
         "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),
         # `flask worker` runs this many worker processes side by side (jobs mostly wait on
-        # Stripe or SMTP): 8 apply a burst of 1,000 webhook events in under a minute at
+        # Stripe or SMTP): 16 apply a burst of 1,000 webhook events in under a minute at
         # 300 ms per Stripe call (README, "Sizing").
         "WORKER_PROCESSES": _worker_processes(),
         # A payment left unfinished (3-D Secure abandoned, the page closed after Pay) can be

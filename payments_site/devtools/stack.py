@@ -484,9 +484,13 @@ class WebProcess(Process):
         return cls(name, cmd, port=port, log_path=log_path, env={**env, **(settings or {})},
                    preexec=preexec)
 
+    # Seconds to wait for /healthz; a busy machine can take a while to import the app in
+    # every gunicorn process.
+    start_timeout: float = 30.0
+
     def start(self) -> Self:
         super().start()
-        wait_http(self.url + "/healthz", proc=self.proc)
+        wait_http(self.url + "/healthz", timeout=self.start_timeout, proc=self.proc)
         return self
 
 
