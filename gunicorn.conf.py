@@ -102,6 +102,11 @@ os.environ.setdefault("DB_MAX_OVERFLOW",
 def child_exit(server: object, worker: object) -> None:
     """A worker process ended (restarted by max_requests, or died).
 
-    The place for per-process clean-up in the master, such as marking a metrics process
-    dead (prometheus_client's multiprocess mode: `mark_process_dead(worker.pid)`).
+    Its metrics stay counted and its live gauges are dropped (prometheus_client's
+    multiprocess mode). Imported here, in the master only when a worker ends: importing the
+    app at the top of this file would load it (and ssl) in the master before a gevent worker
+    patches them.
     """
+    from payments_site.metrics import mark_process_dead
+
+    mark_process_dead(getattr(worker, "pid"))

@@ -186,8 +186,8 @@ class AppSide:
             "amount": 1999, "currency": "usd", "amount_refunded": 0, "refund_reserved": 0,
             "description": "1 × Ceramic mug", "cart_hash": "bench", "card_brand": "visa",
             "card_last4": "4242", "save_payment_method": False, "needs_reconcile": False,
-            "confirm_attempts": 1, "cancel_requested": False, "created_at": created,
-            "updated_at": created,
+            "confirm_attempts": 1, "cancel_requested": False,
+            "created_at": created, "updated_at": created,
             "succeeded_at": created if status == "succeeded" else None,
         }
 
@@ -280,3 +280,52 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     value = fn(*args, **kwargs)
     return value, time.perf_counter() - started
 
+
+
+def spread_payments_sql(days: int) -> str:
+    """One set-based INSERT … SELECT over generate_series (PostgreSQL): :count payments by
+    :user_id spread evenly over the last `days` days, most succeeded, some failed or canceled,
+    in three currencies. A million rows take seconds instead of minutes of COPY."""
+    return f"""
+        INSERT INTO payments (public_id, user_id, status, amount, currency, amount_refunded,
+            refund_reserved, description, cart_hash, card_brand, card_last4,
+            save_payment_method, needs_reconcile, confirm_attempts, cancel_requested,
+            created_at, updated_at, succeeded_at)
+        SELECT 'pay_sp' || md5(:tag || n::text), :user_id,
+            CASE WHEN n % 20 = 0 THEN 'failed' WHEN n % 33 = 0 THEN 'canceled'
+                 ELSE 'succeeded' END,
+            500 + (n % 97) * 100,
+            CASE WHEN n % 10 = 0 THEN 'eur' WHEN n % 25 = 0 THEN 'jpy' ELSE 'usd' END,
+            0, 0, '1 × Ceramic mug', 'bench', 'visa', '4242', false, false, 1, false,
+            now() - (n * interval '{days} days') / :count,
+            now() - (n * interval '{days} days') / :count,
+            CASE WHEN n % 20 <> 0 AND n % 33 <> 0
+                 THEN now() - (n * interval '{days} days') / :count END
+        FROM generate_series(1, :count) AS n
+    """
+
+
+def add_spread_payments(side: AppSide, count: int, days: int = 365) -> float:
+    """Add `count` payments spread over `days` days (set-based on PostgreSQL, rows in batches
+    on SQLite); returns the seconds it took."""
+    from sqlalchemy import text
+
+    from payments_site.extensions import db
+    from payments_site.models import Payment
+
+    started = time.perf_counter()
+    user_id = side.bulk_users(1)[0]
+    with side.context():
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text(spread_payments_sql(days)),
+                             {"count": count, "user_id": user_id, "tag": secrets.token_hex(4)})
+                conn.exec_driver_sql("ANALYZE payments")
+            else:
+                now = datetime.now(UTC)
+                rows = [AppSide._payment_row(user_id, now - timedelta(days=days) * n / count,
+                                             "succeeded" if n % 20 else "failed")
+                        for n in range(1, count + 1)]
+                for start in range(0, len(rows), 20_000):
+                    conn.execute(Payment.__table__.insert(), rows[start:start + 20_000])
+    return time.perf_counter() - started

@@ -38,6 +38,7 @@ STEPS: list[tuple[str, str, Callable[[Bench], None]]] = [
     ("7", "spike", lambda b: None),  # its results feed the knee plot and the burst
     ("8", "webhook burst", lambda b: None),
     ("3", "history at scale", scenarios.history),
+    ("7", "admin overview at scale", scenarios.admin_overview),
     ("6", "mixed load", lambda b: None),  # run last, with a worker beside the web node
 ]
 

@@ -632,3 +632,71 @@ def mixed_load(b: Bench, *, urls: list[str] | None = None, label: str = "1 node"
                          "reported", None,
                          note=f"p99 {best.p99_ms:.0f} ms" if best else ""))
     return results
+
+
+# --- 7. admin overview at scale ------------------------------------------------------------------
+
+def admin_overview(b: Bench) -> None:
+    """GET /admin/ with 1,000,000 payment rows, against the history page's own budget."""
+    from bench.appside import add_spread_payments
+    from payments_site.extensions import db
+    from payments_site.security import issue_token
+    from payments_site.services import overview
+    from payments_site.services.accounts import create_user
+
+    key = "7"
+    if not b.has_endpoint("admin.index") or not b.has_endpoint("site.payments"):
+        b.report.unavailable(key, "Admin overview at 1,000,000 payments", "not built yet",
+                             "≤ 1.5× the history page")
+        return
+    sizes = b.sizes
+    missing = max(sizes.history_total_rows - _payments_count(b), 0)
+    loaded = add_spread_payments(b.side, missing) if missing else 0.0
+    total = _payments_count(b)
+    b.report.sizes.append(f"overview: payments table {total:,} rows ({missing:,} added over "
+                          f"365 days by INSERT … SELECT generate_series in {loaded:.1f} s)")
+    with b.side.context():
+        started = time.perf_counter()
+        days = overview.roll_up()
+        first_roll_up = time.perf_counter() - started
+        started = time.perf_counter()
+        again = overview.roll_up()
+        next_roll_up = time.perf_counter() - started
+        admin = create_user(f"overview-admin-{secrets.token_hex(4)}@bench.example",
+                            "bench-password-123", name="Bench admin")
+        admin.role = "admin"
+        db.session.commit()
+        admin_token, _ = issue_token(admin)
+    small = b.side.create_customer("overview-history", with_card=False)
+    b.side.bulk_payments([small.user_id], [sizes.history_small], b.products[2],
+                         with_items=True)
+    session = requests.Session()
+
+    def get(path: str, token: str) -> tuple[bool, Any]:
+        response = session.get(f"{b.app_url}{path}", headers=auth(token), timeout=30)
+        return response.status_code == 200, None
+
+    for _ in range(3):
+        get("/admin/", admin_token)
+        get("/account/payments", small.token)
+    pages, budgets, ratios = [], [], []
+    for _ in range(sizes.rounds):
+        page = run_sequential(lambda _s: get("/admin/", admin_token), sizes.history_per_round)
+        budget = run_sequential(lambda _s: get("/account/payments", small.token),
+                                sizes.history_per_round)
+        pages.append(page.p(50))
+        budgets.append(budget.p(50))
+        ratios.append(page.p(50) / budget.p(50))
+    ratio = median(ratios)
+    b.report.add(Row(key, f"Admin overview GET /admin/ p50 at {total:,} payments vs the "
+                     f"history page (GET /account/payments, {sizes.history_small} payments)",
+                     fmt_ms(median(pages)), fmt_ms(median(budgets)), fmt_ratio(ratio),
+                     "≤ 1.5×", ratio <= 1.5))
+    status, statements = b.side.count_queries("/admin/", admin_token)
+    b.report.add(Row(key, "Admin overview: SQL statements per request", f"{statements}", "",
+                     "", "small, whatever the table size", status == 200 and statements <= 15,
+                     note="" if status == 200 else f"status {status}"))
+    b.report.add(Row(key, f"Worker roll-up of the daily totals: first run ({days} days), "
+                     f"then the next sweep ({again} day(s))",
+                     f"{first_roll_up * 1000:.0f} ms / {next_roll_up * 1000:.0f} ms", "", "",
+                     "–", None))

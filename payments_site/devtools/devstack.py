@@ -27,6 +27,7 @@ from payments_site.devtools.stack import (
     Worker,
     flask_command,
 )
+from payments_site.metrics import reset_multiprocess_dir
 from payments_site.private_files import private_directory, write_private
 
 
@@ -52,6 +53,10 @@ class DevStack:
         self.env.setdefault("INSTANCE_PATH", str(self.instance))
         # Links in the emails point at this dev server.
         self.env.setdefault("SITE_URL", f"http://127.0.0.1:{self.web_port}")
+        # The web and the worker count their metrics in one directory, emptied at each start,
+        # so /metrics (with METRICS_TOKEN set) adds both up.
+        self.env["PROMETHEUS_MULTIPROC_DIR"] = str(self.instance / "metrics")
+        reset_multiprocess_dir(self.env["PROMETHEUS_MULTIPROC_DIR"])
         self.stack = Stack()
         self.watched: list[subprocess.Popen[bytes]] = []
 

@@ -34,6 +34,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from payments_site.config import normalize_database_url
 from payments_site.devtools.embedded_redis import EmbeddedRedis
 from payments_site.devtools.smtp_sink import MailSink
+from payments_site.metrics import reset_multiprocess_dir
 from payments_site.private_files import open_private, private_directory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -558,9 +559,16 @@ def app_environment(*, database: Database, redis_db: RedisDatabase,
                     emulator: StripeEmulator | None, mail: MailSink | None, instance: Path,
                     stripe_secret_key: str, stripe_publishable_key: str, webhook_secret: str,
                     **overrides: str) -> dict[str, str]:
-    """The environment that points `flask` (web, worker, CLI) at these parts."""
+    """The environment that points `flask` (web, worker, CLI) at these parts.
+
+    Their Prometheus metrics go to `instance/metrics/`, emptied here, shared by the web and
+    worker processes of the stack (so /metrics counts them all) and no one else's.
+    """
+    metrics_dir = instance / "metrics"
+    reset_multiprocess_dir(metrics_dir)
     env = dict(os.environ)
     env.update({
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "DATABASE_URL": database.url,
         "REDIS_URL": redis_db.url,
         "INSTANCE_PATH": str(instance),

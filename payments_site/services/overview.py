@@ -1,11 +1,12 @@
 """The admin overview: today and the last 30 days at a glance.
 
 Payments, revenue and refunds per UTC day and currency come from `daily_totals`, which the
-worker's sweep rebuilds for every day whose payments or refunds changed since its last run
-(found through the indexed `updated_at` columns); today, and any day not rolled up yet, are
-summed from the rows themselves (indexed by `created_at`). So the page reads a few dozen rows
-however many payments there are, and its numbers are the sums of the payment rows (as of
-the last roll-up, at most one SWEEP_INTERVAL old, for the days before today).
+worker's sweep rebuilds every SWEEP_INTERVAL seconds for today and for every day whose
+payments or refunds changed since its last run (found through the indexed `updated_at`
+columns); a day not rolled up yet is summed from the rows themselves (indexed by
+`created_at`). So the page reads a few dozen rows however many payments there are, and its
+numbers are the sums of the payment rows as of the last roll-up (at most one SWEEP_INTERVAL
+old).
 
 A payment counts on the day it was created, a refund on the day it was made; revenue is
 what the payments that succeeded took. The checkout success rate is the share of payments
@@ -140,12 +141,13 @@ def sum_day(day: date) -> list[DayTotals]:
 # --- the worker's roll-up ------------------------------------------------------------------
 
 def days_to_roll_up(today: date) -> set[date]:
-    """Days before today, in the window, that are missing or whose rows changed since the
+    """Today, and the days of the window that are missing or whose rows changed since the
     last roll-up."""
-    first = today - timedelta(days=WINDOW_DAYS)
+    first = today - timedelta(days=WINDOW_DAYS - 1)
     stored = set(db.session.scalars(select(DailyTotal.day).distinct()
                                     .where(DailyTotal.day >= first)))
     due = {first + timedelta(days=n) for n in range(WINDOW_DAYS)} - stored
+    due.add(today)
     last_run = db.session.scalar(select(func.min(DailyTotal.computed_at))
                                  .where(DailyTotal.day >= first))
     if last_run is not None:
@@ -155,7 +157,7 @@ def days_to_roll_up(today: date) -> set[date]:
             changed = db.session.scalars(select(model.created_at).where(
                 model.updated_at >= since, model.created_at >= window_start))
             due.update(when.astimezone(UTC).date() for when in changed)
-    return {day for day in due if first <= day < today}
+    return {day for day in due if first <= day <= today}
 
 
 def roll_up(now: datetime | None = None) -> int:
@@ -187,7 +189,7 @@ def roll_up(now: datetime | None = None) -> int:
 def _stored_days(first: date, today: date) -> dict[date, list[DayTotals]]:
     found: dict[date, list[DayTotals]] = {}
     for row in db.session.scalars(select(DailyTotal).where(DailyTotal.day >= first,
-                                                           DailyTotal.day < today)):
+                                                           DailyTotal.day <= today)):
         totals = found.setdefault(row.day, [])
         if row.currency:
             totals.append(DayTotals(row.day, row.currency, row.payments, row.succeeded,
@@ -211,10 +213,9 @@ def overview(now: datetime | None = None) -> Overview:
     days = [first + timedelta(days=n) for n in range(WINDOW_DAYS)]
     stored = _stored_days(first, today)
     totals: list[DayTotals] = []
-    for day in days[:-1]:
+    for day in days:
         totals.extend(stored[day] if day in stored else sum_day(day))
-    today_totals = sum_day(today)
-    totals.extend(today_totals)
+    today_totals = [t for t in totals if t.day == today]
     succeeded = sum(t.succeeded for t in totals)
     finished = succeeded + sum(t.failed + t.canceled for t in totals)
     disputes = list(db.session.scalars(

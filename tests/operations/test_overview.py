@@ -4,9 +4,8 @@ before and after the worker's roll-up, and it shows what needs attention."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -21,33 +20,10 @@ from payments_site.models import (
     utcnow,
 )
 from payments_site.services import overview
+from tests.operations.rows import payment_row, refund_row
 
 ROW = re.compile(r'<tr data-day="([0-9-]+)" data-payments="(\d+)" data-revenue="(\d+)" '
                  r'data-refunded="(\d+)">')
-
-
-def _payment(user, *, days_ago, amount, currency="usd", status="succeeded", hour=12):
-    created = datetime.combine(utcnow().date() - timedelta(days=days_ago), time(hour),
-                               tzinfo=UTC)
-    payment = Payment(user_id=user.id, status=status, amount=amount, currency=currency,
-                      cart_hash=uuid.uuid4().hex, created_at=created, updated_at=created,
-                      succeeded_at=created if status == "succeeded" else None)
-    db.session.add(payment)
-    db.session.commit()
-    return payment
-
-
-def _refund(payment, amount, *, days_ago, status="succeeded"):
-    created = datetime.combine(utcnow().date() - timedelta(days=days_ago), time(15),
-                               tzinfo=UTC)
-    refund = Refund(payment_id=payment.id, amount=amount, currency=payment.currency,
-                    status=status, created_at=created, updated_at=created)
-    payment.refund_reserved += amount
-    if status == "succeeded":
-        payment.amount_refunded += amount
-    db.session.add(refund)
-    db.session.commit()
-    return refund
 
 
 @pytest.fixture
@@ -60,11 +36,11 @@ def history(customer):
             (3, 1200, "eur", "canceled"), (3, 4200, "eur", "succeeded"),
             (12, 999, "usd", "requires_action"), (29, 3000, "usd", "succeeded"),
             (30, 8000, "usd", "succeeded"), (39, 100, "usd", "succeeded")]:
-        made.append(_payment(customer, days_ago=days_ago, amount=amount, currency=currency,
+        made.append(payment_row(customer, days_ago=days_ago, amount=amount, currency=currency,
                              status=status))
-    _refund(made[3], 1000, days_ago=0)
-    _refund(made[6], 4200, days_ago=2)
-    _refund(made[8], 500, days_ago=29, status="pending")  # not yet refunded: not counted
+    refund_row(made[3], 1000, days_ago=0)
+    refund_row(made[6], 4200, days_ago=2)
+    refund_row(made[8], 500, days_ago=29, status="pending")  # not yet refunded: not counted
     return made
 
 
@@ -110,10 +86,10 @@ def test_the_overview_equals_the_sums_of_the_rows_before_and_after_the_roll_up(
     assert before.status_code == 200
     assert _shown(before.get_data(as_text=True)) == expected  # nothing rolled up yet
 
-    assert overview.roll_up() == 30  # every day before today, once
-    # Again: only the days whose rows changed in the last minutes (the refunds touched their
-    # payments), never the rest.
-    assert overview.roll_up() <= 3
+    assert overview.roll_up() == 30  # every day of the window, once
+    # Again: today, and the days whose rows changed in the last minutes (the refunds touched
+    # their payments), never the rest.
+    assert overview.roll_up() <= 4
     assert db.session.scalar(select(DailyTotal).where(
         DailyTotal.currency == "usd",
         DailyTotal.day == utcnow().date() - timedelta(days=1))).revenue == 5000
@@ -132,6 +108,17 @@ def test_the_overview_equals_the_sums_of_the_rows_before_and_after_the_roll_up(
     assert f"{100 * succeeded / finished:.1f}%" in after
 
 
+def test_today_is_rolled_up_on_every_run(admin, login_as, history, customer):
+    overview.roll_up()
+    payment_row(customer, days_ago=0, amount=4321)
+    page = login_as(admin)
+    # Until the next roll-up, today shows what the last one found ...
+    assert _shown(page.get("/admin/").get_data(as_text=True)) != _expected()
+    overview.roll_up()
+    # ... and then the new payment.
+    assert _shown(page.get("/admin/").get_data(as_text=True)) == _expected()
+
+
 def test_a_change_to_an_old_day_is_rolled_up_again(admin, login_as, history):
     overview.roll_up()
     page = login_as(admin)
@@ -140,9 +127,9 @@ def test_a_change_to_an_old_day_is_rolled_up_again(admin, login_as, history):
     db.session.execute(update(Payment).where(Payment.id == late.id)
                        .values(status="succeeded", succeeded_at=utcnow()))
     db.session.commit()
-    _refund(late, 300, days_ago=0)
+    refund_row(late, 300, days_ago=0)
     rolled = overview.roll_up()
-    assert 1 <= rolled <= 4  # that day (and the ones changed minutes ago), not all 30
+    assert 2 <= rolled <= 5  # today, that day (and the ones changed minutes ago), not all 30
     assert _shown(page.get("/admin/").get_data(as_text=True)) == _expected()
 
 
@@ -157,12 +144,12 @@ def test_the_chart_reads_without_colour_and_has_no_scripts(admin, login_as, hist
 
 
 def test_disputes_and_failures_are_listed_with_links(admin, login_as, customer):
-    disputed = _payment(customer, days_ago=2, amount=5000)
+    disputed = payment_row(customer, days_ago=2, amount=5000)
     due = utcnow() + timedelta(days=6)
     db.session.execute(update(Payment).where(Payment.id == disputed.id).values(
         stripe_dispute_id="dp_open1", dispute_status="needs_response",
         dispute_reason="fraudulent", dispute_evidence_due_by=due))
-    closed = _payment(customer, days_ago=2, amount=700)
+    closed = payment_row(customer, days_ago=2, amount=700)
     db.session.execute(update(Payment).where(Payment.id == closed.id).values(
         stripe_dispute_id="dp_won1", dispute_status="won"))
     db.session.add(WebhookEvent(stripe_event_id="evt_broken1", type="charge.refunded",
