@@ -17,6 +17,7 @@ while it waits for Stripe, so a handful of connections serve all the requests in
 from __future__ import annotations
 
 import os
+from typing import Any
 
 
 def _int(name: str, default: int) -> int:
@@ -99,7 +100,7 @@ os.environ.setdefault("DB_MAX_OVERFLOW",
 
 # --- hooks -----------------------------------------------------------------------------------
 
-def child_exit(server: object, worker: object) -> None:
+def child_exit(server: Any, worker: Any) -> None:
     """A worker process ended (restarted by max_requests, or died).
 
     Its metrics stay counted and its live gauges are dropped (prometheus_client's
@@ -109,4 +110,4 @@ def child_exit(server: object, worker: object) -> None:
     """
     from payments_site.metrics import mark_process_dead
 
-    mark_process_dead(getattr(worker, "pid"))
+    mark_process_dead(worker.pid)
