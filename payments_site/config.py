@@ -139,7 +139,7 @@ def secret_key_bits(key: str) -> float:
         alphabet = sum(size for chars, size in _KEY_ALPHABETS[2:] if set(key) & set(chars))
         alphabet += 33 if any(not ch.isascii() or not ch.isalnum() for ch in key) else 0
     counts = Counter(key)
-    spread = -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values())
+    spread = max(0.0, -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values()))
     return len(key) * min(math.log2(alphabet), spread * 1.25)
 
 
