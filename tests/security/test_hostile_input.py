@@ -31,7 +31,7 @@ from payments_site.errors import DomainError
 from payments_site.extensions import db
 from payments_site.logging_filters import escape_controls, redact
 from payments_site.models import Payment, User, WebhookEvent
-from payments_site.ratelimits import account_key, user_key
+from payments_site.ratelimits import account_ip_key, account_key, login_ip_key, user_key
 from tests.conftest import DEFAULT_PASSWORD, WEBHOOK_SECRET, csrf_token_from
 from tests.helpers import card_numbers, sign_payload
 
@@ -233,7 +233,8 @@ def test_the_limiters_key_functions_never_raise(app, body, content_type):
             refuse_hostile_input()
         except DomainError:
             return
-        assert isinstance(account_key(), str) and isinstance(user_key(), str)
+        for key in (account_key, account_ip_key, login_ip_key, user_key):
+            assert isinstance(key(), str), key
 
 
 def test_json_at_the_depth_limit_still_reaches_the_route(client):
