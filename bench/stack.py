@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import runpy
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -36,6 +37,8 @@ from payments_site.devtools.stack import Stack as Parts
 STRIPE_SECRET_KEY = "sk_test_bench" + "x" * 20
 STRIPE_PUBLISHABLE_KEY = "pk_test_bench" + "y" * 20
 WEBHOOK_SECRET = "whsec_bench" + "z" * 24
+# Production start-up refuses a guessable key: one random key per run, shared by every node.
+SECRET_KEY = secrets.token_urlsafe(48)
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL",
                                     "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -147,7 +150,7 @@ class Stack:
             stripe_secret_key=STRIPE_SECRET_KEY, stripe_publishable_key=STRIPE_PUBLISHABLE_KEY,
             webhook_secret=WEBHOOK_SECRET, **{
                 "APP_ENV": "production",
-                "SECRET_KEY": "bench-" + "s" * 42,
+                "SECRET_KEY": SECRET_KEY,
                 # Where emails would link to; the bench reads no email links.
                 "SITE_URL": "http://127.0.0.1",
                 # One bench customer places hundreds of orders a minute; the limiter still runs.

@@ -27,12 +27,20 @@ from payments_site.blueprints.parsing import (
     refuse_hostile_input,
     storable,
 )
+from payments_site.devtools.stack import WebProcess, app_environment
 from payments_site.errors import DomainError
 from payments_site.extensions import db
 from payments_site.logging_filters import escape_controls, redact
 from payments_site.models import Payment, User, WebhookEvent
-from payments_site.ratelimits import account_key, user_key
-from tests.conftest import DEFAULT_PASSWORD, WEBHOOK_SECRET, csrf_token_from
+from payments_site.ratelimits import account_ip_key, account_key, login_ip_key, user_key
+from tests.conftest import (
+    DEFAULT_PASSWORD,
+    SECRET_KEY_FOR_TESTS,
+    STRIPE_TEST_PUBLISHABLE_KEY,
+    STRIPE_TEST_SECRET_KEY,
+    WEBHOOK_SECRET,
+    csrf_token_from,
+)
 from tests.helpers import card_numbers, sign_payload
 
 HUGE = "99999999999999999999"
@@ -233,7 +241,8 @@ def test_the_limiters_key_functions_never_raise(app, body, content_type):
             refuse_hostile_input()
         except DomainError:
             return
-        assert isinstance(account_key(), str) and isinstance(user_key(), str)
+        for key in (account_key, account_ip_key, login_ip_key, user_key):
+            assert isinstance(key(), str), key
 
 
 def test_json_at_the_depth_limit_still_reaches_the_route(client):
@@ -342,3 +351,29 @@ def test_the_whole_hostile_run_leaves_clean_logs(app, callers, live_server, capl
     assert any("card=[card]" in r.getMessage() for r in caplog.records), \
         "the access log was not captured"
     assert log_findings(caplog.records, caplog.text) == []
+
+
+def test_the_servers_access_log_masks_card_numbers_and_escapes_paths(services, tmp_path):
+    """RELIABILITY 32: `gunicorn wsgi:app` with the shipped gunicorn.conf.py and its access log
+    on: a card number in a query string, however encoded, is masked there, and a path with
+    %0d%0a stays on its line."""
+    env = app_environment(
+        database=services.database, redis_db=services.redis, emulator=services.emulator,
+        mail=services.mail, instance=tmp_path / "instance",
+        stripe_secret_key=STRIPE_TEST_SECRET_KEY,
+        stripe_publishable_key=STRIPE_TEST_PUBLISHABLE_KEY, webhook_secret=WEBHOOK_SECRET,
+        SECRET_KEY=SECRET_KEY_FOR_TESTS, APP_ENV="development")
+    access_log = tmp_path / "access.log"
+    web = WebProcess.gunicorn("web", "wsgi:app", env, tmp_path / "web.log", settings={
+        "GUNICORN_ACCESS_LOG": str(access_log), "WEB_CONCURRENCY": "1"}).start()
+    try:
+        for query in ("card=4242%204242%204242%204242", "card=4242%2D4242%2D4242%2D4242",
+                      "card=4242.4242.4242.4242", "card=4242+4242+4242+4242"):
+            assert requests.get(f"{web.url}/healthz?{query}", timeout=10).status_code == 200
+        requests.get(f"{web.url}/nothing%0d%0a2026-12-07%20INFO%20forged", timeout=10)
+    finally:
+        web.stop()
+    lines = access_log.read_text().splitlines()
+    assert sum("/healthz?card=[card]" in line for line in lines) == 4, lines
+    assert all(line.split(" ", 1)[0] == "127.0.0.1" for line in lines), lines
+    assert card_numbers(requests.utils.unquote(access_log.read_text().replace("+", " "))) == []
