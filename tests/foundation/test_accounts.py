@@ -56,6 +56,7 @@ def _forgot(client, email: str):
 
 def test_a_copied_session_cookie_and_a_token_stop_working_at_logout(app, customer, login_as,
                                                                     api_token):
+    """RELIABILITY 29: a cookie and a token copied before logout are refused after it."""
     session = login_as(customer)
     cookie = session.client.get_cookie("session").value
     token = api_token(customer)
@@ -73,6 +74,7 @@ def test_a_copied_session_cookie_and_a_token_stop_working_at_logout(app, custome
 @pytest.mark.parametrize("change", ["password", "sign_out_everywhere", "email", "reset"])
 def test_every_credential_change_ends_other_sessions_and_tokens(app, client, customer, login_as,
                                                                 api_token, change):
+    """RELIABILITY 29: each credential change takes back every other session and token."""
     other_browser = login_as(customer)
     token = api_token(customer)
     bearer = {"Authorization": f"Bearer {token}"}

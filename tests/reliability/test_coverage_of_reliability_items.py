@@ -24,8 +24,7 @@ import pytest
 from payments_site.devtools.stack import ROOT
 
 TESTS = Path(__file__).resolve().parents[1]
-# 29 (credentials taken back) and 30 (one login budget) join this list with their tests.
-ITEMS = [*range(1, 29), 31, 32, 33]
+ITEMS = list(range(1, 34))
 MENTION = re.compile(r"RELIABILITY[ _]((?:\d+)(?:\s*(?:,|and|&)\s*\d+)*)(?!\d)")
 # Items no test of `make test` can cover, with why. Empty: each has one.
 ONLY_IN_SLOW_TESTS: dict[int, str] = {}

@@ -220,6 +220,7 @@ def test_every_spelling_of_an_address_is_the_account_login_looks_up():
 @pytest.mark.parametrize("spelling", SPELLINGS)
 def test_each_spelling_logs_in_and_counts_against_the_same_account(app, client, customer,
                                                                    spelling):
+    """RELIABILITY 30: every spelling of an address spends the one account's budget."""
     app.config["LOGIN_LIMIT_PER_ACCOUNT"] = "3 per minute"
     for n, other in enumerate(s for s in SPELLINGS if s != spelling):
         assert _token(client, other, "wrong-password-1", ip=f"10.3.0.{n}").status_code == 401
@@ -230,6 +231,7 @@ def test_each_spelling_logs_in_and_counts_against_the_same_account(app, client, 
 
 
 def test_login_page_and_token_route_share_one_budget(app, client, customer):
+    """RELIABILITY 30: the login page and the token route spend one budget."""
     app.config["LOGIN_LIMIT_PER_ACCOUNT_IP"] = "3 per minute"
     assert _login_form(client, customer.email, "wrong-password-1").status_code == 400
     assert _token(client, customer.email, "wrong-password-1").status_code == 401
