@@ -131,6 +131,20 @@ def test_session_and_csrf_tokens_expire_with_the_session_lifetime(app, customer,
     assert session.client.get_cookie("session").expires is not None  # a permanent session
 
 
+def test_a_session_cookie_older_than_its_lifetime_is_refused(app, customer, login_as):
+    from datetime import timedelta
+
+    session = login_as(customer)
+    assert _me(session.client).status_code == 200
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=1)
+    app.config["WTF_CSRF_TIME_LIMIT"] = 1
+    time.sleep(2.1)
+    assert _me(session.client).status_code == 401
+    # Its CSRF token has expired with it.
+    assert session.post("/auth/logout").status_code == 403
+    assert _me(session.client).status_code == 401
+
+
 def test_tokens_carry_iat_and_a_token_without_the_version_is_refused(app, client, customer,
                                                                       api_token):
     claims = jwt.decode(api_token(customer), app.config["SECRET_KEY"], algorithms=["HS256"])
@@ -317,12 +331,14 @@ def test_an_unconfirmed_account_signs_in_sees_a_reminder_and_confirms(app, make_
     session = login_as(user)
     page = session.get("/").get_data(as_text=True)
     assert "Please confirm your email address" in page
+    assert _me(session.client).get_json()["user"]["email_verified"] is False
     response = _settings_post(session, "/account/settings/confirmation")
     assert response.status_code == 302
     body = _emails("confirm_email", "fresh@example.com")[0].body_text
     assert follow_emailed_link(session.client, body, "/auth/confirm/").status_code == 302
     assert _fresh(user).email_verified
     assert "Please confirm your email address" not in session.get("/").get_data(as_text=True)
+    assert _me(session.client).get_json()["user"]["email_verified"] is True
 
 
 def test_a_confirmation_link_for_an_old_address_is_refused(app, make_user):
