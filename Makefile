@@ -13,7 +13,7 @@ TEST_WORKERS ?= 3
 # process a test starts, compile them all again.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: install dev test test-fast typecheck lint reliability bench bench-cluster browser-deps clean
+.PHONY: install dev test test-fast typecheck lint reliability bench bench-cluster browser-deps mutation clean
 
 install: $(STAMP)  ## create .venv with the app and everything its tests need
 
@@ -67,6 +67,15 @@ bench: install  ## benchmarks against the floor; writes bench/results/
 bench-cluster: install  ## two web nodes, two workers, PostgreSQL + Redis
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.cluster
+
+# The money modules mutmut mutates (mutation/run.py names each one's tests); e.g.
+# `make mutation MUTATION_MODULES=refunds,idempotency`. CPU-heavy: runs at the lowest priority.
+MUTATION_MODULES ?= refunds,idempotency,payments,checkout,webhooks,receipts,money
+MUTATION_ARGS ?=
+
+mutation: install  ## mutation testing of the money modules; report in mutation/results/
+	$(BIN)/python -m pip install --quiet -e '.[mutation]'
+	nice -n 19 $(BIN)/python -m mutation.run --modules $(MUTATION_MODULES) $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-results

@@ -2,8 +2,9 @@
 
 `POST /webhook` verifies the Stripe signature (the same SDK call, the same secrets) and
 acknowledges; `GET /files/<name>` serves a static file from `BENCH_FLOOR_FILES`;
-`POST /checkout` makes checkout's two Stripe calls (create, then confirm with a saved card)
-and answers with the intent's status: no database, no login, no idempotency, no limiter.
+`POST /checkout` makes checkout's Stripe calls with the app's parameters (create; then, with
+a saved card, confirm) and answers with the intent's status and client secret: no
+database, no login, no idempotency, no limiter.
 It runs under the same gunicorn settings as the app, so a ratio against it measures what
 the app adds.
 Serve with `gunicorn bench.floor_app:app`.
@@ -54,11 +55,15 @@ def checkout():  # type: ignore[no-untyped-def]
          "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
          "description": "bench floor", "metadata": {"payment_id": tag}},
         {"idempotency_key": f"floor-view-create-{tag}"})
+    if not body.get("payment_method"):  # a new card: the browser confirms it
+        return jsonify(id=intent.id, status=intent.status,
+                       client_secret=intent.client_secret), 201
     confirmed = STRIPE.v1.payment_intents.confirm(
         intent.id, {"payment_method": body["payment_method"],
                     "expand": ["latest_charge", "payment_method"]},
         {"idempotency_key": f"floor-view-confirm-{tag}"})
-    return jsonify(id=confirmed.id, status=confirmed.status), 201
+    return jsonify(id=confirmed.id, status=confirmed.status,
+                   client_secret=confirmed.client_secret), 201
 
 
 @app.get("/files/<path:name>")

@@ -15,17 +15,28 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench import scenarios
+from bench import scenarios, spike
 from bench.appside import AppSide
-from bench.report import RESULTS_DIR, Report, plot_latency_vs_load, update_readme, write_results
+from bench.report import (
+    BENCH_DIR,
+    RESULTS_DIR,
+    Report,
+    plot_latency_vs_load,
+    update_readme,
+    write_results,
+)
 from bench.scenarios import Bench, Sizes
-from bench.stack import THREADS, WORKERS, Stack
+from bench.stack import SHIPPED, Stack, describe_config
+
+ROOT_README = BENCH_DIR.parent / "README.md"
 
 STEPS: list[tuple[str, str, Callable[[Bench], None]]] = [
     ("2", "webhook ingest", scenarios.webhook_ingest),
     ("1", "checkout", scenarios.checkout),
     ("4", "receipts", scenarios.receipts),
     ("5", "worker", scenarios.worker_queues),
+    ("7", "spike", lambda b: None),  # its results feed the knee plot and the burst
+    ("8", "webhook burst", lambda b: None),
     ("3", "history at scale", scenarios.history),
     ("7", "admin overview at scale", scenarios.admin_overview),
     ("6", "mixed load", lambda b: None),  # run last, with a worker beside the web node
@@ -48,6 +59,9 @@ def sizes_for(backend: str, quick: bool) -> Sizes:
         sizes.worker_webhook_jobs = 50
         sizes.load_steps = (1, 4, 16)
         sizes.load_seconds = 3.0
+        sizes.spike_steps = (8, 64, 256)
+        sizes.spike_seconds = 4.0
+        sizes.knee_seconds = 3.0
     return sizes
 
 
@@ -66,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         report = Report(f"payments_site benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
         redis_kind = "server" if stack.redis_url.startswith("redis://") else "embedded"
         report.sizes.append(f"{stack.backend} + Redis ({redis_kind}), "
-                            f"gunicorn {WORKERS} gthread workers × {THREADS} threads per node, "
+                            f"gunicorn.conf.py: {describe_config(SHIPPED)}, "
                             f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
         report.sizes += sizes.describe()
         if stack.backend == "sqlite":
@@ -87,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             report.notes.append(f"PostgreSQL commit (WAL flush) on this machine: "
                                 f"{commit_ms:.1f} ms median")
         load_before = os.getloadavg()[0]
+        spiked = spike.SpikeResults()
+        burst: dict[str, float] = {}
 
         for key, name, step in STEPS:
             if only and key not in only:
@@ -95,6 +111,15 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if key == "6":
                     _mixed_load_with_worker(bench)
+                elif key == "7":
+                    spiked = spike.spike(bench)
+                    report.notes.append(f"load average (1 min) after the spike: "
+                                        f"{os.getloadavg()[0]:.1f}")
+                elif key == "8":
+                    burst = spike.webhook_burst(bench, spiked.intents)
+                elif key == "1":
+                    step(bench)
+                    spike.profile_checkout(bench)
                 else:
                     step(bench)
             except Exception as error:  # noqa: BLE001 - one broken row must not hide the rest
@@ -114,8 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     path = write_results(report)
     chart = plot_latency_vs_load(report.load_steps, RESULTS_DIR / "latency_vs_load.png",
                                  title="Mixed customer load, one node")
+    knee = spike.plot_knee(spiked.points, RESULTS_DIR / "knee.png")
+    if knee:
+        chart = f"{chart}, {knee}" if chart else knee
     if not args.no_readme and not only:
         update_readme(report)
+        spike.update_sizing(ROOT_README, spike.sizing_figures(spiked, burst, report.title))
     print(f"\nwritten: {path}" + (f", {chart}" if chart else ""))
     return 0
 

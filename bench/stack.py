@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import runpy
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -35,12 +37,52 @@ from payments_site.devtools.stack import Stack as Parts
 STRIPE_SECRET_KEY = "sk_test_bench" + "x" * 20
 STRIPE_PUBLISHABLE_KEY = "pk_test_bench" + "y" * 20
 WEBHOOK_SECRET = "whsec_bench" + "z" * 24
+# Production start-up refuses a guessable key: one random key per run, shared by every node.
+SECRET_KEY = secrets.token_urlsafe(48)
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL",
                                     "postgresql://postgres@127.0.0.1:5432/postgres")
 
-# The same process model for the app and its floor: gthread workers, one per core.
-WORKERS = int(os.environ.get("BENCH_WORKERS", str(os.cpu_count() or 2)))
-THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+    (os.cpu_count() or 1)
+
+# Server configurations, as environment overrides of the shipped gunicorn.conf.py. The app
+# and its floor always run under the same one.
+# SHIPPED: gunicorn.conf.py as it is (BENCH_WORKERS / BENCH_THREADS / BENCH_WORKER_CLASS
+# change it for an experiment).
+SHIPPED: dict[str, str] = {name: os.environ[var] for name, var in (
+    ("WEB_CONCURRENCY", "BENCH_WORKERS"), ("GUNICORN_THREADS", "BENCH_THREADS"),
+    ("GUNICORN_WORKER_CLASS", "BENCH_WORKER_CLASS")) if os.environ.get(var)}
+# BASELINE: the settings before gunicorn.conf.py (one gthread process per CPU × 4 threads),
+# whose throughput with no added latency is the CPU-bound capacity the spike is held to.
+BASELINE: dict[str, str] = {"WEB_CONCURRENCY": str(CPUS), "GUNICORN_THREADS": "4",
+                            "GUNICORN_WORKER_CLASS": "gthread", "DB_POOL_SIZE": "5",
+                            "DB_MAX_OVERFLOW": "5"}
+
+
+def server_config(settings: dict[str, str]) -> dict[str, str]:
+    """What gunicorn.conf.py resolves to under these overrides (workers, class, threads,
+    pool), read by loading the file as gunicorn does."""
+    saved = dict(os.environ)
+    try:
+        for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_WORKER_CLASS",
+                     "GUNICORN_WORKER_CONNECTIONS", "DB_POOL_SIZE", "DB_MAX_OVERFLOW"):
+            os.environ.pop(name, None)
+        os.environ.update(settings)
+        conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        return {"workers": str(conf["workers"]), "worker_class": conf["worker_class"],
+                "concurrency": str(conf["concurrency"]),
+                "pool": f"{os.environ['DB_POOL_SIZE']}+{os.environ['DB_MAX_OVERFLOW']}"}
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def describe_config(settings: dict[str, str]) -> str:
+    """"2 gthread × 32" style label for a configuration."""
+    conf = server_config(settings)
+    unit = "threads" if conf["worker_class"] == "gthread" else "greenlets"
+    return (f"{conf['workers']} {conf['worker_class']} processes × {conf['concurrency']} "
+            f"{unit}, DB pool {conf['pool']} per process")
 
 
 @dataclass
@@ -108,7 +150,7 @@ class Stack:
             stripe_secret_key=STRIPE_SECRET_KEY, stripe_publishable_key=STRIPE_PUBLISHABLE_KEY,
             webhook_secret=WEBHOOK_SECRET, **{
                 "APP_ENV": "production",
-                "SECRET_KEY": "bench-" + "s" * 42,
+                "SECRET_KEY": SECRET_KEY,
                 # Where emails would link to; the bench reads no email links.
                 "SITE_URL": "http://127.0.0.1",
                 # One bench customer places hundreds of orders a minute; the limiter still runs.
@@ -123,17 +165,29 @@ class Stack:
     def flask_cmd(self, *args: str) -> list[str]:
         return flask_command(*args)
 
-    def start_gunicorn(self, name: str, target: str, *, workers: int = WORKERS,
-                       threads: int = THREADS, env: dict[str, str] | None = None,
-                       cpus: set[int] | None = None) -> str:
-        """A gunicorn node; `cpus` pins it (master and workers) to those CPUs, as if it had
-        a machine of that size to itself."""
+    def start_gunicorn(self, name: str, target: str, *, settings: dict[str, str] | None = None,
+                       env: dict[str, str] | None = None, cpus: set[int] | None = None) -> str:
+        """A gunicorn node under gunicorn.conf.py with `settings` as its overrides (default:
+        the shipped configuration); `cpus` pins it (master and workers) to those CPUs, as if
+        it had a machine of that size to itself."""
         node = WebProcess.gunicorn(name, target, env or self.env(),
-                                   self.workdir / f"{name}.log", workers=workers,
-                                   threads=threads, preexec=_placement(cpus, 0))
+                                   self.workdir / f"{name}.log",
+                                   settings=SHIPPED if settings is None else settings,
+                                   preexec=_placement(cpus, 0))
+        node.start_timeout = 120.0  # other work on the machine can slow start-up a lot
         self.services.append(node)
         node.start()
         return node.url
+
+    def memory_mib(self, name: str) -> float:
+        """Memory of a service (its process and children) in MiB: the proportional set size,
+        so pages forked processes share are counted once."""
+        total = 0.0
+        for service in self._processes(name):
+            if service.proc is not None:
+                for pid in [service.proc.pid, *_children(service.proc.pid)]:
+                    total += _pss_kib(pid)
+        return total / 1024
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None,
               cpus: set[int] | None = None, niceness: int = 0) -> Process:
@@ -171,9 +225,10 @@ class Stack:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def run_worker_burst(self, queues: str, timeout: float = 300) -> float:
-        """Run `flask worker --burst` on `queues`; returns its wall time in seconds."""
+        """Run one `flask worker --burst` process on `queues`; returns its wall time in s."""
         started = time.perf_counter()
-        result = subprocess.run(self.flask_cmd("worker", "--burst", "--queues", queues),
+        result = subprocess.run(self.flask_cmd("worker", "--burst", "--processes", "1",
+                                               "--queues", queues),
                                 cwd=ROOT, env=self.env(), capture_output=True, text=True,
                                 timeout=timeout)
         if result.returncode != 0:
@@ -231,6 +286,16 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(p) for p in text.split()]
+
+
+def _pss_kib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
 
 
 def _process_cpu(pid: int) -> float:

@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from payments_site import metrics, stripe_gateway, tracing
 from payments_site.blueprints import register_blueprints as add_blueprints
 from payments_site.blueprints.api import OPENAPI_OPTIONS
-from payments_site.blueprints.parsing import incoming_request_id
+from payments_site.blueprints.parsing import incoming_request_id, refuse_hostile_input
 from payments_site.cli import register_commands
 from payments_site.config import check_settings, load_config
 from payments_site.errors import register_error_handlers
@@ -24,6 +24,7 @@ from payments_site.extensions import csrf, db, limiter, login_manager, mail, mig
 from payments_site.logging_filters import configure_logging
 from payments_site.models.pool import install_idle_ping
 from payments_site.models.sqlite import configure_sqlite
+from payments_site.private_files import private_directory, touch_private
 from payments_site.security import init_security
 from payments_site.templating import init_templating
 
@@ -34,17 +35,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     # flask-openapi3's Flask: the API's declared schemas check each request through it.
     app = OpenAPI(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None,
                   instance_relative_config=True, **OPENAPI_OPTIONS)
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    private_directory(Path(app.instance_path))
     app.config.update(load_config(Path(app.instance_path)))
     if test_config:
         app.config.update(test_config)
     check_settings(app.config)
+    register_private_database(app)
 
     register_proxies(app)
     register_json(app)
     register_logging(app)
     register_tracing(app)
     register_server_timing(app)
+    register_input_guard(app)
     register_extensions(app)
     register_security(app)
     register_blueprints(app)
@@ -52,6 +55,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     register_cli(app)
     register_error_handlers(app)
     return app
+
+
+def register_private_database(app: Flask) -> None:
+    """A SQLite database file is created 0600 before SQLite opens it (SQLite gives its journal
+    and WAL files the database file's mode)."""
+    uri = str(app.config["SQLALCHEMY_DATABASE_URI"])
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:///:memory:"):
+        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
+        if path.parent.is_dir():
+            touch_private(path)
 
 
 def register_proxies(app: Flask) -> None:
@@ -138,6 +151,12 @@ def register_server_timing(app: Flask) -> None:
                 f'stripe;dur={stripe_ms:.2f};desc="{timings.calls} calls", '
                 f"app;dur={max(total - stripe_ms, 0.0):.2f}")
         return response
+
+
+def register_input_guard(app: Flask) -> None:
+    """Refuse hostile shapes (deep JSON, NUL bytes) before anything else reads the request:
+    registered ahead of the rate limiter, whose key functions read the login's email."""
+    app.before_request(refuse_hostile_input)
 
 
 def register_extensions(app: Flask) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
+import string
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from payments_site.private_files import private_directory, write_private
 
 
 class ConfigError(RuntimeError):
@@ -38,6 +43,17 @@ def _seconds(name: str, default: float) -> float:
     if not seconds >= 0:  # also refuses nan
         raise ConfigError(f"{name} cannot be negative")
     return seconds
+
+
+def _worker_processes() -> int:
+    value = os.environ.get("WORKER_PROCESSES", "").strip()
+    try:
+        count = int(value) if value else 16
+    except ValueError:
+        raise ConfigError(f"WORKER_PROCESSES must be a whole number, not {value!r}") from None
+    if count < 1:
+        raise ConfigError("WORKER_PROCESSES must be at least 1")
+    return count
 
 
 def _trusted_proxies() -> int:
@@ -104,6 +120,64 @@ def check_settings(config: Mapping[str, Any]) -> None:
     check_site_url(config["SITE_URL"])
 
 
+MIN_SECRET_KEY_BYTES = 32
+MIN_SECRET_KEY_BITS = 128
+_KEY_ALPHABETS = [("0123456789abcdef", 16), ("0123456789ABCDEF", 16),
+                  (string.digits, 10), (string.ascii_lowercase, 26),
+                  (string.ascii_uppercase, 26)]
+
+
+def secret_key_bits(key: str) -> float:
+    """A rough estimate of a key's entropy in bits: its length times the bits per character
+    of the alphabet it draws from (hex, digits, letters, symbols), but no more than its
+    characters' own spread allows (`x` * 40 holds none; a repeated word little)."""
+    if not key:
+        return 0.0
+    if any(set(key) <= set(chars) for chars, _ in _KEY_ALPHABETS[:2]):
+        alphabet = 16
+    else:
+        alphabet = sum(size for chars, size in _KEY_ALPHABETS[2:] if set(key) & set(chars))
+        alphabet += 33 if any(not ch.isascii() or not ch.isalnum() for ch in key) else 0
+    counts = Counter(key)
+    spread = max(0.0, -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values()))
+    return len(key) * min(math.log2(alphabet), spread * 1.25)
+
+
+def production_problems(env: Mapping[str, str]) -> list[str]:
+    """Everything that stops APP_ENV=production from starting, one sentence each (secrets are
+    never quoted)."""
+    problems = []
+    missing = [name for name in ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY",
+                                 "STRIPE_WEBHOOK_SECRET", "DATABASE_URL", "REDIS_URL",
+                                 "SITE_URL") if not env.get(name, "").strip()]
+    if missing:
+        problems.append(f"required in production: {', '.join(missing)}"
+                        + (" (SECRET_KEY is required when APP_ENV=production)"
+                           if "SECRET_KEY" in missing else ""))
+    key = env.get("SECRET_KEY", "")
+    if key.strip():
+        size, bits = len(key.encode()), secret_key_bits(key)
+        if size < MIN_SECRET_KEY_BYTES or bits < MIN_SECRET_KEY_BITS:
+            problems.append(
+                f"SECRET_KEY is too weak ({size} bytes, about {bits:.0f} bits of entropy): it "
+                f"signs sessions and API tokens, so use at least {MIN_SECRET_KEY_BYTES} random "
+                f"bytes and {MIN_SECRET_KEY_BITS} bits, such as the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
+    raw_secrets = env.get("STRIPE_WEBHOOK_SECRET", "")
+    if "STRIPE_WEBHOOK_SECRET" not in missing:
+        entries = [s.strip() for s in raw_secrets.split(",") if s.strip()]
+        malformed = [n for n, s in enumerate(entries, 1)
+                     if not s.startswith("whsec_") or len(s) <= len("whsec_")]
+        if not entries:
+            problems.append("STRIPE_WEBHOOK_SECRET lists no secret (only commas and spaces): "
+                            "give the endpoint's signing secret, whsec_…")
+        elif malformed:
+            which = ", ".join(str(n) for n in malformed)
+            problems.append(f"STRIPE_WEBHOOK_SECRET entry {which} of {len(entries)} is not a "
+                            "webhook signing secret (each starts with whsec_, comma separated)")
+    return problems
+
+
 def normalize_database_url(url: str) -> str:
     """Use the psycopg 3 driver for plain `postgresql://` / `postgres://` URLs."""
     if url.startswith("postgres://"):
@@ -118,10 +192,9 @@ def _dev_secret_key(instance_path: Path) -> str:
     path = instance_path / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
+    private_directory(instance_path)
     key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    write_private(path, key.encode())
     return key
 
 
@@ -135,7 +208,9 @@ def engine_options(database_url: str) -> dict[str, Any]:
     # seconds), not by SQLAlchemy's pre_ping, which pings before every transaction.
     # LIFO: a busy process reuses its most recent connections, and the rest stay idle long
     # enough to be pinged (or closed by a server-side idle timeout) before they are used.
-    options: dict[str, Any] = {"pool_pre_ping": False}
+    # hide_parameters: a failed statement's error (and its log line) shows the SQL but never
+    # the values bound to it (a password hash, an email, a card's fingerprint).
+    options: dict[str, Any] = {"pool_pre_ping": False, "hide_parameters": True}
     if not database_url.startswith("sqlite"):
         options.update(pool_size=_int("DB_POOL_SIZE", 5), max_overflow=_int("DB_MAX_OVERFLOW", 5),
                        pool_timeout=_int("DB_POOL_TIMEOUT", 10), pool_use_lifo=True,
@@ -148,19 +223,12 @@ def load_config(instance_path: Path) -> dict[str, Any]:
     env = os.environ.get("APP_ENV", "development").strip().lower()
     production = env == "production"
 
-    secret_key = os.environ.get("SECRET_KEY")
-    if not secret_key:
-        if production:
-            raise ConfigError("SECRET_KEY is required when APP_ENV=production")
-        secret_key = _dev_secret_key(instance_path)
-
     if production:
-        missing = [name for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY",
-                                     "STRIPE_WEBHOOK_SECRET", "DATABASE_URL", "REDIS_URL",
-                                     "SITE_URL")
-                   if not os.environ.get(name)]
-        if missing:
-            raise ConfigError(f"required in production: {', '.join(missing)}")
+        problems = production_problems(os.environ)
+        if problems:
+            raise ConfigError("APP_ENV=production cannot start:\n" +
+                              "\n".join(f"  - {problem}" for problem in problems))
+    secret_key = os.environ.get("SECRET_KEY") or _dev_secret_key(instance_path)
 
     database_url = os.environ.get("DATABASE_URL") or (
         f"sqlite:///{instance_path / 'payments_site.db'}")
@@ -214,7 +282,11 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "API_TOKEN_TTL": _int("API_TOKEN_TTL", 3600),
         "IDEMPOTENCY_TTL": _int("IDEMPOTENCY_TTL", 24 * 3600),
         "LOGIN_LIMIT_PER_IP": os.environ.get("LOGIN_LIMIT_PER_IP", "20 per minute"),
-        "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute"),
+        # Failed sign-ins: per account from one address, and per account from everywhere
+        # (not counted against browsers and addresses that signed in to it before).
+        "LOGIN_LIMIT_PER_ACCOUNT_IP": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT_IP",
+                                                     "5 per minute"),
+        "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "20 per 5 minutes"),
         "PAYMENT_LIMIT": os.environ.get("PAYMENT_LIMIT", "30 per minute"),
         "REFUND_LIMIT": os.environ.get("REFUND_LIMIT", "30 per minute"),
         "RATELIMIT_ENABLED": _bool(os.environ.get("RATELIMIT_ENABLED"), True),
@@ -228,10 +300,17 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "REMEMBER_COOKIE_SECURE": production,
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "WTF_CSRF_CHECK_DEFAULT": False,
-        "WTF_CSRF_TIME_LIMIT": None,
+        # A session (and the CSRF token it holds) ends after this long without a request:
+        # Flask refuses an older cookie, whatever the browser kept.
+        "PERMANENT_SESSION_LIFETIME": _int("SESSION_LIFETIME", 14 * 24 * 3600),
+        "WTF_CSRF_TIME_LIMIT": _int("SESSION_LIFETIME", 14 * 24 * 3600),
         "WTF_CSRF_SSL_STRICT": production,
         "RQ_QUEUES": ["webhooks", "payments", "receipts", "emails"],
         "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),
+        # `flask worker` runs this many worker processes side by side (jobs mostly wait on
+        # Stripe or SMTP): 16 apply a burst of 1,000 webhook events in under a minute at
+        # 300 ms per Stripe call (README, "Sizing").
+        "WORKER_PROCESSES": _worker_processes(),
         # A payment left unfinished (3-D Secure abandoned, the page closed after Pay) can be
         # tried again for this long; then the sweeper cancels it and its PaymentIntent.
         "UNFINISHED_PAYMENT_TTL": _seconds("UNFINISHED_PAYMENT_TTL", 24 * 3600),

@@ -63,6 +63,12 @@ class RefundTooLarge(DomainError):
     code, message = "amount_too_large", "The amount is more than what remains refundable."
 
 
+class PaymentDisputed(DomainError):
+    code = "charge_disputed"
+    message = ("This payment is disputed: refunds are not possible while the dispute is open. "
+               "Respond to the dispute in the Stripe Dashboard instead.")
+
+
 class IdempotencyInProgress(DomainError):
     status, code = 409, "idempotency_in_progress"
     message = "A request with this Idempotency-Key is still in progress."

@@ -1,6 +1,8 @@
 """Masks card numbers, CVCs, secrets and tokens in every log record before anything writes it,
-and stamps each record with the request, user and payment it is about (payments_site.tracing);
-LOG_FORMAT=json writes one JSON object per line."""
+keeps each record's message on one line (control characters escaped), so a request path or any
+other value a client sent can never forge a log line, and stamps each record with the request,
+user and payment it is about (payments_site.tracing); LOG_FORMAT=json writes one JSON object
+per line."""
 
 from __future__ import annotations
 
@@ -29,19 +31,62 @@ _PATTERNS = [
 ]
 
 
+# A card number written with other separators, as a URL or a form encodes it (`%20`, `+`,
+# `%2D`) or as people write it (dots, underscores, slashes): a run of digit groups is masked
+# when some groups in a row hold 13-19 digits that pass the Luhn check (the check keeps
+# timestamps such as `1733550000.123456` readable). It may start right after an encoded byte
+# (`=%204242…`), never inside one (the `20` of `%20`).
+_SEPARATOR = r"(?:[\s.+_/\\-]|%(?:20|09|2[BbDdEeFf]|5[CcFf]))"
+_SEPARATED_DIGITS = re.compile(
+    r"(?:(?<![A-Za-z0-9%])|(?<=%[0-9A-Fa-f]{2}))"
+    rf"[0-9](?:{_SEPARATOR}{{0,3}}[0-9]){{12,}}(?![A-Za-z0-9])")
+# Whatever could break a line or a terminal: C0 and C1 controls (tab kept), DEL, and the
+# Unicode line and paragraph separators; written as Python escapes (`\n`, `\x1b`).
+_CONTROLS = {code: (chr(code).encode("unicode_escape").decode("ascii"))
+             for code in [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0),
+                          0x2028, 0x2029]}
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if index % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def _mask_separated(match: re.Match[str]) -> str:
+    spaced = re.sub(r"%[0-9A-Fa-f]{2}", " ", match.group(0))
+    groups = [g for g in re.split(r"[^0-9]+", spaced) if g]
+    for first in range(len(groups)):
+        for last in range(first, len(groups)):
+            digits = "".join(groups[first:last + 1])
+            if len(digits) > 19:
+                break
+            if len(digits) >= 13 and _luhn_valid(digits):
+                return "[card]"
+    return match.group(0)
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line: CR, LF and every other control character written as an escape."""
+    return text.translate(_CONTROLS)
+
+
 def redact(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
-    return text
+    return _SEPARATED_DIGITS.sub(_mask_separated, text)
 
 
 def redact_record(record: logging.LogRecord) -> logging.LogRecord:
-    """Replace the record's message (and formatted traceback) with a redacted copy."""
+    """Replace the record's message (and formatted traceback) with a redacted copy; the
+    message on one line (a traceback keeps its own lines)."""
     try:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 (a bad format string must not lose the record)
         message = str(record.msg)
-    cleaned = redact(message)
+    cleaned = escape_controls(redact(message))
     if cleaned != message or record.args:
         record.msg, record.args = cleaned, None
     if record.exc_info and record.exc_info[0] is not None and not record.exc_text:

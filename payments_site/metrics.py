@@ -224,6 +224,6 @@ def reset_multiprocess_dir(path: str | os.PathLike[str] | None = None) -> None:
     if target is None:
         return
     directory = Path(target)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     for stale in directory.glob("*.db"):
         stale.unlink(missing_ok=True)

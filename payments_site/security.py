@@ -25,15 +25,18 @@ def issue_token(user: User) -> tuple[str, int]:
     """A signed Bearer token for `user`; returns (token, seconds until it expires)."""
     ttl = int(current_app.config["API_TOKEN_TTL"])
     now = datetime.now(UTC)
+    # `ver` ties the token to the user's credential version: logging out, a new password or
+    # email, or "sign out everywhere" raises the version and ends every token issued before.
     claims = {"sub": str(user.id), "iat": now, "exp": now + timedelta(seconds=ttl),
-              "typ": "access"}
+              "typ": "access", "ver": user.credential_version}
     return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=TOKEN_ALGORITHM), ttl
 
 
 def user_from_token(token: str) -> User | None:
     try:
         claims = jwt.decode(token, current_app.config["SECRET_KEY"],
-                            algorithms=[TOKEN_ALGORITHM], options={"require": ["exp", "sub"]})
+                            algorithms=[TOKEN_ALGORITHM],
+                            options={"require": ["exp", "iat", "sub"]})
     except jwt.PyJWTError:
         return None
     if claims.get("typ") != "access":
@@ -42,7 +45,24 @@ def user_from_token(token: str) -> User | None:
         user_id = int(claims["sub"])
     except (TypeError, ValueError):
         return None
-    return get_autocommitted(User, user_id)
+    return current_credential(get_autocommitted(User, user_id), claims.get("ver"))
+
+
+def current_credential(user: User | None, version: object) -> User | None:
+    """`user` when `version` is the credential version it holds now, else None (revoked)."""
+    if user is None or isinstance(version, bool) or version != user.credential_version:
+        return None
+    return user
+
+
+def session_user_id(value: str) -> tuple[int, int] | None:
+    """(user id, credential version) from what `User.get_id` put in the session."""
+    if not isinstance(value, str) or len(value) > 24:
+        return None
+    ident, _, version = value.partition(".")
+    if not (ident.isascii() and ident.isdigit() and version.isascii() and version.isdigit()):
+        return None
+    return int(ident), int(version)
 
 
 def bearer_token(req: Request) -> str | None:
@@ -78,11 +98,12 @@ def init_security(app: Flask) -> None:
         # An explicit Bearer token speaks for the request, whatever the cookie says.
         if bearer_token(request) is not None:
             return None
-        try:
-            ident = int(user_id)
-        except (TypeError, ValueError):
+        parsed = session_user_id(user_id)
+        if parsed is None:
             return None
-        user = get_autocommitted(User, ident)
+        ident, version = parsed
+        # The row is loaded for every signed-in request anyway; comparing its version is free.
+        user = current_credential(get_autocommitted(User, ident), version)
         if user is not None:
             tracing.bind_user(user.id)
         return user

@@ -1,16 +1,21 @@
 """The only module that imports `stripe`: typed calls, bounded retries, idempotency, error mapping.
 
 Every call goes through `_call`, which retries what Stripe documents as retryable
-(connection errors, 409 lock timeouts, 5xx, and 429 with a longer backoff) with the SAME
-idempotency key, so a retry can never create a second object. Stripe errors become the
-domain exceptions of `payments_site.errors`.
-https://docs.stripe.com/error-low-level#idempotency, https://docs.stripe.com/rate-limits
+(connection errors, 409s, 5xx, and 429 with a longer backoff) with the SAME idempotency key,
+so a retry can never create a second object. Stripe's own `Stripe-Should-Retry` header wins
+over that rule, both ways: `false` comes with a 500 Stripe saved under the key, which any
+retry with that key can only replay (`SavedFailure`). A 409 `idempotency_key_in_use` means
+the first request with the key is still running (`KeyInFlight`): retry later with the same
+key, never with a new one. Stripe errors become the domain exceptions of
+`payments_site.errors`.
+https://docs.stripe.com/error-low-level#idempotency, https://docs.stripe.com/rate-limits,
+https://docs.stripe.com/api/idempotent_requests
 
 What Stripe answers is handed back as small frozen dataclasses (`Intent`, `SetupIntent`,
-`PaymentMethod`, `Card`, `Refund`, `Dispute`, `Charge`, `Customer`) holding the fields the
-app uses, read once here: a reference Stripe may expand (a charge, a card) is always its id
-as a plain string, and an expanded object, where asked for, is a dataclass of its own. No
-other module sees a Stripe object.
+`PaymentMethod`, `Card`, `Outcome`, `Refund`, `Dispute`, `Charge`, `Customer`) holding the
+fields the app uses, read once here: a reference Stripe may expand (a charge, a card) is
+always its id as a plain string, and an expanded object, where asked for, is a dataclass of
+its own. No other module sees a Stripe object.
 """
 
 from __future__ import annotations
@@ -59,6 +64,18 @@ class ResourceMissing(GatewayInvalidRequest):
     status, code = 404, "not_found"
 
 
+class KeyInFlight(ProviderUnavailable):
+    """409 `idempotency_key_in_use`: the first request with this key is still running at
+    Stripe. Its outcome is not known yet; the same key, later, gets it."""
+
+    message = "This payment step is still being processed. Please try again in a moment."
+
+
+class SavedFailure(ProviderError):
+    """A 5xx that Stripe saved under the idempotency key (`Stripe-Should-Retry: false`):
+    every request with that key replays it for 24 hours, so retrying with it cannot help."""
+
+
 class SignatureInvalid(Exception):
     """A webhook payload whose Stripe-Signature matches none of the configured secrets."""
 
@@ -85,16 +102,28 @@ def _backoff(attempt: int, *, rate_limited: bool) -> float:
     return delay / 2 + random.uniform(0, delay / 2)
 
 
+def _should_retry_header(error: stripe.StripeError) -> bool | None:
+    """Stripe's `Stripe-Should-Retry` answer: True, False, or None when it sent none."""
+    hint = error.headers.get("stripe-should-retry") if error.headers else None
+    return {"true": True, "false": False}.get(str(hint).strip().lower()) if hint else None
+
+
+def _stripe_code(error: stripe.StripeError) -> str | None:
+    """The error's `code` (the SDK fills `error.code` only for some error classes)."""
+    return error.code or getattr(error.error, "code", None)
+
+
 def _is_retryable(error: stripe.StripeError) -> bool:
+    # Stripe's own hint wins when present, both ways.
+    hint = _should_retry_header(error)
+    if hint is not None:
+        return hint
     if isinstance(error, stripe.APIConnectionError | stripe.RateLimitError):
         return True
     status = error.http_status or 0
     if status == 409 and not isinstance(error, stripe.IdempotencyError):
-        return True
-    if isinstance(error, stripe.APIError) or status >= 500:
-        return True
-    # Stripe's own hint wins when present.
-    return bool(error.headers and error.headers.get("stripe-should-retry") == "true")
+        return True  # a lock timeout, or the key's first request still running
+    return isinstance(error, stripe.APIError) or status >= 500
 
 
 def _retry_after(error: stripe.StripeError) -> float:
@@ -208,7 +237,7 @@ def _card_declined(error: stripe.CardError) -> CardDeclined:
 
 def _map_error(operation: str, error: stripe.StripeError) -> DomainError:
     log.warning("stripe %s failed: %s http=%s code=%s", operation, error.__class__.__name__,
-                error.http_status, error.code)
+                error.http_status, _stripe_code(error))
     if isinstance(error, stripe.InvalidRequestError):
         stripe_code = error.code
         if stripe_code == "resource_missing" or error.http_status == 404:
@@ -218,6 +247,10 @@ def _map_error(operation: str, error: stripe.StripeError) -> DomainError:
                                      "request.", stripe_code=stripe_code, param=error.param)
     if isinstance(error, stripe.APIConnectionError | stripe.RateLimitError):
         return ProviderUnavailable()
+    if error.http_status == 409 and _stripe_code(error) == "idempotency_key_in_use":
+        return KeyInFlight()
+    if (error.http_status or 0) >= 500 and _should_retry_header(error) is False:
+        return SavedFailure()
     if isinstance(error, stripe.APIError) or (error.http_status or 0) >= 500:
         return ProviderUnavailable() if (error.http_status or 0) in (502, 503, 504) \
             else ProviderError()
@@ -235,6 +268,12 @@ DECLINE_MESSAGES = {
         "We could not authenticate your payment. Try again or use another card.",
     "setup_intent_authentication_failure":
         "We could not authenticate your card. Try again or use another card.",
+    # Radar blocked it, or the issuer suspects fraud: never say so to the customer.
+    "fraudulent": "Your card was declined. Try another card, or contact your bank.",
+    "highest_risk_level": "Your card was declined. Try another card, or contact your bank.",
+    "card_velocity_exceeded": "Your card was declined because it has been used too many "
+                              "times recently. Wait a while or use another card.",
+    "do_not_honor": "Your card was declined. Contact your bank or use another card.",
     "lost_card": "Your card was declined.",
     "stolen_card": "Your card was declined.",
     "generic_decline": "Your card was declined.",
@@ -283,6 +322,15 @@ class PaymentError:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """Radar's and the network's verdict on a charge (`charge.outcome`)."""
+
+    type: str | None  # authorized, manual_review, issuer_declined, blocked, invalid
+    risk_level: str | None  # normal, elevated, highest, not_assessed, unknown
+    risk_score: int | None  # 0-99
+
+
+@dataclass(frozen=True)
 class Intent:
     """A PaymentIntent."""
 
@@ -295,6 +343,9 @@ class Intent:
     latest_charge_id: str | None
     charge_card: Card | None  # the latest charge's card, when the charge is expanded
     last_payment_error: PaymentError | None
+    # Which of our creates made it (`metadata.create_attempt`, 0 when absent).
+    our_create_attempt: int = 0
+    outcome: Outcome | None = None  # the latest charge's, when the charge is expanded
 
 
 @dataclass(frozen=True)
@@ -409,6 +460,19 @@ def _payment_error(value: object) -> PaymentError | None:
                         card=_card(failed_method.get("card")) if failed_method else None)
 
 
+def _outcome(value: object) -> Outcome | None:
+    outcome = _mapping(value)
+    if outcome is None:
+        return None
+    return Outcome(type=_text(outcome.get("type")), risk_level=_text(outcome.get("risk_level")),
+                   risk_score=_integer(outcome.get("risk_score")))
+
+
+def _create_attempt(data: Mapping[str, Any]) -> int:
+    text = _metadata(data, "create_attempt")
+    return int(text) if text is not None and text.isdigit() else 0
+
+
 def _intent(data: Mapping[str, Any]) -> Intent:
     charge = _mapping(data.get("latest_charge"))
     details = _mapping(charge.get("payment_method_details")) if charge else None
@@ -419,7 +483,9 @@ def _intent(data: Mapping[str, Any]) -> Intent:
                   payment_method=_payment_method(data.get("payment_method")),
                   latest_charge_id=_id(data.get("latest_charge")),
                   charge_card=_card(details.get("card")) if details else None,
-                  last_payment_error=_payment_error(data.get("last_payment_error")))
+                  last_payment_error=_payment_error(data.get("last_payment_error")),
+                  our_create_attempt=_create_attempt(data),
+                  outcome=_outcome(charge.get("outcome")) if charge else None)
 
 
 def _setup_intent(data: Mapping[str, Any]) -> SetupIntent:
@@ -516,6 +582,13 @@ def set_intent_saves_card(intent_id: str, save: bool) -> Intent:
     return _intent(_plain(_call("payment_intents.update", _client().v1.payment_intents.update,
                                 intent_id,
                                 {"setup_future_usage": "off_session" if save else ""})))
+
+
+def payment_intents_of_customer(customer_id: str) -> list[Intent]:
+    """The customer's PaymentIntents (up to 100, newest first), charges not expanded."""
+    page = _call("payment_intents.list", _client().v1.payment_intents.list,
+                 {"customer": customer_id, "limit": 100})
+    return [_intent(_plain(intent)) for intent in page.data]
 
 
 def cancel_payment_intent(intent_id: str, *, reason: CancellationReason,

@@ -7,7 +7,7 @@
 # that it will be useful, but WITHOUT ANY WARRANTY; without even the implied warranty of
 # MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE. See the LICENSE file in this folder.
 """Command line: `python -m stripe_emulator --host 127.0.0.1 --port 8420 [--data DIR]
-[--processing-delay SECONDS] [--contract DIR]`."""
+[--processing-delay SECONDS] [--contract DIR] [--allow-origin ORIGIN ...]`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="check every /v1 request, response and event against the JSON "
                              "Schemas in DIR (tests/contract/schemas); read the violations at "
                              "GET /_config/contract")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="a web origin whose pages may call /v1 (Stripe.js on the shop's "
+                             "pages), e.g. http://127.0.0.1:5000, or http://127.0.0.1:* for "
+                             "any port; repeatable. Default: none. /_config/* never answers "
+                             "another origin")
     args = parser.parse_args(argv)
     if args.processing_delay is not None and args.processing_delay < 0:
         parser.error("--processing-delay must be >= 0")
@@ -45,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     contract.configure(args.contract)
     persistence.configure(args.data)
     persistence.load()
-    app = create_app()
+    app = create_app(allow_origins=args.allow_origin)
     web.run_app(app, host=args.host, port=args.port, print=None,
                 access_log=logging.getLogger("aiohttp.access") if args.access_log else None)
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,18 +25,26 @@ class Fault:
     method: str | None = None
     status: int | None = 500  # None: only the delay; 0: close the connection, no response
     delay_s: float = 0.0
+    jitter_s: float = 0.0  # each delay is delay_s ± up to jitter_s (uniform), never below 0
     times: int = 1
     after: bool = False  # True: the request takes effect, then its response is lost/failed
 
     def public(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def pause_s(self) -> float:
+        """How long this request waits: `delay_s`, spread by `jitter_s` as network and
+        Stripe's own latency spread."""
+        if not self.jitter_s:
+            return self.delay_s
+        return max(0.0, self.delay_s + random.uniform(-self.jitter_s, self.jitter_s))
+
 
 active: list[Fault] = []
 
 
 def parse(data: dict[str, Any]) -> Fault:
-    known = {"method", "path_prefix", "status", "delay_s", "times", "after"}
+    known = {"method", "path_prefix", "status", "delay_s", "jitter_s", "times", "after"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise StripeError(400, f"Received unknown parameter: {unknown[0]}", param=unknown[0])
@@ -43,20 +52,25 @@ def parse(data: dict[str, Any]) -> Fault:
         status = data.get("status", 500)
         status = None if status in (None, "", "null") else int(status)
         delay = float(data.get("delay_s") or 0)
+        jitter = float(data.get("jitter_s") or 0)
         times = int(data.get("times") or 1)
         after = str(data.get("after", "false")).lower() in ("true", "1")
     except (TypeError, ValueError):
-        raise StripeError(400, "Invalid fault: status/delay_s/times must be numbers.") from None
+        raise StripeError(400, "Invalid fault: status/delay_s/jitter_s/times must be "
+                          "numbers.") from None
     if status is not None and status != 0 and not 400 <= status <= 599:
         raise StripeError(400, "Invalid fault: status must be 0 or 400..599.", param="status")
     if not 0 <= delay <= 30:
         raise StripeError(400, "Invalid fault: delay_s must be within 0..30.", param="delay_s")
+    if not 0 <= jitter <= delay:
+        raise StripeError(400, "Invalid fault: jitter_s must be within 0..delay_s.",
+                          param="jitter_s")
     if times < 1:
         raise StripeError(400, "Invalid fault: times must be at least 1.", param="times")
     method = data.get("method")
     return Fault(path_prefix=str(data.get("path_prefix") or "/"),
                  method=str(method).upper() if method else None, status=status,
-                 delay_s=delay, times=times, after=after)
+                 delay_s=delay, jitter_s=jitter, times=times, after=after)
 
 
 def take(method: str, path: str) -> Fault | None:

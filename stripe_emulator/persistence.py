@@ -33,7 +33,7 @@ def configure(data_dir: str | None) -> None:
         _path = None
         return
     directory = Path(data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # the pickle itself is 0600
     _path = directory / "stripe_emulator.pickle"
 
 

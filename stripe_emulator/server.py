@@ -244,14 +244,14 @@ async def idempotency_middleware(request: web.Request,
     fault = faults.take(request.method, request.path) if _is_api(request) else None
     if fault is not None and not fault.after and fault.status is not None:
         if fault.delay_s:
-            await asyncio.sleep(fault.delay_s)
+            await asyncio.sleep(fault.pause_s())
         if fault.status == 0:
             return drop_connection(request)
         return _fault_response(fault.status, took_effect=False)
 
     async def delay() -> None:
         if fault is not None and fault.delay_s:
-            await asyncio.sleep(fault.delay_s)
+            await asyncio.sleep(fault.pause_s())
 
     def after(answer: web.StreamResponse) -> web.StreamResponse:
         if fault is None or not fault.after or fault.status is None:
@@ -568,13 +568,56 @@ async def preflight(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+# Web origins (besides the emulator's own) whose pages may call /v1 from a browser, as
+# Stripe.js does from the shop's pages: `--allow-origin`, exact (`http://127.0.0.1:5000`) or
+# any port of one host (`http://127.0.0.1:*`). Empty: no other origin.
+allowed_origins: list[str] = []
+
+
+def own_origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def origin_allowed(origin: str) -> bool:
+    """True for an origin `--allow-origin` names (a `:*` entry takes any port of its host)."""
+    for allowed in allowed_origins:
+        if allowed.endswith(":*"):
+            host, _, port = origin.rpartition(":")
+            if host == allowed[:-2] and port.isdigit():
+                return True
+        elif origin == allowed:
+            return True
+    return False
+
+
+def _is_control(request: web.Request) -> bool:
+    return request.path.startswith("/_config/") or request.path == "/_config"
+
+
+@web.middleware
+async def control_origin_middleware(request: web.Request,
+                                    handler: Handler) -> web.StreamResponse:
+    """The control routes answer only requests from no web page or from the emulator's own:
+    a page on any other origin (open in a developer's browser during `make dev`) cannot
+    register a webhook, read the data or wipe it, not even with a plain form post."""
     origin = request.headers.get("Origin")
-    if origin:
+    if _is_control(request) and origin is not None and origin != own_origin(request):
+        return json_response({"error": {
+            "type": "invalid_request_error",
+            "message": "The emulator's control routes do not answer other web origins."}},
+            status=403)
+    return await handler(request)
+
+
+async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """CORS for /v1 and Stripe.js only, and only for the origins allowed (none on /_config)."""
+    origin = request.headers.get("Origin")
+    if origin and not _is_control(request) and origin_allowed(origin):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS, DELETE"
         response.headers["Access-Control-Expose-Headers"] = "Request-Id, Idempotent-Replayed"
+        response.headers["Vary"] = "Origin"
 
 
 async def _close_webhooks(app: web.Application) -> None:
@@ -585,7 +628,8 @@ async def _resume_background(app: web.Application) -> None:
     res.resume_background()
 
 
-def create_app() -> web.Application:
+def create_app(allow_origins: list[str] | None = None) -> web.Application:
+    allowed_origins[:] = list(allow_origins or [])
     seam.check_version()
     res.install()
     res.on_background_change.append(persistence.save)
@@ -593,7 +637,8 @@ def create_app() -> web.Application:
         # The request id is set first so every error body can link to it; persist sits
         # outside idempotency so the saved key is written with the object; the contract check
         # sees what the client sees (replays, faults); faults act inside idempotency.
-        request_id_middleware, error_middleware, persist_middleware, auth_middleware,
+        control_origin_middleware, request_id_middleware, error_middleware,
+        persist_middleware, auth_middleware,
         contract_middleware, idempotency_middleware])
     app.on_response_prepare.append(add_cors_headers)
     app.on_cleanup.append(_close_webhooks)

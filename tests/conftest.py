@@ -22,7 +22,7 @@ from werkzeug.security import generate_password_hash
 from payments_site.devtools.smtp_sink import MailSink
 from payments_site.devtools.stack import StripeEmulator
 from payments_site.extensions import db
-from payments_site.models import User
+from payments_site.models import User, utcnow
 from payments_site.services.accounts import normalize_email
 from tests.harness.config import (  # noqa: F401 (tests import these names from here)
     SECRET_KEY_FOR_TESTS,
@@ -103,14 +103,14 @@ def password_hash(password: str, kdf: str = FIXTURE_KDF) -> str:
 @pytest.fixture
 def make_user(app: Flask) -> Callable[..., Any]:
     """Create a user directly: make_user(email=None, role="customer", name=..., password=...,
-    kdf=FIXTURE_KDF)."""
+    kdf=FIXTURE_KDF, verified=True) (verified: the address is confirmed)."""
 
     def factory(email: str | None = None, *, role: str = "customer", name: str = "Test Customer",
                 password: str = DEFAULT_PASSWORD, locale: str = "en_US",
-                kdf: str = FIXTURE_KDF) -> User:
+                kdf: str = FIXTURE_KDF, verified: bool = True) -> User:
         user = User(email=normalize_email(email or f"user-{uuid.uuid4().hex[:8]}@example.com"),
                     name=name, role=role, password_hash=password_hash(password, kdf),
-                    locale=locale)
+                    locale=locale, email_verified_at=utcnow() if verified else None)
         db.session.add(user)
         db.session.commit()
         return user

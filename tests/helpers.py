@@ -78,3 +78,22 @@ def card_numbers(text: str, *, embedded: bool = False) -> list[str]:
         if 13 <= len(digits) <= 19 and luhn_valid(digits):
             found.append(digits)
     return found
+
+
+def emailed_link(body: str, route: str) -> str:
+    """The path of the first link in an email body that goes to `route` (`/auth/reset/`)."""
+    match = re.search(r"https?://[^/\s]+(" + re.escape(route) + r"[A-Za-z0-9_.\-]+)", body)
+    assert match, f"no {route} link in:\n{body}"
+    return match.group(1)
+
+
+def follow_emailed_link(client: Any, body: str, route: str, data: dict[str, str] | None = None
+                        ) -> Any:
+    """Open a link from an email (its page), then press its button or send its form."""
+    path = emailed_link(body, route)
+    page = client.get(path)
+    assert page.status_code == 200, page.get_data(as_text=True)[:300]
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                      page.get_data(as_text=True))
+    assert token, "the link's page has no form"
+    return client.post(path, data={"csrf_token": token.group(1), **(data or {})})

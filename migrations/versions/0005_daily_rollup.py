@@ -1,7 +1,7 @@
 """Daily totals for the admin overview, and the indexes its roll-up reads changes by.
 
 Revision ID: 0005_daily_rollup
-Revises: 0002_checkout_attempts
+Revises: 0004_accounts
 Create Date: 2026-12-07 06:30:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0005_daily_rollup'
-down_revision = '0002_checkout_attempts'
+down_revision = '0004_accounts'
 branch_labels = None
 depends_on = None
 

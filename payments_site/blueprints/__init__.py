@@ -6,10 +6,12 @@ only) and `api` (/api, JSON routes with declared schemas); plus `health`, the pr
 
 from flask_openapi3.openapi import OpenAPI
 
-from payments_site.blueprints import admin, api, health, metrics, site
+from payments_site.blueprints import admin, api, health, metrics, parsing, site
 
 
 def register_blueprints(app: OpenAPI) -> None:
+    # Before any route is added: `<id:…>` is read when each route is compiled.
+    app.url_map.converters["id"] = parsing.RowIdConverter
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(site.bp)

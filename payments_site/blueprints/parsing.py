@@ -10,19 +10,30 @@ A refusal is a DomainError in API.md's shape: `InvalidRequest` naming the field 
 `Refusal`; some fields declare another error (an id in the path that cannot exist is a
 404, like any unknown id; a malformed login is a 401, like a wrong password).
 JSON numbers are checked strictly: an integer field takes a JSON integer only (not 1.5,
-"1e3" or true), within the range of the database column it ends up in.
+"1e3" or true), within the range of the database column it ends up in; a number in a query
+string, a form or a path is ASCII digits only (`'²'.isdigit()` is true in Python) and is
+checked against the same range (`whole_number`, the `id` path converter).
+
+Before any of that, and before the rate limiter, `refuse_hostile_input` looks at every
+request once: a body nested deeper than MAX_JSON_DEPTH, or a NUL byte (or an unpaired
+surrogate) in a query, form or JSON string, is a 400 naming the field; such a character in
+a path id is a 404, like any id that cannot exist. So nothing below ever meets a value the
+database cannot store or a JSON parser cannot read without deep recursion.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import re
 import typing
-from collections.abc import Callable
-from datetime import date
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
 from typing import Annotated, Any, ClassVar, NoReturn, TypeVar
 
 from flask import request
-from flask_openapi3.request import validate_request
+from flask_openapi3.request import _validate_request
+from flask_openapi3.utils import parse_parameters
 from flask_wtf import FlaskForm
 from pydantic import (
     AfterValidator,
@@ -33,15 +44,23 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from werkzeug.routing import IntegerConverter
 from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 from payments_site.customer_status import HISTORY_FILTERS
 from payments_site.errors import DomainError, InvalidRequest, NotFound, Unauthenticated
-from payments_site.models import PAYMENT_STATUSES, PaymentStatus, RefundReason
+from payments_site.models import (
+    EARLIEST_MOMENT,
+    ID_MAX,
+    LATEST_MOMENT,
+    PAYMENT_STATUSES,
+    PaymentStatus,
+    RefundReason,
+)
 from payments_site.models.webhook_event import WEBHOOK_STATUSES
 from payments_site.money import InvalidAmount, parse_major_amount
-from payments_site.services.accounts import MIN_PASSWORD_LENGTH
+from payments_site.services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from payments_site.services.admin_payments import (
     DEFAULT_PAGE_SIZE,
     EXTRA_FILTERS,
@@ -54,8 +73,14 @@ from payments_site.services.pricing import MAX_LINES, MAX_QUANTITY
 # Every request model by name (Schema registers its subclasses).
 _SCHEMAS: dict[str, type[BaseModel]] = {}
 # Every id and amount column is a PostgreSQL `integer`: a larger number names nothing.
-INT32_MAX = 2**31 - 1
+INT32_MAX = ID_MAX
 INT64_MAX = 2**63 - 1
+# Deeper JSON is refused before anything parses it (the API's bodies are 3 levels deep and a
+# Stripe event about 8; Python's parser recurses once per level).
+MAX_JSON_DEPTH = 32
+# The dates a client may filter on (a day later, or in any time zone, stays a datetime).
+EARLIEST_DATE = EARLIEST_MOMENT.date()
+LATEST_DATE = (LATEST_MOMENT - timedelta(days=1)).date()
 ATTEMPT_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -213,6 +238,11 @@ def login_email() -> str:
     return request.form.get("email", "")
 
 
+def cookie(name: str) -> str:
+    """A cookie's value as sent ("" if none)."""
+    return request.cookies.get(name, "")
+
+
 def incoming_request_id() -> str | None:
     """The `X-Request-ID` the request came with, as sent (payments_site.tracing decides
     whether to take it)."""
@@ -226,8 +256,107 @@ def metrics_credentials() -> str | None:
 
 
 def raw_body() -> bytes:
-    """The body's exact bytes, read once and not kept (a webhook's signature covers them)."""
+    """The body's exact bytes (a webhook's signature covers them)."""
     return request.get_data(cache=False)
+
+
+# --- The edge guard: shapes nothing below should ever meet -------------------------------------
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# A JSON string (escapes included) and everything that is not a bracket, for the depth scan.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENING = frozenset(b"[{")
+# What no database text column takes: NUL (PostgreSQL refuses it) and unpaired surrogates
+# (not encodable as UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class RowIdConverter(IntegerConverter):
+    """`<id:name>` in a route: 1 to ID_MAX in ASCII digits, else the route does not match
+    (404), like any id that names no row."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002
+        super().__init__(map, min=1, max=ID_MAX)
+
+
+def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when `body`, read as JSON, nests arrays/objects more than `limit` deep; found
+    without parsing it (strings removed, then the brackets counted)."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if len(brackets) <= limit:
+        return False
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte in _OPENING else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def storable(text: str) -> bool:
+    """False for text with a NUL or an unpaired surrogate, which no text column stores."""
+    return _UNSTORABLE.search(text) is None
+
+
+def _unstorable_in_json(data: Any) -> Iterator[str | None]:
+    """The `param` of each JSON string (key or value) that is not storable; None for the
+    body itself. Iterative: the depth was checked, but nothing here needs recursion."""
+    pending: list[tuple[tuple[int | str, ...], Any]] = [((), data)]
+    while pending:
+        loc, value = pending.pop()
+        if isinstance(value, str):
+            if not storable(value):
+                yield param_of(loc)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not storable(key):
+                    yield param_of((*loc, key))
+                pending.append(((*loc, key), item))
+        elif isinstance(value, list):
+            pending.extend(((*loc, index), item) for index, item in enumerate(value))
+
+
+def _refuse_unstorable(param: str | None) -> NoReturn:
+    shown = (param or "body").encode("unicode_escape").decode("ascii")
+    raise InvalidRequest(f"{shown} contains a character that is not allowed (a NUL byte or "
+                         "an unpaired surrogate).", param=shown)
+
+
+def refuse_hostile_input() -> None:
+    """Every request, first (ahead of the rate limiter's key functions and of any view):
+
+    - a path value with a NUL → 404 (no such id);
+    - a query or form field (name or value) with a NUL → 400 naming it;
+    - a body nested deeper than MAX_JSON_DEPTH → 400, before anything parses it;
+    - a JSON body with a NUL or unpaired surrogate in any string → 400 naming it.
+    """
+    if any(isinstance(value, str) and not storable(value)
+           for value in (request.view_args or {}).values()):
+        raise NotFound()
+    fields = [request.args]
+    if request.mimetype in FORM_TYPES:
+        fields.append(request.form)
+    for values in fields:
+        for name, value in values.items(multi=True):
+            if not storable(name):
+                _refuse_unstorable(name)
+            if not storable(value):
+                _refuse_unstorable(name)
+    if request.mimetype in FORM_TYPES:
+        return
+    body = request.get_data(cache=True)
+    if not body:
+        return
+    if json_too_deep(body):
+        raise InvalidRequest(f"The JSON body is nested too deeply (at most {MAX_JSON_DEPTH} "
+                             "levels).")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return  # not JSON: the route's own parsing answers it
+    for param in _unstorable_in_json(data):
+        _refuse_unstorable(param)
 
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -237,17 +366,27 @@ def validated(view: View) -> View:
     """Check the view's declared `body`, `query`, `header` and `path` (flask-openapi3) when
     the view itself runs: below the decorators that check who is calling (an anonymous call
     is a 401 before any 400) and inside an Idempotency-Key's claim (a 400 is stored and
-    replayed like any answer)."""
-    # flask-openapi3's decorator is untyped: it returns a view taking the same arguments.
-    validator: Callable[[], Callable[[View], Callable[..., Any]]] = validate_request
-    checked = validator()(view)
-    takes_body = "body" in typing.get_type_hints(view)
+    replayed like any answer).
+
+    The declared models are read once, here. (flask-openapi3's own `validate_request` reads
+    them again at every request, and builds their OpenAPI schemas each time: the largest part
+    of a JSON request's own time.) Validation itself, and its 422 answer, are flask-openapi3's
+    (`_validate_request`, the function its decorator calls).
+    """
+    header, cookie, path, query, form, body, raw = parse_parameters(view, doc_ui=False)
+    takes_body = body is not None
+    # Tells flask-openapi3 not to validate this view a second time when it is registered.
+    setattr(view, "__delay_validate_request__", True)  # noqa: B010
 
     @functools.wraps(view)
     def check(*args: Any, **kwargs: Any) -> Any:
         if takes_body:
             json_object()
-        return checked(*args, **kwargs)
+        arguments = _validate_request(header, cookie, path, query, form, body,
+                                      typing.cast(Any, raw),
+                                      path_kwargs=kwargs)
+        arguments.update(kwargs)
+        return view(*args, **arguments)
     return typing.cast(View, check)
 
 
@@ -280,6 +419,12 @@ def _printable(value: str | None) -> str | None:
 
 def _iso_date(value: Any) -> Any:
     return date.fromisoformat(value.strip()) if isinstance(value, str) else value
+
+
+def _date_in_range(value: date | None) -> date | None:
+    if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValueError("out of range")
+    return value
 
 
 PaymentId = Annotated[str, Field(min_length=1, max_length=64),
@@ -512,7 +657,8 @@ def _default_page_size(value: Any) -> Any:
 
 
 def _date_refusal(name: str) -> Refusal:
-    return Refusal(f"'{name}' must be a date such as 2025-01-31.")
+    return Refusal(f"'{name}' must be a date such as 2025-01-31, from {EARLIEST_DATE} to "
+                   f"{LATEST_DATE}.")
 
 
 class AdminPaymentsQuery(Schema):
@@ -525,9 +671,11 @@ class AdminPaymentsQuery(Schema):
                      BeforeValidator(_default_page_size),
                      Refusal(f"limit must be 1 to {MAX_PAGE_SIZE}.")] = DEFAULT_PAGE_SIZE
     date_from: Annotated[date | None, Field(alias="from"), BeforeValidator(_iso_date),
-                         BeforeValidator(_blank_is_none), _date_refusal("from")] = None
+                         BeforeValidator(_blank_is_none), AfterValidator(_date_in_range),
+                         _date_refusal("from")] = None
     date_to: Annotated[date | None, Field(alias="to"), BeforeValidator(_iso_date),
-                       BeforeValidator(_blank_is_none), _date_refusal("to")] = None
+                       BeforeValidator(_blank_is_none), AfterValidator(_date_in_range),
+                       _date_refusal("to")] = None
     after: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
     before: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
 
@@ -546,8 +694,8 @@ def _lenient_int(value: Any) -> Any:
     """A page number or row id from a link: anything but digits (or past any row id) reads
     as absent."""
     if isinstance(value, str):
-        number = int(value) if value.isascii() and value.isdigit() else None
-        return number if number is not None and number <= INT32_MAX else None
+        number = _whole_number(value) if value.isascii() and value.isdigit() else None
+        return number if number is not None and number <= ID_MAX else None
     return value
 
 
@@ -582,11 +730,56 @@ class RegisterForm(FlaskForm):
     name = StringField("Full name", validators=[DataRequired(), Length(max=120)])
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField("Password", validators=[
-        DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=256,
+        DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH,
                                message=f"Use at least {MIN_PASSWORD_LENGTH} characters.")])
     confirm = PasswordField("Repeat password", validators=[
         DataRequired(), EqualTo("password", message="The passwords do not match.")])
     submit = SubmitField("Create account")
+
+
+def _new_password_fields(label: str = "New password") -> tuple[PasswordField, PasswordField]:
+    return (PasswordField(label, validators=[
+                DataRequired("Enter a new password."),
+                Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH,
+                       message=f"Use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} "
+                               "characters.")]),
+            PasswordField("Repeat the new password", validators=[
+                DataRequired("Repeat the new password."),
+                EqualTo("password", message="The passwords do not match.")]))
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired("Enter your email address."),
+                                            Email("Enter a valid email address."),
+                                            Length(max=254)])
+
+
+class ResetPasswordForm(FlaskForm):
+    password, confirm = _new_password_fields()
+
+
+class NameForm(FlaskForm):
+    name = StringField("Full name", validators=[DataRequired("Enter your name."),
+                                                Length(max=120)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[
+        DataRequired("Enter your current password.")])
+    password, confirm = _new_password_fields()
+
+
+class EmailChangeForm(FlaskForm):
+    # Ids of their own: the settings page shows this form beside the password form.
+    email = EmailField("New email address", id="new_email", validators=[
+        DataRequired("Enter the new address."), Email("Enter a valid email address."),
+        Length(max=254)])
+    current_password = PasswordField("Current password", id="email_current_password",
+                                     validators=[DataRequired("Enter your current password.")])
+
+
+class ConfirmForm(FlaskForm):
+    """A button that carries only the CSRF token (confirm a link, sign out everywhere)."""
 
 
 REFUND_REASON_CHOICES: list[tuple[str, str]] = [

@@ -28,14 +28,14 @@ from payments_site.devtools.stack import (
     flask_command,
 )
 from payments_site.metrics import reset_multiprocess_dir
+from payments_site.private_files import private_directory, write_private
 
 
 def _kept_secret(path: Path, prefix: str) -> str:
     if path.exists():
         return path.read_text().strip()
     value = prefix + secrets.token_hex(16)
-    path.write_text(value)
-    path.chmod(0o600)
+    write_private(path, value.encode())
     return value
 
 
@@ -44,8 +44,8 @@ class DevStack:
     the environment (DATABASE_URL, REDIS_URL, STRIPE_API_BASE, MAIL_SERVER) is used instead."""
 
     def __init__(self) -> None:
-        self.instance = Path(os.environ.get("INSTANCE_PATH", ROOT / "instance")).resolve()
-        self.instance.mkdir(parents=True, exist_ok=True)
+        self.instance = private_directory(
+            Path(os.environ.get("INSTANCE_PATH", ROOT / "instance")).resolve())
         self.web_port = int(os.environ.get("DEV_PORT", "5000"))
         self.emulator_port = int(os.environ.get("DEV_STRIPE_PORT", "8420"))
         self.smtp_port = int(os.environ.get("DEV_SMTP_PORT", "8025"))
@@ -59,6 +59,11 @@ class DevStack:
         reset_multiprocess_dir(self.env["PROMETHEUS_MULTIPROC_DIR"])
         self.stack = Stack()
         self.watched: list[subprocess.Popen[bytes]] = []
+
+    def app_origins(self) -> list[str]:
+        """The origins the site's pages are served from: the only ones whose Stripe.js may
+        call the emulator from a browser."""
+        return [f"http://127.0.0.1:{self.web_port}", f"http://localhost:{self.web_port}"]
 
     # --- pieces ---------------------------------------------------------------------------
 
@@ -77,7 +82,7 @@ class DevStack:
             return  # a real Stripe (test mode) or another emulator is configured
         emulator = self.stack.add(StripeEmulator(
             port=self.emulator_port, log_dir=self.instance, log_name="stripe-emulator.log",
-            data_dir=self.instance / "stripe"))
+            data_dir=self.instance / "stripe", allowed_origins=self.app_origins()))
         assert emulator.proc is not None
         self.watched.append(emulator.proc)
         self.env.update({
@@ -116,6 +121,9 @@ class DevStack:
     # --- running --------------------------------------------------------------------------
 
     def run(self) -> int:
+        # Everything the stack and its processes create (the emulator's data, SQLite's
+        # journals, Redis' files) is its owner's only.
+        os.umask(0o077)
         # Stop on Ctrl-C and on SIGTERM alike, even if started where SIGINT was ignored.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.default_int_handler)

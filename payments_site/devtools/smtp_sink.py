@@ -13,6 +13,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from payments_site.private_files import private_directory, write_private
+
 
 class _Handler:
     def __init__(self, sink: MailSink) -> None:
@@ -30,7 +32,7 @@ class MailSink:
                  directory: Path | None = None) -> None:
         self.directory = directory
         if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
+            private_directory(directory)
         self._lock = threading.Lock()
         self.raw: list[bytes] = []
         self.envelopes: list[tuple[str, list[str]]] = []
@@ -78,7 +80,7 @@ class MailSink:
             index = len(self.raw)
         if self.directory is not None:
             name = f"{time.strftime('%Y%m%d-%H%M%S')}-{index:05d}.eml"
-            (self.directory / name).write_bytes(content)
+            write_private(self.directory / name, content)
 
 
 def _free_port() -> int:

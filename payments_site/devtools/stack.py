@@ -35,9 +35,12 @@ from payments_site.config import normalize_database_url
 from payments_site.devtools.embedded_redis import EmbeddedRedis
 from payments_site.devtools.smtp_sink import MailSink
 from payments_site.metrics import reset_multiprocess_dir
+from payments_site.private_files import open_private, private_directory
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
+# Every web server of this machine's loopback, whatever its port (the tests' live servers).
+LOOPBACK_ANY_PORT = f"http://{LOOPBACK}:*"
 
 # The machine's own services, used when they answer (and started when installed but down).
 POSTGRES_ADMIN_URL = os.environ.get("POSTGRES_ADMIN_URL",
@@ -157,8 +160,8 @@ class Process:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the handle
+        private_directory(self.log_path.parent)
+        with open_private(self.log_path) as log:  # the child keeps its own copy of the handle
             self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          preexec_fn=self.preexec)
@@ -369,17 +372,23 @@ class StripeEmulator(Process):
     """`python -m stripe_emulator` on loopback: Stripe's API and Stripe.js, offline.
 
     `data_dir` keeps its state across restarts (memory only without it); `contract` makes it
-    check every request, response and event against Stripe's published schemas.
+    check every request, response and event against Stripe's published schemas;
+    `allowed_origins` are the app's origins (`LOOPBACK_ANY_PORT` for test servers on any port).
     """
 
     def __init__(self, *, log_dir: Path, port: int = 0, data_dir: Path | None = None,
                  contract: Path | None = None, extra_args: Sequence[str] = (),
                  env: Mapping[str, str] | None = None, cwd: Path = ROOT,
-                 log_name: str = "stripe-emulator-{port}.log") -> None:
+                 log_name: str = "stripe-emulator-{port}.log",
+                 allowed_origins: Sequence[str] = ()) -> None:
         self.port = port or free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         cmd = [sys.executable, "-m", "stripe_emulator", "--host", LOOPBACK,
                "--port", str(self.port)]
+        # The web origins whose pages call /v1 through Stripe.js (the app's); no other
+        # origin gets CORS, and /_config/* answers none.
+        for origin in allowed_origins:
+            cmd += ["--allow-origin", origin]
         if data_dir is not None:
             cmd += ["--data", str(data_dir)]
         if contract is not None:
@@ -464,17 +473,25 @@ class WebProcess(Process):
 
     @classmethod
     def gunicorn(cls, name: str, target: str, env: Mapping[str, str], log_path: Path, *,
-                 workers: int, threads: int, port: int = 0,
+                 settings: Mapping[str, str] | None = None, port: int = 0,
                  preexec: Callable[[], None] | None = None) -> WebProcess:
+        """gunicorn with the project's shipped `gunicorn.conf.py`; `settings` are its
+        environment overrides (WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_WORKER_CLASS …),
+        so every node runs the configuration production runs, changed only where asked."""
         port = port or free_port()
-        cmd = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"{LOOPBACK}:{port}",
-               "--workers", str(workers), "--worker-class", "gthread", "--threads",
-               str(threads), "--keep-alive", "5", "--log-level", "warning", target]
-        return cls(name, cmd, port=port, log_path=log_path, env=env, preexec=preexec)
+        cmd = [str(Path(sys.executable).parent / "gunicorn"), "--config",
+               str(ROOT / "gunicorn.conf.py"), "--bind", f"{LOOPBACK}:{port}",
+               "--log-level", "warning", target]
+        return cls(name, cmd, port=port, log_path=log_path, env={**env, **(settings or {})},
+                   preexec=preexec)
+
+    # Seconds to wait for /healthz; a busy machine can take a while to import the app in
+    # every gunicorn process.
+    start_timeout: float = 30.0
 
     def start(self) -> Self:
         super().start()
-        wait_http(self.url + "/healthz", proc=self.proc)
+        wait_http(self.url + "/healthz", timeout=self.start_timeout, proc=self.proc)
         return self
 
 

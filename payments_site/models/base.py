@@ -20,6 +20,14 @@ NAMING_CONVENTION = {
 
 _ALPHABET = string.ascii_letters + string.digits
 
+# Every id column is a PostgreSQL `integer`: no row has an id outside 1..ID_MAX, so a larger
+# number from a client names nothing (and PostgreSQL would refuse to compare it).
+ID_MAX = 2**31 - 1
+# The moments a client may name (cursors, date filters), well inside datetime's own years
+# 1..9999, so shifting one into any time zone or by a day never overflows.
+EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(9999, 1, 1, tzinfo=UTC)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -22,6 +22,10 @@ PAYMENT_STATUSES: tuple[PaymentStatus, ...] = get_args(PaymentStatus)
 TERMINAL_STATUSES = frozenset({"succeeded", "canceled"})
 
 
+# Dispute states in which Stripe refunds the charge again.
+REFUNDABLE_DISPUTE_STATUSES = frozenset({"won", "warning_closed"})
+
+
 def _payment_public_id() -> str:
     return public_id("pay_")
 
@@ -75,6 +79,13 @@ class Payment(Base):
     # Server-side confirmations so far; names the Stripe idempotency key of the next one and,
     # bumped by a conditional UPDATE, lets exactly one concurrent request confirm.
     confirm_attempts: Mapped[int] = mapped_column(default=0)
+    # PaymentIntent creates Stripe answered with a failure it saved under the key (a replayed
+    # 500): each one ends that key, so the next create uses a new one (services/checkout.py).
+    create_attempts: Mapped[int] = mapped_column(default=0)
+    # Radar's verdict on the latest charge (`outcome`): admin pages only.
+    outcome_type: Mapped[str | None] = mapped_column(String(32))
+    risk_level: Mapped[str | None] = mapped_column(String(16))
+    risk_score: Mapped[int | None]
     stripe_dispute_id: Mapped[str | None] = mapped_column(String(255), index=True)
     dispute_status: Mapped[str | None] = mapped_column(String(64))
     dispute_reason: Mapped[str | None] = mapped_column(String(64))
@@ -101,6 +112,13 @@ class Payment(Base):
         if self.status != "succeeded":
             return 0
         return self.amount - self.refund_reserved
+
+    @property
+    def refund_blocked_by_dispute(self) -> bool:
+        """Stripe refuses refunds of a disputed charge (`charge_disputed`) until the dispute
+        is won or the inquiry closed: the bank, not the merchant, decides the money then."""
+        return self.stripe_dispute_id is not None and \
+            self.dispute_status not in REFUNDABLE_DISPUTE_STATUSES
 
     @property
     def refund_status(self) -> str:

@@ -23,6 +23,9 @@ class WebhookEvent(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(2000))
+    # Why an `ignored` event needs no work (no handler, ignored on purpose, or nobody can
+    # apply it: its object does not exist at Stripe, or it is about no payment of ours).
+    reason: Mapped[str | None] = mapped_column(String(500))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)

@@ -227,16 +227,47 @@ def create_intent_claiming_confirm(payment: Payment, customer_id: str
     return intent, False
 
 
+def create_key(payment: Payment) -> str:
+    """The Stripe idempotency key of the payment's current PaymentIntent create."""
+    if payment.create_attempts == 0:
+        return f"pi-create-{payment.public_id}"
+    return f"pi-create-{payment.public_id}-{payment.create_attempts}"
+
+
+def _create_metadata(payment: Payment) -> dict[str, str]:
+    metadata = {"payment_id": payment.public_id, "user_id": str(payment.user_id)}
+    if payment.create_attempts:
+        # Names the create that made an intent, so only the current one is ever adopted.
+        metadata["create_attempt"] = str(payment.create_attempts)
+    return metadata
+
+
+SAVED_FAILURE_MESSAGE = ("We could not start this payment, and nothing was charged. "
+                         "Please try again.")
+
+
 def _create_intent_at_stripe(payment: Payment, customer_id: str) -> stripe_gateway.Intent:
     try:
         return stripe_gateway.create_payment_intent(
             amount=payment.amount, currency=payment.currency, customer_id=customer_id,
-            description=payment.description,
-            metadata={"payment_id": payment.public_id, "user_id": str(payment.user_id)},
-            save_card=payment.save_payment_method,
-            idempotency_key=f"pi-create-{payment.public_id}")
+            description=payment.description, metadata=_create_metadata(payment),
+            save_card=payment.save_payment_method, idempotency_key=create_key(payment))
+    except stripe_gateway.SavedFailure:
+        # Stripe saved a 500 under this key: every retry with it replays that 500, so the
+        # key is spent. The payment fails (the customer may try again: a new key) and stays
+        # flagged until reconcile has canceled any intent the failed create left behind.
+        update_after_failure(payment, Payment.stripe_payment_intent_id.is_(None),
+                             Payment.create_attempts == payment.create_attempts,
+                             create_attempts=payment.create_attempts + 1, status="failed",
+                             failure_code="processing_error", failure_decline_code=None,
+                             failure_message=SAVED_FAILURE_MESSAGE, needs_reconcile=True)
+        log.warning("payment %s: Stripe saved a failure for its create; the next attempt "
+                    "uses a new key", payment.public_id)
+        metrics.checkout("failed", payment.currency)
+        raise ProviderError(SAVED_FAILURE_MESSAGE) from None
     except (ProviderUnavailable, ProviderError):
-        # The outcome is unknown: re-fetch (reconcile) before this payment is used again.
+        # The outcome is unknown (a 409 included: the create with this key still runs):
+        # re-fetch with the SAME key (reconcile) before this payment is used again.
         metrics.checkout("failed", payment.currency)
         update_after_failure(payment, needs_reconcile=True)
         raise
@@ -265,6 +296,42 @@ def recover_lost_intent(payment: Payment) -> str:
     """
     user = db.session.get_one(User, payment.user_id)
     return create_intent(payment, ensure_stripe_customer(user)).id
+
+
+@dataclass(frozen=True)
+class LeftoverIntents:
+    """What reconcile did about the intents a spent create key may have left at Stripe."""
+
+    canceled: list[str]
+    not_cancelable: list[str]  # moved on (paid?): a person must look
+
+
+def cancel_leftover_intents(payment: Payment) -> LeftoverIntents:
+    """Cancel the intents made for this payment by creates whose key was spent (Stripe
+    saved a failure for them): nobody was given their client secret, so none can be paid,
+    and canceling them leaves nothing open at Stripe. Clears the payment's flag when done.
+    """
+    customer_id = payment.user.stripe_customer_id
+    canceled: list[str] = []
+    stuck: list[str] = []
+    leftovers = [intent for intent in (stripe_gateway.payment_intents_of_customer(customer_id)
+                                       if customer_id else [])
+                 if intent.our_payment_id == payment.public_id
+                 and intent.id != payment.stripe_payment_intent_id
+                 and intent.our_create_attempt < payment.create_attempts]
+    for intent in leftovers:
+        if intent.status == "canceled":
+            continue
+        if intent.status in ("succeeded", "processing", "requires_capture"):
+            stuck.append(intent.id)
+            continue
+        stripe_gateway.cancel_payment_intent(intent.id, reason="abandoned",
+                                             idempotency_key=f"pi-cancel-{intent.id}")
+        canceled.append(intent.id)
+    if not stuck:
+        update_now(payment, Payment.create_attempts == payment.create_attempts,
+                   needs_reconcile=False)
+    return LeftoverIntents(canceled, stuck)
 
 
 def _apply_save_choice(payment: Payment, intent: stripe_gateway.Intent,

@@ -76,7 +76,9 @@ def find_payment_for_intent(intent: stripe_gateway.Intent) -> Payment | None:
     # id in its metadata links it back.
     payment = db.session.scalar(select(Payment).where(
         Payment.public_id == intent.our_payment_id))
-    if payment is None:
+    if payment is None or intent.our_create_attempt != payment.create_attempts:
+        # Made by a create whose key was spent (Stripe saved a failure for it): reconcile
+        # cancels it; the payment follows only the intent of its current create.
         return None
     if payment.stripe_payment_intent_id is None:
         if not update_now(payment, Payment.stripe_payment_intent_id.is_(None),
@@ -167,6 +169,11 @@ def _intent_values(intent: stripe_gateway.Intent) -> dict[str, object]:
     card = _card_of(intent)
     if card is not None:
         values.update(card_brand=card.brand, card_last4=card.last4)
+    if intent.outcome is not None:
+        # Radar's verdict on the latest charge, for the admin pages.
+        values.update(outcome_type=(intent.outcome.type or "")[:32] or None,
+                      risk_level=(intent.outcome.risk_level or "")[:16] or None,
+                      risk_score=intent.outcome.risk_score)
     error = intent.last_payment_error
     if error:
         values.update(failure_code=(error.code or "card_declined")[:64],

@@ -31,11 +31,11 @@ from sqlalchemy.orm import undefer
 
 from payments_site.customer_status import WORDS
 from payments_site.db import finish_reading, unit_of_work
-from payments_site.errors import NotFound
+from payments_site.errors import InvalidRequest, NotFound
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Payment, Receipt, Refund, User, utcnow
 from payments_site.money import format_money
-from payments_site.services import audit, emails
+from payments_site.services import accounts, audit, emails
 from payments_site.times import format_day, format_moment, merchant_timezone
 
 log = logging.getLogger(__name__)
@@ -120,8 +120,9 @@ def _issue(series: str, source_key: str, payment: Payment, refund: Refund | None
                               created_at=issued_at)
             db.session.add(receipt)
             db.session.flush()  # the receipt's id names its email
-            db.session.add(emails.new_email(**_receipt_email_fields(
-                series, number, issued_at, receipt.id, email_inputs)))
+            if email_inputs.address_confirmed:
+                db.session.add(emails.new_email(**_receipt_email_fields(
+                    series, number, issued_at, receipt.id, email_inputs)))
     except (IntegrityError, _IssuedMeanwhile):
         # Another worker issued this receipt first; rolling back returned our number.
         existing = _by_source_key(source_key)
@@ -283,6 +284,9 @@ class _EmailInputs:
     payment_id: int
     payment_public_id: str
     to: str
+    # Receipts are emailed only to a confirmed address; until then they wait (the sweeper
+    # sends recent ones once the owner confirms).
+    address_confirmed: bool
     customer_name: str
     locale: str
     currency: str
@@ -303,6 +307,7 @@ def _email_inputs(payment: Payment, refund: Refund | None) -> _EmailInputs:
                 if refund is not None else 0)
     return _EmailInputs(
         payment_id=payment.id, payment_public_id=payment.public_id, to=user.email,
+        address_confirmed=accounts.receipts_may_go_to(user),
         customer_name=user.name or user.email,
         locale=_locale(user.locale), currency=payment.currency,
         amount=refund.amount if refund is not None else payment.amount, total=payment.amount,
@@ -370,16 +375,22 @@ def _receipt_email_fields(series: str, number: str, issued_at: datetime, receipt
 
 
 def queue_receipt_email(receipt: Receipt, *, dedupe_key: str | None = None,
-                        kind: str | None = None) -> OutboundEmail:
-    """Email the stored PDF to the payment's owner, once per dedupe key.
+                        kind: str | None = None) -> OutboundEmail | None:
+    """Email the stored PDF to the payment's owner, once per dedupe key; None (nothing
+    sent) while the owner's address is not confirmed.
 
     With the default key this finds the row issuing recorded and queues it if still pending
     (or, for a receipt issued before the row was part of issuing, records it now).
     """
     refund = db.session.get(Refund, receipt.refund_id) if receipt.refund_id else None
+    inputs = _email_inputs(receipt.payment, refund)
+    if not inputs.address_confirmed:
+        log.info("%s %s held until its owner confirms the address", receipt.series,
+                 receipt.number)
+        return None
     return emails.send_later(**_receipt_email_fields(
         receipt.series, receipt.number, receipt.created_at, receipt.id,
-        _email_inputs(receipt.payment, refund), dedupe_key=dedupe_key, kind=kind))
+        inputs, dedupe_key=dedupe_key, kind=kind))
 
 
 def resend_payment_receipt(payment_public_id: str, viewer: User) -> OutboundEmail:
@@ -391,12 +402,17 @@ def resend_payment_receipt(payment_public_id: str, viewer: User) -> OutboundEmai
     if receipt is None:
         raise NotFound("This payment has no receipt yet. It is issued a moment after the "
                        "payment succeeds.")
+    if not accounts.receipts_may_go_to(payment.user):
+        raise InvalidRequest("Receipts are emailed only to a confirmed address: open the link "
+                             "we sent to it first (Settings can send it again).")
     # Committed with the email row below: who asked for it, for the payment's timeline.
     audit.record("receipt.resent", actor=viewer, payment=payment, amount=payment.amount,
                  currency=payment.currency, receipt_number=receipt.number,
                  to=payment.user.email)
-    return queue_receipt_email(receipt, dedupe_key=f"receipt:{receipt.id}:resend:"
-                                                   f"{uuid.uuid4().hex}", kind="receipt_resend")
+    email = queue_receipt_email(receipt, dedupe_key=f"receipt:{receipt.id}:resend:"
+                                                    f"{uuid.uuid4().hex}", kind="receipt_resend")
+    assert email is not None  # the address is confirmed (checked above)
+    return email
 
 
 # --- reading ----------------------------------------------------------------------------------

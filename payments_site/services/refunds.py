@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from payments_site import jobs, metrics, stripe_gateway
 from payments_site.db import unit_of_work, update_now, update_rows
-from payments_site.errors import InvalidRequest, NotFound, RefundTooLarge
+from payments_site.errors import InvalidRequest, NotFound, PaymentDisputed, RefundTooLarge
 from payments_site.extensions import db
 from payments_site.models import REFUND_REASONS, Payment, Refund, RefundReason, User, utcnow
 from payments_site.money import InvalidAmount, require_amount_step
@@ -76,6 +76,8 @@ def validate_refund_request(payment: Payment, amount: int | None, reason: Refund
             raise InvalidRequest(str(error), param="amount") from error
     if payment.status != "succeeded":
         raise InvalidRequest("Only a succeeded payment can be refunded.", param="payment_id")
+    if payment.refund_blocked_by_dispute:
+        raise PaymentDisputed(param="payment_id")
     remaining = refundable_amount(payment)
     if remaining <= 0:
         raise RefundTooLarge("Nothing remains to refund on this payment.", param="amount")
@@ -172,6 +174,10 @@ def submit_refund(refund_id: int) -> Refund | None:
             metadata={"refund_id": refund.public_id, "payment_id": payment.public_id},
             idempotency_key=f"refund-{refund.public_id}")
     except stripe_gateway.GatewayInvalidRequest as error:
+        if error.stripe_code == "charge_disputed":
+            # Disputed after the reservation (its webhook not applied yet): nothing was
+            # refunded, the reservation is released and the customer is told nothing.
+            return fail_refund(refund, f"charge_disputed: {PaymentDisputed.message}")
         failed = fail_refund(refund, f"{error.stripe_code or 'invalid_request'}: "
                                      f"{error.message}")
         if error.stripe_code in ("amount_too_large", "charge_already_refunded"):

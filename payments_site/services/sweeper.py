@@ -28,7 +28,15 @@ from payments_site import jobs, stripe_gateway
 from payments_site.db import discard
 from payments_site.errors import DomainError, ProviderUnavailable
 from payments_site.extensions import db
-from payments_site.models import OutboundEmail, Payment, Receipt, Refund, WebhookEvent, utcnow
+from payments_site.models import (
+    OutboundEmail,
+    Payment,
+    Receipt,
+    Refund,
+    User,
+    WebhookEvent,
+    utcnow,
+)
 from payments_site.queues import get_redis
 from payments_site.services import (
     checkout,
@@ -136,8 +144,11 @@ def sweep_receipts_without_email(now: datetime | None = None) -> int:
     """
     now = now or utcnow()
     orphans = db.session.scalars(
-        select(Receipt).where(Receipt.created_at >= now - RECEIPT_WINDOW,
-                              ~exists().where(OutboundEmail.receipt_id == Receipt.id))
+        select(Receipt).join(Payment, Payment.id == Receipt.payment_id)
+        .join(User, User.id == Payment.user_id)
+        # A receipt waits while its owner's address is unconfirmed, and goes once it is.
+        .where(Receipt.created_at >= now - RECEIPT_WINDOW, User.email_verified_at.is_not(None),
+               ~exists().where(OutboundEmail.receipt_id == Receipt.id))
         .order_by(Receipt.id).limit(BATCH)).all()
     for receipt in orphans:
         log.warning("sweeper: %s %s had no email; recording it", receipt.series,
@@ -278,14 +289,22 @@ def _differences(public_id: str, before: dict[str, Any], after: dict[str, Any]) 
     return lines
 
 
-def _record_lost_intents(report: ReconcileReport,
+def _record_lost_intents(since: datetime, report: ReconcileReport,
                          on_change: Callable[[str], None] | None) -> None:
     """Payments whose PaymentIntent create answer never reached us: ask Stripe again."""
     lost = list(db.session.scalars(
-        select(Payment).where(Payment.stripe_payment_intent_id.is_(None),
-                              Payment.needs_reconcile.is_(True)).order_by(Payment.id)))
+        select(Payment).where(or_(
+            and_(Payment.stripe_payment_intent_id.is_(None), Payment.needs_reconcile.is_(True)),
+            # A spent create key may have left an intent, even once the customer paid with
+            # the next key (which cleared the flag).
+            and_(Payment.create_attempts > 0,
+                 or_(Payment.needs_reconcile.is_(True), Payment.created_at >= since))))
+        .order_by(Payment.id)))
     for payment in lost:
         public_id = payment.public_id
+        if payment.create_attempts:
+            _cancel_leftovers(payment, report, on_change)
+            continue
         try:
             intent_id = checkout.recover_lost_intent(payment)
         except DomainError as error:
@@ -296,6 +315,36 @@ def _record_lost_intents(report: ReconcileReport,
             report.changed += 1
             line = f"{public_id}: recorded PaymentIntent {intent_id} whose answer was lost"
         report.add(line, on_change)
+
+
+def _cancel_leftovers(payment: Payment, report: ReconcileReport,
+                      on_change: Callable[[str], None] | None) -> None:
+    """A payment whose create Stripe answered with a saved failure: the payment stays as
+    it is (failed, or paid by the customer's next attempt with a new key); any intent the
+    failed create made is canceled, and reconcile says so."""
+    public_id, flagged = payment.public_id, payment.needs_reconcile
+    try:
+        leftovers = checkout.cancel_leftover_intents(payment)
+    except DomainError as error:
+        discard()
+        report.errors += 1
+        report.add(f"{public_id}: could not look for intents its failed create left "
+                   f"({error.code}: {error.message})", on_change)
+        return
+    if not (flagged or leftovers.canceled or leftovers.not_cancelable):
+        return  # looked at before: nothing left to do
+    report.changed += 1
+    state = ("the customer can try again with a new key" if payment.status == "failed"
+             else f"the payment is {payment.status} with "
+                  f"{payment.stripe_payment_intent_id or 'no PaymentIntent yet'}")
+    done = (f"canceled {', '.join(leftovers.canceled)} that it left unconfirmed"
+            if leftovers.canceled else "Stripe made no intent for it")
+    report.add(f"{public_id}: Stripe saved a 500 for its PaymentIntent create; {done}; "
+               f"{state}", on_change)
+    if leftovers.not_cancelable:
+        report.errors += 1
+        report.add(f"{public_id}: {', '.join(leftovers.not_cancelable)} made by the failed "
+                   "create moved on at Stripe; look at it in the Dashboard", on_change)
 
 
 def _stripe_activity_since(since: datetime, report: ReconcileReport,
@@ -364,7 +413,7 @@ def reconcile_payments(since: datetime, *,
     and every older one that Stripe refunded or saw disputed since then, with its refunds
     and disputes; apply what differs and report one line per change."""
     report = ReconcileReport()
-    _record_lost_intents(report, on_change)
+    _record_lost_intents(since, report, on_change)
     recent = list(db.session.scalars(
         select(Payment.id)
         .where(Payment.stripe_payment_intent_id.is_not(None),

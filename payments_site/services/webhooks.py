@@ -7,6 +7,11 @@ and recorded on the row with the time of the next attempt. Handlers re-fetch the
 Stripe instead of trusting the payload, so late, duplicated or reordered events converge on
 Stripe's current state.
 
+An event nobody can apply is `ignored` too, with its reason, after one re-check
+(UNAPPLIABLE): its object does not exist at Stripe (`ResourceMissing`: another account's
+event, a deleted test object), or it is a dispute on a charge of no payment of ours. Retrying
+those for hours would only bury the events that do need a person.
+
 A type with no handler is acknowledged and stored as `ignored`. Some are ignored on purpose
 (IGNORED_ON_PURPOSE, with the reason logged for each delivery): for saved cards only the card
 itself matters (`setup_intent.succeeded`, `payment_method.*`); a SetupIntent that failed, was
@@ -26,7 +31,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, Table, and_, or_, select
 
 from payments_site import jobs, metrics, stripe_gateway
-from payments_site.db import insert_unless_present, unit_of_work, update_committed
+from payments_site.db import discard, insert_unless_present, unit_of_work, update_committed
 from payments_site.errors import DomainError, InvalidRequest, NotFound
 from payments_site.extensions import db
 from payments_site.models import User, WebhookEvent, utcnow
@@ -52,6 +57,15 @@ IGNORED_ON_PURPOSE: dict[str, str] = {
 # WEBHOOK_MAX_ATTEMPTS (config, default 8) the event stays `failed` until an operator replays it.
 RETRY_DELAYS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600)
 DEFAULT_MAX_ATTEMPTS = 8
+# An event whose handler found nothing to apply it to is tried this many times (the first run
+# and one re-check, RETRY_DELAYS[0] later: the object may have been a moment from existing),
+# then stored as `ignored` with the reason.
+UNAPPLIABLE_ATTEMPTS = 2
+UNAPPLIABLE: dict[type[Exception], str] = {
+    stripe_gateway.ResourceMissing: "Stripe has no such object (resource_missing): it is "
+                                    "not in this account, or it was deleted",
+    disputes.DisputedPaymentUnknown: "the dispute is on a charge of no payment of ours",
+}
 # A claimed event whose worker died (SIGKILL, OOM, lost machine) is taken over after this
 # (config WEBHOOK_PROCESSING_LEASE); longer than the RQ job timeout (300 s), so a slow but
 # live job is never run twice at once.
@@ -121,6 +135,7 @@ def receive_event(payload: bytes, signature_header: str | None) -> int | None:
         "stripe_event_id": event_id, "type": event_type, "payload": payload.decode("utf-8"),
         "api_version": str(event.get("api_version") or "")[:32] or None,
         "status": "pending" if handled else "ignored", "attempts": 0,
+        "reason": None if handled else _ignored_reason(event_type),
         "received_at": now, "enqueued_at": now if handled else None,
         "processed_at": None if handled else now})
     if row_id is None:
@@ -133,6 +148,10 @@ def receive_event(payload: bytes, signature_header: str | None) -> int | None:
     if not jobs.process_webhook_event(row_id):
         update_committed(WebhookEvent, WebhookEvent.id == row_id, enqueued_at=None)
     return row_id
+
+
+def _ignored_reason(event_type: str) -> str:
+    return IGNORED_ON_PURPOSE.get(event_type, "no handler for this event type")[:500]
 
 
 def _log_ignored(event_id: str, event_type: str) -> None:
@@ -191,9 +210,16 @@ def process_event(event_row_id: int, *, replay: bool = False) -> str:
                 handler(event)
             row = db.session.get_one(WebhookEvent, event_row_id)
             row.status = "processed" if handler is not None else "ignored"
+            row.reason = None if handler is not None else _ignored_reason(event_type)
             row.processed_at = utcnow()
             row.next_attempt_at = None
             row.last_error = None
+    except tuple(UNAPPLIABLE) as error:
+        reason = next(text for kind, text in UNAPPLIABLE.items() if isinstance(error, kind))
+        if attempts >= UNAPPLIABLE_ATTEMPTS:
+            return _ignore_unappliable(event_row_id, stripe_event_id, event_type, reason,
+                                       error)
+        return _record_failure(event_row_id, stripe_event_id, event_type, attempts, error)
     except Exception as error:  # noqa: BLE001 (any failure is recorded and retried)
         # Whatever the handler left uncommitted is rolled back; the failure is recorded on
         # its own.
@@ -225,6 +251,19 @@ def _record_failure(event_row_id: int, stripe_event_id: str, event_type: str, at
     update_committed(WebhookEvent, WebhookEvent.id == event_row_id, status="failed",
                      last_error=message, next_attempt_at=next_attempt_at)
     return "failed"
+
+
+def _ignore_unappliable(event_row_id: int, stripe_event_id: str, event_type: str,
+                        reason: str, error: Exception) -> str:
+    """Stop retrying an event nobody can apply: `ignored`, with why (shown to admins)."""
+    discard()
+    log.warning("webhook %s (%s) ignored after a re-check: %s", stripe_event_id, event_type,
+                reason)
+    update_committed(WebhookEvent, WebhookEvent.id == event_row_id, status="ignored",
+                     reason=reason[:500],
+                     last_error=f"{error.__class__.__name__}: {error}"[:2000],
+                     next_attempt_at=None, processed_at=utcnow())
+    return "ignored"
 
 
 def replay_event(stripe_event_id: str, *, actor: User | None) -> WebhookEvent:

@@ -12,7 +12,7 @@ from typing import Any
 import requests
 import stripe
 
-from payments_site.devtools.stack import ROOT, StripeEmulator
+from payments_site.devtools.stack import LOOPBACK_ANY_PORT, ROOT, StripeEmulator
 from tests.harness.services import CONTRACT_SCHEMAS, contract_failures, output_dir
 
 SECRET_KEY = "sk_test_emulator"
@@ -104,7 +104,8 @@ def start_emulator(port: int, *extra: str, cwd: Path | None = None,
     """`python -m stripe_emulator` on 127.0.0.1:`port` as its own process, once it answers,
     checking Stripe's schemas like the suite's own emulator."""
     return StripeEmulator(port=port, log_dir=output_dir(), contract=CONTRACT_SCHEMAS,
-                          extra_args=extra, cwd=cwd or ROOT, env=env).start()
+                          extra_args=extra, cwd=cwd or ROOT, env=env,
+                          allowed_origins=[LOOPBACK_ANY_PORT]).start()
 
 
 def stop_emulator(emulator: StripeEmulator) -> None:

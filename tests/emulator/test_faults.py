@@ -106,3 +106,32 @@ def test_faults_filter_and_clear(emulator) -> None:
     assert requests.get(f"{emulator.url}/_config/faults", timeout=5).json()["faults"] == []
     bad = requests.post(f"{emulator.url}/_config/faults", json={"status": 200}, timeout=5)
     assert bad.status_code == 400
+
+
+def test_latency_with_jitter(emulator) -> None:
+    """`status: null` with `delay_s` and `jitter_s`: every matching call succeeds after
+    delay_s ± jitter_s (Stripe-like latency for the benchmarks), spread rather than fixed."""
+    sc = client(emulator.url)
+    _fault(emulator.url, path_prefix="/v1", status=None, delay_s=0.2, jitter_s=0.1, times=20)
+    took = []
+    for _ in range(8):
+        started = time.monotonic()
+        sc.v1.customers.list()
+        took.append(time.monotonic() - started)
+    assert all(0.1 <= t < 0.5 for t in took), took
+    assert max(took) - min(took) > 0.01, took  # spread, not one fixed delay
+    remaining = requests.get(f"{emulator.url}/_config/faults", timeout=5).json()
+    assert remaining["faults"][0]["times"] == 12 and remaining["faults"][0]["jitter_s"] == 0.1
+
+
+@pytest.mark.parametrize("fault", [
+    {"delay_s": 0.1, "jitter_s": 0.2},     # would go below zero
+    {"delay_s": 0.1, "jitter_s": -0.05},
+    {"delay_s": 0.1, "jitter_s": "soon"},
+])
+def test_bad_jitter_is_refused(emulator, fault: dict[str, object]) -> None:
+    response = requests.post(f"{emulator.url}/_config/faults", timeout=5,
+                             json={"path_prefix": "/v1", "status": None, **fault})
+    assert response.status_code == 400
+    assert "jitter_s" in response.json()["error"]["message"]
+    assert requests.get(f"{emulator.url}/_config/faults", timeout=5).json()["faults"] == []

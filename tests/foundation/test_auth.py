@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import jwt
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from payments_site.extensions import db
-from payments_site.models import User
+from payments_site.models import OutboundEmail, User
 from tests.conftest import DEFAULT_PASSWORD, csrf_token_from
 
 
@@ -26,26 +27,48 @@ def _register(client, email="new@example.com", password="a-good-password", confi
 def test_register_creates_customer_with_hashed_password(client):
     response = _register(client)
     assert response.status_code == 302
+    assert response.headers["Location"].startswith("/auth/login")
     user = db.session.scalar(select(User).where(User.email == "new@example.com"))
     assert user is not None and user.role == "customer"
     assert user.password_hash.startswith("scrypt:")
     assert "a-good-password" not in user.password_hash
-    # Logged in straight away.
-    assert "Log out" in client.get("/").get_data(as_text=True)
+    # Not confirmed yet: a link to confirm it is on its way, through the outbox.
+    assert user.email_verified_at is None
+    sent = db.session.scalars(select(OutboundEmail)).all()
+    assert [(e.kind, e.to_address) for e in sent] == [("confirm_email", "new@example.com")]
+    # Signing up does not sign in (a taken address could not be signed in: both answer alike).
+    assert "Log out" not in client.get("/").get_data(as_text=True)
 
 
-def test_register_duplicate_email_is_rejected(client, customer):
-    response = _register(client, email="Customer@Example.com")
-    assert response.status_code == 400
-    assert "already exists" in response.get_data(as_text=True)
-    assert db.session.scalar(select(db.func.count()).select_from(User)) == 1
+def test_register_with_a_taken_address_answers_as_for_a_new_one(app, customer):
+    """Signup reveals nothing: same status, redirect and message; the owner is told instead."""
+    new, taken = app.test_client(), app.test_client()
+    fresh = _register(new, email="someone-new@example.com")
+    again = _register(taken, email="Customer@Example.com")
+    assert fresh.status_code == again.status_code == 302
+    assert fresh.headers["Location"] == again.headers["Location"]
+    pages = [c.get(fresh.headers["Location"]).get_data(as_text=True) for c in (new, taken)]
+    assert "We sent a message to your address" in pages[0]
+    assert _without_tokens(pages[0]) == _without_tokens(pages[1])
+    assert db.session.scalar(select(db.func.count()).select_from(User)) == 2
+    owner_mail = db.session.scalars(select(OutboundEmail).where(
+        OutboundEmail.to_address == customer.email)).all()
+    assert [e.kind for e in owner_mail] == ["signup_attempt"]
+    assert "already have an account" in owner_mail[0].body_text
+    assert customer.check_password(DEFAULT_PASSWORD)  # nothing about the owner changed
 
 
-@pytest.mark.parametrize("password", ["", "short", "aaaaaaaaaaaa"])
+def _without_tokens(html: str) -> str:
+    return re.sub(r'(name="csrf[-_]token"[^>]*?(?:value|content)=")[^"]+', r"\1", html)
+
+
+@pytest.mark.parametrize("password", ["", "short", "aaaaaaaaaaaa", "password12", "1234567890",
+                                      "qwertyuiop"])
 def test_register_weak_or_empty_password_is_rejected(client, password):
     response = _register(client, password=password)
     assert response.status_code == 400
     assert db.session.scalar(select(User)) is None
+    assert db.session.scalar(select(OutboundEmail)) is None
 
 
 def test_register_mismatched_confirmation_is_rejected(client):

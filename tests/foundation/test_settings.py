@@ -77,7 +77,8 @@ def test_a_bad_site_url_stops_start_up(monkeypatch, tmp_path, url):
 
 def test_production_requires_site_url(monkeypatch, tmp_path):
     monkeypatch.setenv("APP_ENV", "production")
-    for name, value in {"SECRET_KEY": "s" * 40, "STRIPE_SECRET_KEY": "sk_x",
+    for name, value in {"SECRET_KEY": "7Kq2-vX9mPz4LwR8nYt3bHc6JdF1gS5aEuQ0",
+                        "STRIPE_SECRET_KEY": "sk_x",
                         "STRIPE_PUBLISHABLE_KEY": "pk_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
                         "DATABASE_URL": "postgresql://db/x", "REDIS_URL": "redis://r"}.items():
         monkeypatch.setenv(name, value)

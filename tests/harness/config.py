@@ -45,6 +45,9 @@ def app_config(database_url: str, redis_url: str, emulator_url: str, mail_host: 
         "MAIL_SERVER": mail_host,
         "MAIL_PORT": mail_port,
         "MAIL_DEFAULT_SENDER": "Demo Shop <receipts@shop.example>",
+        # `flask worker` invoked inside a test process works in that process (no forks of
+        # the test runner); tests/webhooks/test_worker_processes.py runs several.
+        "WORKER_PROCESSES": 1,
     }
 
 

@@ -25,6 +25,7 @@ import requests
 
 from payments_site.devtools.smtp_sink import MailSink
 from payments_site.devtools.stack import (
+    LOOPBACK_ANY_PORT,
     POSTGRES_ADMIN_URL,
     ROOT,
     Database,
@@ -148,7 +149,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     with Stack() as stack:
         database = stack.add(process_database(workdir / "db"))
         redis_db = stack.add(process_redis(workdir / "redis"))
-        emulator = stack.add(StripeEmulator(log_dir=output_dir(), contract=CONTRACT_SCHEMAS))
+        emulator = stack.add(StripeEmulator(log_dir=output_dir(), contract=CONTRACT_SCHEMAS,
+                                            allowed_origins=[LOOPBACK_ANY_PORT]))
         mail = stack.add(MailSink())
         yield Services(database, redis_db, emulator, mail, workdir / "instance")
         failures = app_contract_failures(emulator)

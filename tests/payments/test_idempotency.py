@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from payments_site.extensions import db
 from payments_site.models import Payment
+from payments_site.queues import get_redis
 from tests.payments.conftest import intents_of
 
 
@@ -36,6 +37,31 @@ def test_same_key_same_body_replays_the_stored_response(shopper, customer, mug, 
     assert first.status_code == again.status_code == 201
     assert first.get_json() == again.get_json()
     assert len(intents_of(sc, customer)) == 1
+
+
+def test_the_database_replays_and_refuses_when_the_cache_is_gone(shopper, customer, mug,
+                                                                make_card, sc):
+    """Redis lost the cached answers (flushed, evicted, a new Redis): the database row,
+    which is the truth, still replays the stored answer for the same body and refuses the
+    key with another body."""
+    pm_id = make_card(customer)
+    body = {"items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id}
+    first = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-db"})
+    assert first.status_code == 201
+    cache = get_redis()
+    cached = list(cache.scan_iter("idem:*"))
+    assert cached  # the answer was cached ...
+    cache.delete(*cached)  # ... and the cache is gone
+
+    other = shopper.post("/api/payments/process", json={**body, "items": [
+        {"product_id": mug.id, "quantity": 2}]}, headers={"Idempotency-Key": "k-db"})
+    assert other.status_code == 422
+    assert other.get_json()["error"]["code"] == "idempotency_key_reused"
+    again = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-db"})
+    assert again.status_code == 201
+    assert again.get_json() == first.get_json()
+    assert len(intents_of(sc, customer)) == 1
+    assert len(sc.v1.charges.list({"customer": customer.stripe_customer_id}).data) == 1
 
 
 def test_a_replayed_decline_is_the_same_402(shopper, customer, mug, make_card, sc):

@@ -161,10 +161,6 @@ def test_list_has_no_n_plus_one(app, make_user, admin, login_as):
 def test_detail_shows_timeline_with_every_source(app, sdk, customer, admin, login_as,
                                                  run_jobs):
     payment = paid_payment(sdk, customer, 3000)
-    payment.stripe_dispute_id = "dp_456"
-    payment.dispute_reason = "product_not_received"
-    payment.dispute_status = "needs_response"
-    payment.dispute_evidence_due_by = datetime(2031, 2, 3, tzinfo=UTC)
     db.session.add(WebhookEvent(stripe_event_id="evt_1", type="payment_intent.succeeded",
                                 payload=f'{{"data": {{"object": {{"id": '
                                         f'"{payment.stripe_payment_intent_id}"}}}}}}',
@@ -180,6 +176,13 @@ def test_detail_shows_timeline_with_every_source(app, sdk, customer, admin, logi
     session.post("/api/payments/refund", json={"payment_id": payment.public_id,
                                                "amount": 1000, "reason": "duplicate"})
     run_jobs()
+    # Disputed after the refund (Stripe refuses refunds while a dispute is open).
+    db.session.refresh(payment)
+    payment.stripe_dispute_id = "dp_456"
+    payment.dispute_reason = "product_not_received"
+    payment.dispute_status = "needs_response"
+    payment.dispute_evidence_due_by = datetime(2031, 2, 3, tzinfo=UTC)
+    db.session.commit()
     html = _page(session.get(f"/admin/payments/{payment.public_id}"))
     timeline = html[html.index('id="timeline"'):]
     for text in ("Payment created", "Payment succeeded", "Stripe event payment_intent.succeeded",
@@ -190,7 +193,9 @@ def test_detail_shows_timeline_with_every_source(app, sdk, customer, admin, logi
     assert "evt_other" not in html
     assert 'id="dispute"' in html and "Feb 3, 2031" in html
     assert "$10.00" in html and "partial" in html
-    assert 'value="20.00"' in html  # the form defaults to what remains
+    # What remains cannot be refunded while the dispute is open: the page says so, no form.
+    assert "Stripe does not allow refunds while the dispute is open" in html
+    assert 'value="20.00"' not in html
 
 
 def test_unknown_payment_detail_is_404(app, admin, login_as):

@@ -203,3 +203,94 @@ def test_trusted_proxies_setting_is_read_and_checked(monkeypatch, tmp_path):
         monkeypatch.setenv("TRUSTED_PROXIES", bad)
         with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
             load_config(tmp_path)
+
+
+# --- RELIABILITY 30: one budget per account, however spelled and whichever route -------------
+
+SPELLINGS = ["customer@ＥＸＡＭＰＬＥ.com", "customer@example。com", "CUSTOMER@Example.COM",
+             " customer@example.com "]
+
+
+def test_every_spelling_of_an_address_is_the_account_login_looks_up():
+    from payments_site.services.accounts import account_lookup_key
+
+    assert {account_lookup_key(s) for s in SPELLINGS} == {"customer@example.com"}
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_each_spelling_logs_in_and_counts_against_the_same_account(app, client, customer,
+                                                                   spelling):
+    """RELIABILITY 30: every spelling of an address spends the one account's budget."""
+    app.config["LOGIN_LIMIT_PER_ACCOUNT"] = "3 per minute"
+    for n, other in enumerate(s for s in SPELLINGS if s != spelling):
+        assert _token(client, other, "wrong-password-1", ip=f"10.3.0.{n}").status_code == 401
+    _assert_throttled(_token(client, spelling, DEFAULT_PASSWORD, ip="10.3.0.99"))
+    # The same spelling, once the budget is fresh, signs in to that very account.
+    app.config["LOGIN_LIMIT_PER_ACCOUNT"] = "100 per minute"
+    assert _token(client, spelling, DEFAULT_PASSWORD, ip="10.3.0.98").status_code == 200
+
+
+def test_login_page_and_token_route_share_one_budget(app, client, customer):
+    """RELIABILITY 30: the login page and the token route spend one budget."""
+    app.config["LOGIN_LIMIT_PER_ACCOUNT_IP"] = "3 per minute"
+    assert _login_form(client, customer.email, "wrong-password-1").status_code == 400
+    assert _token(client, customer.email, "wrong-password-1").status_code == 401
+    assert _login_form(client, customer.email, "wrong-password-1").status_code == 400
+    _assert_throttled(_token(client, customer.email, DEFAULT_PASSWORD))
+    _assert_throttled(_login_form(client, customer.email, DEFAULT_PASSWORD))
+
+
+def test_successful_sign_ins_do_not_use_up_the_account_budget(app, client, customer):
+    app.config["LOGIN_LIMIT_PER_ACCOUNT_IP"] = app.config["LOGIN_LIMIT_PER_ACCOUNT"] = \
+        "2 per minute"
+    for _ in range(5):
+        assert _token(client, customer.email, DEFAULT_PASSWORD).status_code == 200
+
+
+def test_failures_from_elsewhere_do_not_lock_the_owner_out_of_a_known_place(app, customer):
+    """An attacker on many addresses uses up the account's budget; the owner, on a browser
+    and an address that signed in before, still gets in. A new place is throttled."""
+    app.config["LOGIN_LIMIT_PER_ACCOUNT"] = "3 per minute"
+    owner_browser = app.test_client()
+    assert _login_form(owner_browser, customer.email, DEFAULT_PASSWORD,
+                       ip="10.4.0.1").status_code == 302
+    owner_browser.post("/auth/logout", data={"csrf_token": csrf_token_from(
+        owner_browser.get("/").get_data(as_text=True))})
+    attacker = app.test_client()
+    for n in range(6):
+        _login_form(attacker, customer.email, f"guess-{n}-password", ip=f"10.5.0.{n}")
+    _assert_throttled(_login_form(attacker, customer.email, DEFAULT_PASSWORD, ip="10.5.0.50"))
+    # The owner's browser, even from a new address (its signed cookie names the account)...
+    assert _login_form(owner_browser, customer.email, DEFAULT_PASSWORD,
+                       ip="10.4.0.2").status_code == 302
+    # ...and an API client on the address the owner signed in from.
+    assert _token(app.test_client(), customer.email, DEFAULT_PASSWORD,
+                  ip="10.4.0.1").status_code == 200
+    # A browser that never signed in, on a new address, is throttled with the attacker.
+    _assert_throttled(_login_form(app.test_client(), customer.email, DEFAULT_PASSWORD,
+                                  ip="10.6.0.1"))
+
+
+def test_a_throttled_account_opens_again_when_the_window_ends(app, client, make_user):
+    """Attempts refused while throttled do not count, so the lock never outlasts its window."""
+    user = make_user("window@example.com")  # a cheap hash: the window, not the KDF, is timed
+    app.config["LOGIN_LIMIT_PER_ACCOUNT"] = "2 per 3 seconds"
+    window_ends = time.monotonic() + 3
+    for n in range(2):
+        _token(client, user.email, "wrong-password-1", ip=f"10.7.0.{n}")
+    for _ in range(3):  # the attacker keeps trying while locked: refused, and not counted
+        _assert_throttled(_token(client, user.email, "wrong-password-1", ip="10.7.0.9"))
+    time.sleep(max(window_ends - time.monotonic(), 0) + 0.3)
+    assert _token(client, user.email, DEFAULT_PASSWORD, ip="10.7.1.1").status_code == 200
+
+
+def test_the_throttle_key_and_the_lookup_are_one_function():
+    """Both read `accounts.account_lookup_key`: no second normaliser to drift."""
+    import inspect
+
+    from payments_site import ratelimits
+    from payments_site.services import accounts
+
+    assert "account_lookup_key" in inspect.getsource(ratelimits.account_digest)
+    assert "account_lookup_key" in inspect.getsource(accounts.find_account)
+    assert "find_account" in inspect.getsource(accounts.authenticate)

@@ -41,6 +41,7 @@ ROUTES: dict[str, Route] = {
     "site.remove_card": Route("POST", ID, lambda o: f"/account/cards/{o.card_id}/remove"),
     "site.make_card_default": Route("POST", ID, lambda o: f"/account/cards/{o.card_id}/default"),
     "site.receipts": Route("GET", OWN, lambda o: "/account/receipts"),
+    "site.settings": Route("GET", OWN, lambda o: "/account/settings"),
     "site.download_receipt": Route("GET", ID, lambda o: f"/receipts/{o.receipt_number}.pdf"),
     "site.checkout": Route("GET", OWN, lambda o: "/checkout"),
     "site.retry_payment": Route("POST", ID, lambda o: f"/checkout/retry/{o.payment_id}"),
@@ -97,6 +98,20 @@ PUBLIC: dict[str, frozenset[str]] = {
     "api.issue_token": frozenset({"POST"}),
     # Ends the caller's own session; there is nothing of anyone else's to name.
     "site.logout": frozenset({"POST"}),
+    # A forgotten password: anonymous by nature, answers alike for every address, throttled.
+    "site.forgot_password": frozenset({"GET", "POST"}),
+    # The links emailed to an owner: the signed, expiring token in the path is the credential
+    # (tests/foundation/test_accounts.py forges, reuses and lets them expire).
+    "site.reset_password": frozenset({"GET", "POST"}),
+    "site.confirm_email": frozenset({"GET", "POST"}),
+    "site.change_email": frozenset({"GET", "POST"}),
+    # The settings forms change only the caller's own account (login required, no id in the
+    # path or body; tests/foundation/test_accounts.py sends them signed out and as others).
+    "site.change_name": frozenset({"POST"}),
+    "site.change_password": frozenset({"POST"}),
+    "site.change_email_request": frozenset({"POST"}),
+    "site.sign_out_everywhere": frozenset({"POST"}),
+    "site.resend_confirmation": frozenset({"POST"}),
     # Stripe calls it; the signature is the credential (tests/webhooks/test_receive.py).
     "api.stripe_webhook": frozenset({"POST"}),
     # The API's public OpenAPI document.

@@ -61,7 +61,8 @@ def test_session_cookie_is_httponly_and_lax(client, customer):
 
 def test_session_cookie_secure_in_production(monkeypatch, tmp_path):
     monkeypatch.setenv("APP_ENV", "production")
-    for name, value in {"SECRET_KEY": "s" * 40, "STRIPE_SECRET_KEY": "sk_x",
+    for name, value in {"SECRET_KEY": "Yq4-tB7wN1xZ9mK3pL6sD0fH2jR8vC5gE_aU",
+                        "STRIPE_SECRET_KEY": "sk_x",
                         "STRIPE_PUBLISHABLE_KEY": "pk_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
                         "DATABASE_URL": "postgresql://db/x", "REDIS_URL": "redis://r",
                         "SITE_URL": "https://shop.example"}.items():

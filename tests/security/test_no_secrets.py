@@ -25,7 +25,7 @@ from tests.conftest import (
     WEBHOOK_SECRET,
     csrf_token_from,
 )
-from tests.helpers import card_numbers
+from tests.helpers import card_numbers, follow_emailed_link
 from tests.security.flows import bearer, buy_and_refund
 from tests.security.flows import sdk as stripe_client
 
@@ -149,7 +149,13 @@ def test_full_flow_leaves_no_card_data_or_secret_anywhere(
         "email": "buyer@example.com", "name": "Card Holder", "password": DEFAULT_PASSWORD,
         "confirm": DEFAULT_PASSWORD, "csrf_token": csrf_token_from(page.get_data(as_text=True))})
     assert response.status_code == 302, response.get_data(as_text=True)[:300]
-    from payments_site.models import User
+    from payments_site.models import OutboundEmail, User
+
+    # Receipts are emailed once the address is confirmed: open the link the sign-up sent.
+    confirmation = app.extensions["sqlalchemy"].session.scalar(
+        select(OutboundEmail).where(OutboundEmail.kind == "confirm_email"))
+    assert follow_emailed_link(browser, confirmation.body_text,
+                               "/auth/confirm/").status_code == 302
 
     buyer = app.extensions["sqlalchemy"].session.scalar(
         select(User).where(User.email == "buyer@example.com"))

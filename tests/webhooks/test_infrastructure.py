@@ -17,12 +17,14 @@ import pytest
 import stripe
 from flask import Flask
 from flask.testing import FlaskClient
+from rq.job import Job
 from sqlalchemy import func, select
 
 from payments_site.devtools.embedded_redis import EmbeddedRedis
 from payments_site.devtools.stack import free_port
 from payments_site.extensions import db
 from payments_site.models import AuditLog, OutboundEmail, Payment, Receipt, WebhookEvent, utcnow
+from payments_site.queues import get_queue, get_redis
 from payments_site.services import sweeper
 from tests.webhooks.conftest import add_fault, count, event_rows, post_event, raw, wait_until
 
@@ -97,6 +99,8 @@ def _worker_env(app: Flask, database_url: str, instance: Path) -> dict[str, str]
         # expires after 3 s so the restarted worker's own sweeper takes it over.
         "WEBHOOK_PROCESSING_LEASE": "3",
         "APP_ENV": "development",
+        # One job in flight at a time, so the kill lands on exactly one.
+        "WORKER_PROCESSES": "1",
     })
     return env
 
@@ -195,3 +199,52 @@ def test_worker_killed_mid_job_every_effect_once(
     stored_ids = set(db.session.scalars(select(OutboundEmail.message_id)))
     assert set(message_ids) == stored_ids  # every alert arrived; no stranger message
     assert len(message_ids) <= 51  # at most the one in flight at the kill repeated as-is
+
+
+def test_worker_processes_share_the_queue_and_apply_each_event_once(
+        app: Flask, client: FlaskClient, database_url: str, tmp_path: Path, emulator: Any,
+        make_payment: Any) -> None:
+    """`flask worker --processes 3`: three processes take jobs from the same queues at once
+    (each re-fetch waits on a slow Stripe), and every event is still applied once: each
+    payment succeeded with one receipt, each event processed in one attempt."""
+    payments = [make_payment(amount=1000 + i) for i in range(12)]
+    add_fault(emulator, method="GET", path_prefix="/v1/payment_intents", status=None,
+              delay_s=0.3, times=1000)
+    for payment in payments:
+        event = {"id": f"evt_multi_{payment.id}", "object": "event",
+                 "type": "payment_intent.succeeded", "api_version": "2024-06-20",
+                 "created": int(time.time()), "livemode": False,
+                 "data": {"object": {"id": payment.stripe_payment_intent_id,
+                                     "object": "payment_intent"}}}
+        assert post_event(client, raw(event)).status_code == 200
+    env = _worker_env(app, database_url, tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "payments_site", "worker", "--burst",
+         "--processes", "3", "--queues", "webhooks,payments,receipts"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    assert _statuses() == {"processed": 12}
+    assert all(row.attempts == 1 for row in event_rows())
+    for payment in payments:
+        db.session.refresh(payment)
+        assert payment.status == "succeeded"
+        assert count(Receipt, Receipt.payment_id == payment.id) == 1
+    registry = get_queue("webhooks").finished_job_registry
+    jobs = [j for j in Job.fetch_many(registry.get_job_ids(), connection=get_redis()) if j]
+    assert len(jobs) == 12
+    assert len({job.worker_name for job in jobs}) == 3  # the work was shared
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_worker_processes_refuses_a_count_below_one(app: Flask, database_url: str,
+                                                    tmp_path: Path, value: str) -> None:
+    env = _worker_env(app, database_url, tmp_path)
+    flag = subprocess.run([sys.executable, "-m", "flask", "--app", "payments_site", "worker",
+                           "--burst", "--processes", value], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert flag.returncode == 2 and "--processes" in flag.stderr
+    setting = subprocess.run([sys.executable, "-m", "flask", "--app", "payments_site",
+                              "worker", "--burst"], env={**env, "WORKER_PROCESSES": value},
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert setting.returncode != 0 and "WORKER_PROCESSES" in setting.stderr

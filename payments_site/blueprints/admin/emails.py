@@ -16,7 +16,7 @@ def failed_emails() -> str:
     return render_template("admin/emails.html", failed=admin_payments.failed_emails())
 
 
-@bp.post("/emails/<int:email_id>/retry")
+@bp.post("/emails/<id:email_id>/retry")
 def retry_email(email_id: int) -> Response:
     """Queue a failed email again with fresh attempts (audit-logged); 404 for an unknown id."""
     if emails.retry_failed_email(email_id, actor=current_user):

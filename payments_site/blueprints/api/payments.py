@@ -92,7 +92,9 @@ def refund_payment(body: RefundRequest, header: IdempotencyKeyHeader) -> Answer:
     """202 {"refund": Refund}, pending until the worker hears back from Stripe.
 
     401 anonymous, 403 customers, 404 unknown payment, 400 invalid_request (bad amount or
-    reason, payment not succeeded) or amount_too_large (more than remains refundable).
+    reason, payment not succeeded), amount_too_large (more than remains refundable) or
+    charge_disputed (the payment has an open dispute, which Stripe does not refund; nothing
+    is reserved or recorded).
     """
     refund = refunds.request_refund(body.payment_id, body.amount, body.reason,
                                     actor=current_user, currency=body.currency)

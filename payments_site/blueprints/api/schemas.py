@@ -170,6 +170,8 @@ class Account(Answer):
     email: str
     name: str
     role: str
+    # False until the owner opens the link sent to the address (receipts wait for it).
+    email_verified: bool
 
 
 class Me(Answer):
