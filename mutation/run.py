@@ -92,6 +92,8 @@ def _report(modules: list[str]) -> Path:
                      for m in modules)
     verdicts = {name: verdict for name, verdict in verdicts.items()
                 if name.startswith(prefixes)}
+    not_run = sum(1 for v in verdicts.values() if v == "not checked")
+    verdicts = {name: v for name, v in verdicts.items() if v != "not checked"}
     killed = sum(1 for v in verdicts.values() if v == "killed")
     survived = sorted(name for name, v in verdicts.items() if v == "survived")
     others = {v for v in verdicts.values() if v not in ("killed", "survived")}
@@ -102,7 +104,9 @@ def _report(modules: list[str]) -> Path:
              f"- mutants: {len(verdicts)}; killed {killed}, survived {len(survived)}"
              + (f", other ({', '.join(sorted(others))}) "
                 f"{len(verdicts) - decided}" if others else ""),
-             f"- kill rate (killed / (killed + survived)): **{rate}**", "",
+             f"- kill rate (killed / (killed + survived)): **{rate}**",
+             f"- not run this time (`--only` left them out, or the run was stopped): {not_run}",
+             "",
              "## Survivors", ""]
     for name in survived:
         diff = _mutmut("show", name).stdout.strip()

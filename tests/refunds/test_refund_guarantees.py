@@ -201,3 +201,39 @@ def test_a_refund_whose_key_is_still_in_use_stays_pending_and_keeps_its_key(
     stripe_refunds = sdk.v1.refunds.list({"payment_intent": payment.stripe_payment_intent_id})
     assert [r.id for r in stripe_refunds.data] == [refund.stripe_refund_id]
     assert charge_amount_refunded(sdk, payment) == 1000
+
+
+def test_a_retried_job_of_a_refund_stripe_has_follows_stripe(app, sdk, customer, admin_api,
+                                                            run_jobs):
+    """A job run again for a refund already sent (pending at Stripe: card …7726) asks Stripe
+    for that refund instead of sending a new one, and applies what Stripe says now."""
+    payment = paid_payment(sdk, customer, 2000, number="4000000000007726")
+    refund_id = admin_api({"payment_id": payment.public_id, "amount": 800}).get_json()[
+        "refund"]["id"]
+    run_jobs()
+    refund = _refund(refund_id)
+    assert refund.status == "pending" and refund.stripe_refund_id
+    deadline = time.monotonic() + 10
+    while sdk.v1.refunds.retrieve(str(refund.stripe_refund_id)).status != "succeeded":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    again = refunds.submit_refund(refund.id)
+    assert again is not None and again.status == "succeeded"
+    assert _payment(payment.id).amount_refunded == 800 == charge_amount_refunded(sdk, payment)
+    assert len(sdk.v1.refunds.list({"payment_intent": payment.stripe_payment_intent_id}).data) \
+        == 1
+
+
+def test_a_refund_of_a_payment_without_an_intent_fails_and_releases(app, sdk, customer,
+                                                                   admin_api, run_jobs):
+    payment = paid_payment(sdk, customer, 3000)
+    refund_id = admin_api({"payment_id": payment.public_id, "amount": 1000}).get_json()[
+        "refund"]["id"]
+    fresh = _payment(payment.id)
+    fresh.stripe_payment_intent_id = None
+    db.session.commit()
+    run_jobs()
+    refund = _refund(refund_id)
+    assert (refund.status, refund.failure_reason) == (
+        "failed", "The payment has no Stripe PaymentIntent to refund.")
+    assert _payment(payment.id).refund_reserved == 0
