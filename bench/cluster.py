@@ -135,7 +135,7 @@ def _run(stack: Stack, report: Report, seconds: float) -> None:
         one += _measure(stack, spent_one, lambda c=concurrency: scenarios.mixed_load(
             bench, urls=[node_a], steps=(c,), record=False))
         two += _measure(stack, spent_two, lambda c=concurrency: scenarios.mixed_load(
-            bench, urls=[node_a, node_b], steps=(c,), record=False))
+            bench, urls=[node_a, node_b], steps=(c,), record=False, label="2 nodes"))
     best_one = max(one, key=lambda s: s.throughput)
     best_two = max(two, key=lambda s: s.throughput)
     pinned = f"node A on CPU {min(cpus_a)}, node B on CPU {min(cpus_b)}" if cpus_a and cpus_b \
@@ -157,7 +157,7 @@ def _run(stack: Stack, report: Report, seconds: float) -> None:
     # Stripe; the invariants below are checked after it.
     with stripe_latency(stack):
         spiked = scenarios.mixed_load(bench, urls=[node_a, node_b], steps=(SPIKE_CLIENTS,),
-                                      record=False)[0]
+                                      record=False, label="2 nodes, Stripe latency")[0]
         report.add(Row("C1", f"Mixed load at {LATENCY_MS:.0f} ± {JITTER_MS:.0f} ms Stripe "
                        f"latency, {SPIKE_CLIENTS} clients across 2 nodes",
                        f"{spiked.throughput:.0f}/s (p50 {spiked.p50_ms:.0f} ms, p99 "
