@@ -60,8 +60,11 @@ concurrency = worker_connections if worker_class == "gevent" else threads
 # (10 s × 4 by default): a silent worker is restarted only past that.
 timeout = _int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
-# Seconds an idle client connection stays open: below the load balancer's idle timeout.
-keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# Seconds an idle client connection stays open: above the load balancer's idle timeout (60 s
+# on most), so the balancer, not gunicorn, closes idle connections; otherwise it can send a
+# request on a connection gunicorn is closing at that moment (a 502). A busy process can
+# also take longer than a few seconds to read a waiting client's next request.
+keepalive = _int("GUNICORN_KEEPALIVE", 75)
 
 # --- recycling -------------------------------------------------------------------------------
 

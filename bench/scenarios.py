@@ -11,6 +11,7 @@ import math
 import random
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -584,8 +585,20 @@ def mixed_load(b: Bench, *, urls: list[str] | None = None, label: str = "1 node"
     buyers = b.customers[1:] or b.customers
     base = random.randrange(10**6) + 100_000
 
+    failures: Counter[str] = Counter()  # why requests failed, by kind
+
     def request(session: requests.Session, seq: int) -> tuple[bool, Any]:
         kind = mix[seq % len(mix)]
+        try:
+            ok, extra, status = attempt(session, seq, kind)
+        except requests.RequestException as error:
+            failures[f"{kind}: {type(error).__name__}"] += 1
+            raise
+        if not ok:
+            failures[f"{kind}: HTTP {status}"] += 1
+        return ok, extra
+
+    def attempt(session: requests.Session, seq: int, kind: str) -> tuple[bool, Any, int]:
         url = urls[(seq + seq // len(mix)) % len(urls)]  # round-robin, every kind to each
         buyer = buyers[seq % len(buyers)]
         if kind == "browse":
@@ -598,12 +611,12 @@ def mixed_load(b: Bench, *, urls: list[str] | None = None, label: str = "1 node"
                 "items": cart(base + seq, b.products),
                 "payment_method_id": buyer.payment_method_id},
                 headers={**auth(buyer.token), "Idempotency-Key": secrets.token_hex(16)})
-            return response.status_code == 201, kind
+            return response.status_code == 201, kind, response.status_code
         else:
             number, _ = downloads[seq % len(downloads)]
             response = session.get(f"{url}/receipts/{number}.pdf",
                                    headers=auth(b.customers[0].token), timeout=30)
-        return response.status_code == 200, kind
+        return response.status_code == 200, kind, response.status_code
 
     results: list[LoadStep] = []
     by_kind: dict[int, str] = {}
@@ -612,6 +625,10 @@ def mixed_load(b: Bench, *, urls: list[str] | None = None, label: str = "1 node"
                           max_requests=b.sizes.load_max_requests, warmup=1)
         results.append(LoadStep(concurrency, result.throughput, result.p(50), result.p(99),
                                 result.errors))
+        if failures:
+            b.report.notes.append(f"{label}, {concurrency} clients, failed requests: " +
+                                  ", ".join(f"{k} ×{n}" for k, n in sorted(failures.items())))
+            failures.clear()
         kinds: dict[str, list[float]] = {}
         for latency, kind in zip(result.latencies, result.extras, strict=True):
             kinds.setdefault(str(kind), []).append(latency * 1000)

@@ -179,15 +179,15 @@ class Stack:
         node.start()
         return node.url
 
+    def pids(self, name: str) -> list[int]:
+        """A service's process and its children (gunicorn's or the worker's processes)."""
+        return [pid for service in self._processes(name) if service.proc is not None
+                for pid in [service.proc.pid, *_descendants(service.proc.pid)]]
+
     def memory_mib(self, name: str) -> float:
         """Memory of a service (its process and children) in MiB: the proportional set size,
         so pages forked processes share are counted once."""
-        total = 0.0
-        for service in self._processes(name):
-            if service.proc is not None:
-                for pid in [service.proc.pid, *_children(service.proc.pid)]:
-                    total += _pss_kib(pid)
-        return total / 1024
+        return sum(_pss_kib(pid) for pid in self.pids(name)) / 1024
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None,
               cpus: set[int] | None = None, niceness: int = 0) -> Process:
@@ -286,6 +286,13 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(p) for p in text.split()]
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for child in _children(pid):
+        found += [child, *_descendants(child)]
+    return found
 
 
 def _pss_kib(pid: int) -> float:

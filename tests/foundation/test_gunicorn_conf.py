@@ -37,7 +37,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     conf = load(monkeypatch)
     assert conf["workers"] == len(os.sched_getaffinity(0))
     assert conf["worker_class"] == "gthread" and conf["threads"] == 32
-    assert (conf["timeout"], conf["graceful_timeout"], conf["keepalive"]) == (60, 30, 5)
+    assert (conf["timeout"], conf["graceful_timeout"], conf["keepalive"]) == (60, 30, 75)
     assert (conf["max_requests"], conf["max_requests_jitter"]) == (10_000, 1_000)
     assert conf["forwarded_allow_ips"] == "127.0.0.1,::1"
     assert conf["bind"] == "0.0.0.0:8000"
