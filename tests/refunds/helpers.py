@@ -6,9 +6,10 @@ from typing import Any
 
 import requests
 import stripe
+from sqlalchemy import select
 
 from payments_site.extensions import db
-from payments_site.models import Payment, PaymentItem, Product, utcnow
+from payments_site.models import Payment, PaymentItem, Product, Refund, utcnow
 from tests.conftest import STRIPE_TEST_SECRET_KEY
 
 
@@ -60,3 +61,17 @@ def inject_fault(emulator_url: str, **fault: Any) -> None:
     """The emulator fails the next `times` matching requests (see API.md)."""
     response = requests.post(f"{emulator_url}/_config/faults", json=fault, timeout=5)
     response.raise_for_status()
+
+
+def fresh_payment(payment_id: int) -> Payment:
+    """The payment as the database has it now (nothing cached in the session)."""
+    db.session.expire_all()
+    return db.session.get_one(Payment, payment_id)
+
+
+def fresh_refund(public_id: str) -> Refund:
+    """The refund as the database has it now (nothing cached in the session)."""
+    db.session.expire_all()
+    refund = db.session.scalar(select(Refund).where(Refund.public_id == public_id))
+    assert refund is not None
+    return refund

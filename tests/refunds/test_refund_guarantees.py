@@ -12,19 +12,13 @@ from payments_site import stripe_gateway
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Payment, Refund
 from payments_site.services import disputes, refunds
-from tests.refunds.helpers import charge_amount_refunded, inject_fault, paid_payment
-
-
-def _payment(payment_id: int) -> Payment:
-    db.session.expire_all()
-    return db.session.get_one(Payment, payment_id)
-
-
-def _refund(public_id: str) -> Refund:
-    db.session.expire_all()
-    refund = db.session.scalar(select(Refund).where(Refund.public_id == public_id))
-    assert refund is not None
-    return refund
+from tests.refunds.helpers import (
+    charge_amount_refunded,
+    fresh_payment,
+    fresh_refund,
+    inject_fault,
+    paid_payment,
+)
 
 
 def test_a_refund_stripe_applied_whose_answer_was_lost_is_made_once(
@@ -39,15 +33,15 @@ def test_a_refund_stripe_applied_whose_answer_was_lost_is_made_once(
     refund_id = admin_api({"payment_id": payment.public_id, "amount": 1000}).get_json()[
         "refund"]["id"]
     run_jobs(include_scheduled=False)
-    assert _refund(refund_id).status == "pending"
+    assert fresh_refund(refund_id).status == "pending"
     assert charge_amount_refunded(sdk, payment) == 1000  # Stripe did refund
 
     run_jobs()  # the scheduled retry of the job
-    refund = _refund(refund_id)
+    refund = fresh_refund(refund_id)
     assert refund.status == "succeeded" and refund.stripe_refund_id
     stripe_refunds = sdk.v1.refunds.list({"payment_intent": payment.stripe_payment_intent_id})
     assert [r.id for r in stripe_refunds.data] == [refund.stripe_refund_id]
-    assert charge_amount_refunded(sdk, payment) == 1000 == _payment(payment.id).amount_refunded
+    assert charge_amount_refunded(sdk, payment) == 1000 == fresh_payment(payment.id).amount_refunded
 
 
 def test_an_old_state_never_moves_a_refund_back(app, sdk, customer, admin_api, run_jobs):
@@ -57,13 +51,13 @@ def test_an_old_state_never_moves_a_refund_back(app, sdk, customer, admin_api, r
     refund_id = admin_api({"payment_id": payment.public_id, "amount": 1000}).get_json()[
         "refund"]["id"]
     run_jobs()
-    refund = _refund(refund_id)
+    refund = fresh_refund(refund_id)
     assert refund.status == "succeeded"
     current = stripe_gateway.retrieve_refund(str(refund.stripe_refund_id))
     stale = stripe_gateway.Refund(**{**current.__dict__, "status": "pending"})
     refunds.sync_refund_from_stripe(stale)
-    assert _refund(refund_id).status == "succeeded"
-    fresh = _payment(payment.id)
+    assert fresh_refund(refund_id).status == "succeeded"
+    fresh = fresh_payment(payment.id)
     assert (fresh.amount_refunded, fresh.refund_reserved) == (1000, 1000)
 
 
@@ -75,7 +69,7 @@ def test_a_status_moved_by_someone_else_meanwhile_is_not_overwritten(
     payment = paid_payment(sdk, customer, 3000)
     refund_id = admin_api({"payment_id": payment.public_id, "amount": 1000}).get_json()[
         "refund"]["id"]
-    refund = _refund(refund_id)
+    refund = fresh_refund(refund_id)
     other = db.engine.connect()
     fired: list[bool] = []
 
@@ -95,8 +89,8 @@ def test_a_status_moved_by_someone_else_meanwhile_is_not_overwritten(
         event.remove(db.engine, "before_cursor_execute", another_worker_first)
         other.close()
     assert fired and moved is False
-    assert _refund(refund_id).status == "failed"
-    assert _payment(payment.id).amount_refunded == 0
+    assert fresh_refund(refund_id).status == "failed"
+    assert fresh_payment(payment.id).amount_refunded == 0
 
 
 def test_a_dashboard_refund_keeps_the_pending_refunds_reserved(app, sdk, customer, admin_api):
@@ -107,8 +101,8 @@ def test_a_dashboard_refund_keeps_the_pending_refunds_reserved(app, sdk, custome
     dashboard = sdk.v1.refunds.create({"payment_intent": payment.stripe_payment_intent_id,
                                        "amount": 500})
     refunds.sync_refund_from_stripe(stripe_gateway.retrieve_refund(dashboard.id))
-    fresh = _payment(payment.id)
-    assert _refund(ours["id"]).status == "pending"
+    fresh = fresh_payment(payment.id)
+    assert fresh_refund(ours["id"]).status == "pending"
     assert (fresh.amount_refunded, fresh.refund_reserved) == (500, 1500)
     assert fresh.refundable_amount == 1500
     too_much = admin_api({"payment_id": payment.public_id, "amount": 1600})
@@ -139,7 +133,7 @@ def test_refunding_a_disputed_payment_is_refused_and_records_nothing(
     assert error["message"].startswith("This payment is disputed: refunds are not possible")
     run_jobs()
     assert db.session.scalars(select(Refund)).all() == []
-    fresh = _payment(payment.id)
+    fresh = fresh_payment(payment.id)
     assert (fresh.refund_reserved, fresh.amount_refunded) == (0, 0)
     assert db.session.scalar(select(db.func.count(OutboundEmail.id))) == emails_before
     assert charge_amount_refunded(sdk, payment) == 0
@@ -165,10 +159,10 @@ def test_a_dispute_we_have_not_heard_of_yet_fails_the_refund_and_releases_it(
     refund_id = admin_api({"payment_id": payment.public_id, "amount": 1000}).get_json()[
         "refund"]["id"]
     run_jobs()
-    refund = _refund(refund_id)
+    refund = fresh_refund(refund_id)
     assert refund.status == "failed"
     assert (refund.failure_reason or "").startswith("charge_disputed: This payment is disputed")
-    fresh = _payment(payment.id)
+    fresh = fresh_payment(payment.id)
     assert (fresh.refund_reserved, fresh.amount_refunded) == (0, 0)
     assert db.session.scalars(select(OutboundEmail).where(
         OutboundEmail.to_address == customer.email)).all() == []
@@ -189,14 +183,14 @@ def test_a_refund_whose_key_is_still_in_use_stays_pending_and_keeps_its_key(
         refund_id = admin_api({"payment_id": payment.public_id, "amount": 1000}).get_json()[
             "refund"]["id"]
         run_jobs(include_scheduled=False)
-        refund = _refund(refund_id)
+        refund = fresh_refund(refund_id)
         assert (refund.status, refund.failure_reason) == ("pending", None)
-        assert _payment(payment.id).refund_reserved == 1000
+        assert fresh_payment(payment.id).refund_reserved == 1000
         time.sleep(2.0)  # the first request ends at Stripe
         run_jobs()
     finally:
         app.extensions.pop("stripe_client", None)
-    refund = _refund(refund_id)
+    refund = fresh_refund(refund_id)
     assert refund.status == "succeeded"
     stripe_refunds = sdk.v1.refunds.list({"payment_intent": payment.stripe_payment_intent_id})
     assert [r.id for r in stripe_refunds.data] == [refund.stripe_refund_id]
@@ -211,7 +205,7 @@ def test_a_retried_job_of_a_refund_stripe_has_follows_stripe(app, sdk, customer,
     refund_id = admin_api({"payment_id": payment.public_id, "amount": 800}).get_json()[
         "refund"]["id"]
     run_jobs()
-    refund = _refund(refund_id)
+    refund = fresh_refund(refund_id)
     assert refund.status == "pending" and refund.stripe_refund_id
     deadline = time.monotonic() + 10
     while sdk.v1.refunds.retrieve(str(refund.stripe_refund_id)).status != "succeeded":
@@ -219,7 +213,7 @@ def test_a_retried_job_of_a_refund_stripe_has_follows_stripe(app, sdk, customer,
         time.sleep(0.1)
     again = refunds.submit_refund(refund.id)
     assert again is not None and again.status == "succeeded"
-    assert _payment(payment.id).amount_refunded == 800 == charge_amount_refunded(sdk, payment)
+    assert fresh_payment(payment.id).amount_refunded == 800 == charge_amount_refunded(sdk, payment)
     assert len(sdk.v1.refunds.list({"payment_intent": payment.stripe_payment_intent_id}).data) \
         == 1
 
@@ -229,11 +223,11 @@ def test_a_refund_of_a_payment_without_an_intent_fails_and_releases(app, sdk, cu
     payment = paid_payment(sdk, customer, 3000)
     refund_id = admin_api({"payment_id": payment.public_id, "amount": 1000}).get_json()[
         "refund"]["id"]
-    fresh = _payment(payment.id)
+    fresh = fresh_payment(payment.id)
     fresh.stripe_payment_intent_id = None
     db.session.commit()
     run_jobs()
-    refund = _refund(refund_id)
+    refund = fresh_refund(refund_id)
     assert (refund.status, refund.failure_reason) == (
         "failed", "The payment has no Stripe PaymentIntent to refund.")
-    assert _payment(payment.id).refund_reserved == 0
+    assert fresh_payment(payment.id).refund_reserved == 0

@@ -8,23 +8,15 @@ from sqlalchemy import select
 
 from payments_site import stripe_gateway
 from payments_site.extensions import db
-from payments_site.models import AuditLog, Payment, Refund
+from payments_site.models import AuditLog, Refund
 from payments_site.services import refunds
-from tests.refunds.helpers import charge_amount_refunded, inject_fault, paid_payment
-
-
-def _payment(payment_id: int) -> Payment:
-    db.session.expire_all()
-    fresh = db.session.get(Payment, payment_id)
-    assert fresh is not None
-    return fresh
-
-
-def _refund(public_id: str) -> Refund:
-    db.session.expire_all()
-    refund = db.session.scalar(select(Refund).where(Refund.public_id == public_id))
-    assert refund is not None
-    return refund
+from tests.refunds.helpers import (
+    charge_amount_refunded,
+    fresh_payment,
+    fresh_refund,
+    inject_fault,
+    paid_payment,
+)
 
 
 def test_stripe_unavailable_keeps_refund_pending_then_retry_succeeds(
@@ -37,15 +29,15 @@ def test_stripe_unavailable_keeps_refund_pending_then_retry_succeeds(
     refund_id = admin_api({"payment_id": payment.public_id, "amount": 1000}).get_json()[
         "refund"]["id"]
     run_jobs(include_scheduled=False)  # the first run fails; RQ schedules a retry
-    refund = _refund(refund_id)
+    refund = fresh_refund(refund_id)
     assert (refund.status, refund.stripe_refund_id) == ("pending", None)
-    assert _payment(payment.id).refund_reserved == 1000
+    assert fresh_payment(payment.id).refund_reserved == 1000
     assert charge_amount_refunded(sdk, payment) == 0
 
     run_jobs()  # the scheduled retry
-    refund = _refund(refund_id)
+    refund = fresh_refund(refund_id)
     assert refund.status == "succeeded"
-    assert _payment(payment.id).amount_refunded == 1000
+    assert fresh_payment(payment.id).amount_refunded == 1000
     # One refund on Stripe, whatever the retries (same idempotency key).
     assert len(sdk.v1.refunds.list({"payment_intent": payment.stripe_payment_intent_id}).data) \
         == 1
@@ -62,13 +54,13 @@ def test_stripe_rejection_fails_refund_and_releases_reservation(
     db.session.commit()
     refund_id = admin_api({"payment_id": payment.public_id, "amount": 1000}).get_json()[
         "refund"]["id"]
-    assert _payment(payment.id).refund_reserved == 1000
+    assert fresh_payment(payment.id).refund_reserved == 1000
     run_jobs()
     run_jobs()
-    refund = _refund(refund_id)
+    refund = fresh_refund(refund_id)
     assert refund.status == "failed"
     assert "charge" in (refund.failure_reason or "")
-    fresh = _payment(payment.id)
+    fresh = fresh_payment(payment.id)
     assert (fresh.refund_reserved, fresh.amount_refunded) == (0, 0)  # released once
     assert fresh.refundable_amount == 3000
     failed_audits = db.session.scalars(select(AuditLog).where(
@@ -76,7 +68,7 @@ def test_stripe_rejection_fails_refund_and_releases_reservation(
     assert len(failed_audits) == 1
     # Releasing again (a duplicate job or webhook) changes nothing.
     refunds.fail_refund(refund, "again")
-    assert _payment(payment.id).refund_reserved == 0
+    assert fresh_payment(payment.id).refund_reserved == 0
 
 
 def test_refund_made_on_stripe_dashboard_is_learned(app, sdk, customer, admin_api,
@@ -88,8 +80,8 @@ def test_refund_made_on_stripe_dashboard_is_learned(app, sdk, customer, admin_ap
     refund_id = admin_api({"payment_id": payment.public_id, "amount": 1000}).get_json()[
         "refund"]["id"]
     run_jobs()
-    assert _refund(refund_id).status == "failed"  # Stripe: amount_too_large
-    fresh = _payment(payment.id)
+    assert fresh_refund(refund_id).status == "failed"  # Stripe: amount_too_large
+    fresh = fresh_payment(payment.id)
     external = [r for r in fresh.refunds if r.created_by_id is None]
     assert len(external) == 1 and external[0].amount == 2500
     assert external[0].status == "succeeded"
@@ -107,7 +99,7 @@ def test_sync_charge_refunds_matches_stripe_and_is_idempotent(app, sdk, customer
     for _ in range(2):
         synced = refunds.sync_charge_refunds(str(payment.stripe_charge_id))
         assert sorted(r.amount for r in synced) == [700, 1000]
-    fresh = _payment(payment.id)
+    fresh = fresh_payment(payment.id)
     assert len(fresh.refunds) == 2
     assert fresh.amount_refunded == 1700 == charge_amount_refunded(sdk, payment)
     assert fresh.refund_reserved == 1700
@@ -125,10 +117,10 @@ def test_webhook_before_worker_finds_row_by_metadata(app, sdk, customer, admin_a
     synced = refunds.sync_refund_from_stripe(stripe_gateway.retrieve_refund(stripe_refund.id))
     assert synced is not None and synced.public_id == refund_id
     assert synced.stripe_refund_id == stripe_refund.id and synced.status == "succeeded"
-    assert len(_payment(payment.id).refunds) == 1
+    assert len(fresh_payment(payment.id).refunds) == 1
     # The retried job now finds the refund settled and does nothing more.
     refunds.submit_refund(synced.id)
-    assert _payment(payment.id).amount_refunded == 900 == charge_amount_refunded(sdk, payment)
+    assert fresh_payment(payment.id).amount_refunded == 900 == charge_amount_refunded(sdk, payment)
 
 
 def test_unknown_refund_is_ignored(app):
@@ -147,16 +139,16 @@ def test_refund_that_fails_after_succeeding_gives_the_amount_back(app, sdk, cust
     refund_id = admin_api({"payment_id": payment.public_id, "amount": 3000}).get_json()[
         "refund"]["id"]
     run_jobs()
-    refund = _refund(refund_id)
+    refund = fresh_refund(refund_id)
     assert refund.status == "succeeded"
-    assert _payment(payment.id).amount_refunded == 3000
+    assert fresh_payment(payment.id).amount_refunded == 3000
     deadline = time.monotonic() + 10
     while sdk.v1.refunds.retrieve(str(refund.stripe_refund_id)).status != "failed":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     synced = refunds.sync_charge_refunds(str(payment.stripe_charge_id))
     assert [r.status for r in synced] == ["failed"]
-    fresh = _payment(payment.id)
+    fresh = fresh_payment(payment.id)
     assert (fresh.amount_refunded, fresh.refund_reserved, fresh.refund_status) == \
         (0, 0, "none")
     assert charge_amount_refunded(sdk, payment) == 0
@@ -168,16 +160,16 @@ def test_pending_refund_follows_stripe(app, sdk, customer, admin_api, run_jobs):
     payment = paid_payment(sdk, customer, 2000, number="4000000000007726")
     refund_id = admin_api({"payment_id": payment.public_id}).get_json()["refund"]["id"]
     run_jobs()
-    refund = _refund(refund_id)
+    refund = fresh_refund(refund_id)
     assert refund.status == "pending" and refund.stripe_refund_id
-    assert _payment(payment.id).amount_refunded == 0
+    assert fresh_payment(payment.id).amount_refunded == 0
     deadline = time.monotonic() + 10
     while sdk.v1.refunds.retrieve(str(refund.stripe_refund_id)).status != "succeeded":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     refunds.sync_refund_from_stripe(stripe_gateway.retrieve_refund(str(refund.stripe_refund_id)))
-    assert _refund(refund_id).status == "succeeded"
-    assert _payment(payment.id).amount_refunded == 2000
+    assert fresh_refund(refund_id).status == "succeeded"
+    assert fresh_payment(payment.id).amount_refunded == 2000
 
 
 def test_stale_pending_refunds_are_resubmitted(app, sdk, customer, admin_api, run_jobs):
@@ -190,8 +182,8 @@ def test_stale_pending_refunds_are_resubmitted(app, sdk, customer, admin_api, ru
         "refund"]["id"]
     get_redis().flushdb()  # the queued job is lost (as when Redis lost its data)
     assert run_jobs() == 0
-    assert _refund(refund_id).status == "pending"
+    assert fresh_refund(refund_id).status == "pending"
     assert refunds.resubmit_stale_refunds(older_than=timedelta(0)) == 1
     run_jobs()
-    assert _refund(refund_id).status == "succeeded"
+    assert fresh_refund(refund_id).status == "succeeded"
     assert charge_amount_refunded(sdk, payment) == 400
