@@ -53,6 +53,8 @@ class DevStack:
         self.env.setdefault("INSTANCE_PATH", str(self.instance))
         # Links in the emails point at this dev server.
         self.env.setdefault("SITE_URL", f"http://127.0.0.1:{self.web_port}")
+        # One person clicking around: two worker processes, not production's sixteen.
+        self.env.setdefault("WORKER_PROCESSES", "2")
         # The web and the worker count their metrics in one directory, emptied at each start,
         # so /metrics (with METRICS_TOKEN set) adds both up.
         self.env["PROMETHEUS_MULTIPROC_DIR"] = str(self.instance / "metrics")
