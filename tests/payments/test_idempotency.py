@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from payments_site.extensions import db
-from payments_site.models import Payment
+from payments_site.models import IdempotencyKey, Payment, utcnow
 from payments_site.queues import get_redis
+from payments_site.services.idempotency import ABANDONED_AFTER
 from tests.payments.conftest import intents_of
 
 
@@ -166,3 +168,60 @@ def test_twenty_concurrent_new_card_submits_make_one_intent(app, customer, mug, 
     db.session.expire_all()
     assert db.session.scalar(select(func.count(Payment.id))) == 1
     assert len(intents_of(sc, customer)) == 1
+
+
+def _forget_cached_answers() -> None:
+    cache = get_redis()
+    cached = list(cache.scan_iter("idem:*"))
+    if cached:
+        cache.delete(*cached)
+
+
+def test_an_expired_key_is_a_new_request(shopper, customer, mug, make_card, sc):
+    """After IDEMPOTENCY_TTL the key is free again: the same key with another body is a new
+    checkout (its old row is replaced), not a 422 and not a 409."""
+    pm_id = make_card(customer)
+    body = {"items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id}
+    first = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-old"})
+    assert first.status_code == 201
+    db.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == "k-old").values(
+        expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    _forget_cached_answers()
+
+    later = shopper.post("/api/payments/process", json={**body, "items": [
+        {"product_id": mug.id, "quantity": 2}]}, headers={"Idempotency-Key": "k-old"})
+    assert later.status_code == 201, later.get_json()
+    assert later.get_json()["payment"]["id"] != first.get_json()["payment"]["id"]
+    assert len(intents_of(sc, customer)) == 2
+    rows = db.session.scalars(select(IdempotencyKey).where(IdempotencyKey.key == "k-old")).all()
+    assert len(rows) == 1 and rows[0].expires_at > utcnow()
+
+
+def test_a_claim_abandoned_mid_request_is_taken_over(shopper, customer, mug, make_card, sc):
+    """A claim left `in_progress` for longer than ABANDONED_AFTER (its process died) is taken
+    over by the next request with that key and body; a younger one answers 409."""
+    pm_id = make_card(customer)
+    body = {"items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id}
+    first = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-ab"})
+    assert first.status_code == 201
+
+    def claim_left_running(age: timedelta) -> None:
+        db.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == "k-ab").values(
+            status="in_progress", response_body=None, response_status=None,
+            created_at=utcnow() - age))
+        db.session.commit()
+        _forget_cached_answers()
+
+    claim_left_running(ABANDONED_AFTER - timedelta(seconds=30))
+    young = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-ab"})
+    assert young.status_code == 409
+    assert young.get_json()["error"]["code"] == "idempotency_in_progress"
+
+    claim_left_running(ABANDONED_AFTER + timedelta(seconds=30))
+    taken = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-ab"})
+    assert taken.status_code != 409, taken.get_json()
+    db.session.expire_all()
+    row = db.session.scalars(select(IdempotencyKey).where(IdempotencyKey.key == "k-ab")).one()
+    assert row.status == "done" and row.response_status == taken.status_code
+    assert len(intents_of(sc, customer)) == 1  # the same cart is never charged twice
