@@ -225,3 +225,29 @@ def test_a_claim_abandoned_mid_request_is_taken_over(shopper, customer, mug, mak
     row = db.session.scalars(select(IdempotencyKey).where(IdempotencyKey.key == "k-ab")).one()
     assert row.status == "done" and row.response_status == taken.status_code
     assert len(intents_of(sc, customer)) == 1  # the same cart is never charged twice
+
+
+def test_a_key_belongs_to_its_user(shopper, customer, mug, make_card, make_user, login_as,
+                                   sc):
+    """Two customers who happen to send the same Idempotency-Key never see each other's
+    answer, nor a 422 for each other's body: a key is scoped to its user."""
+    other = make_user("other-shopper@example.com")
+    body = {"items": [{"product_id": mug.id, "quantity": 1}],
+            "payment_method_id": make_card(customer)}
+    mine = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-same"})
+    assert mine.status_code == 201
+    _forget_cached_answers()  # the database alone must keep the users apart
+
+    other_session = login_as(other)
+    other_body = {"items": [{"product_id": mug.id, "quantity": 3}],
+                  "payment_method_id": make_card(other)}
+    theirs = other_session.post("/api/payments/process", json=other_body,
+                                headers={"Idempotency-Key": "k-same"})
+    assert theirs.status_code == 201, theirs.get_json()
+    assert theirs.get_json()["payment"]["id"] != mine.get_json()["payment"]["id"]
+    assert theirs.get_json()["payment"]["amount"] == 3 * mine.get_json()["payment"]["amount"]
+    # Each one's retry replays their own answer.
+    _forget_cached_answers()
+    again = other_session.post("/api/payments/process", json=other_body,
+                               headers={"Idempotency-Key": "k-same"})
+    assert (again.status_code, again.get_json()) == (201, theirs.get_json())
