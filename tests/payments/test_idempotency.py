@@ -59,6 +59,7 @@ def test_the_database_replays_and_refuses_when_the_cache_is_gone(shopper, custom
         {"product_id": mug.id, "quantity": 2}]}, headers={"Idempotency-Key": "k-db"})
     assert other.status_code == 422
     assert other.get_json()["error"]["code"] == "idempotency_key_reused"
+    assert other.get_json()["error"]["param"] == "Idempotency-Key"
     again = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-db"})
     assert again.status_code == 201
     assert again.get_json() == first.get_json()
@@ -86,6 +87,7 @@ def test_same_key_other_body_is_422(shopper, mug):
         "items": [{"product_id": mug.id, "quantity": 2}]})
     assert response.status_code == 422
     assert response.get_json()["error"]["code"] == "idempotency_key_reused"
+    assert response.get_json()["error"]["param"] == "Idempotency-Key"
     assert db.session.scalar(select(func.count(Payment.id))) == 1
 
 
