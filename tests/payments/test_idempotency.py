@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+import requests
 from sqlalchemy import func, select, update
 
 from payments_site.extensions import db
@@ -253,3 +254,19 @@ def test_a_key_belongs_to_its_user(shopper, customer, mug, make_card, make_user,
     again = other_session.post("/api/payments/process", json=other_body,
                                headers={"Idempotency-Key": "k-same"})
     assert (again.status_code, again.get_json()) == (201, theirs.get_json())
+
+
+def test_an_answer_from_a_stripe_outage_is_not_kept_under_the_key(app, shopper, customer, mug,
+                                                                    emulator, fault, sc):
+    """A 5xx answer is not stored against the Idempotency-Key: once Stripe answers again,
+    the same key and body complete the checkout (one PaymentIntent) instead of replaying
+    the outage."""
+    body = {"items": [{"product_id": mug.id, "quantity": 1}]}
+    fault(status=0, times=int(app.config["STRIPE_MAX_RETRIES"]) + 1)  # connections dropped
+    down = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-down"})
+    assert down.status_code >= 500, down.get_json()
+    requests.delete(f"{emulator.url}/_config/faults", timeout=5).raise_for_status()
+
+    up = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-down"})
+    assert up.status_code == 201, up.get_json()
+    assert len(intents_of(sc, customer)) == 1
