@@ -11,10 +11,12 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
+from payments_site.errors import IdempotencyKeyReused
 from payments_site.extensions import db
 from payments_site.models import IdempotencyKey, Payment, utcnow
 from payments_site.queues import get_redis
-from payments_site.services.idempotency import ABANDONED_AFTER
+from payments_site.services import sweeper
+from payments_site.services.idempotency import ABANDONED_AFTER, run_idempotent
 from tests.payments.conftest import intents_of
 
 
@@ -270,3 +272,92 @@ def test_an_answer_from_a_stripe_outage_is_not_kept_under_the_key(app, shopper, 
     up = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-down"})
     assert up.status_code == 201, up.get_json()
     assert len(intents_of(sc, customer)) == 1
+
+
+# --- run_idempotent's own contract, with handlers standing for any route ----------------------
+
+def _answer(body: dict, status: int):
+    calls: list[int] = []
+
+    def handler():
+        calls.append(status)
+        return body, status
+
+    return handler, calls
+
+
+def test_a_request_that_crashes_gives_its_key_back(app, customer):
+    """A handler that raises (a bug, a lost database) stores nothing under the key: the
+    client's retry with the same key and body runs the request, and the keys of other
+    requests are untouched."""
+    payload = {"items": [{"product_id": 1, "quantity": 1}]}
+    kept, _ = _answer({"payment": "kept"}, 201)
+    assert run_idempotent("payments.process", customer.id, "k-kept", payload, kept) == (
+        {"payment": "kept"}, 201)
+
+    def crash():
+        raise RuntimeError("the handler fell over")
+
+    with pytest.raises(RuntimeError):
+        run_idempotent("payments.process", customer.id, "k-crash", payload, crash)
+    db.session.expire_all()
+    assert db.session.scalars(select(IdempotencyKey.key)).all() == ["k-kept"]
+
+    retry, calls = _answer({"payment": "made"}, 201)
+    assert run_idempotent("payments.process", customer.id, "k-crash", payload, retry) == (
+        {"payment": "made"}, 201)
+    assert calls == [201]
+    _forget_cached_answers()
+    again, calls = _answer({"payment": "twice"}, 201)
+    assert run_idempotent("payments.process", customer.id, "k-kept", payload, again) == (
+        {"payment": "kept"}, 201)
+    assert calls == []
+
+
+@pytest.mark.parametrize("status", [500, 503, 409, 429])
+def test_answers_the_client_may_retry_are_not_kept(app, customer, status):
+    """A 5xx (500 included), a 409 or a 429 is answered once and not stored: the same key
+    and body run the request again, and that answer is the one kept."""
+    payload = {"amount": 500, "reason": "duplicate"}
+    first, _ = _answer({"error": {"code": "try_again"}}, status)
+    assert run_idempotent("refund", customer.id, "k-retry", payload, first)[1] == status
+    second, calls = _answer({"refund": "re_1"}, 202)
+    assert run_idempotent("refund", customer.id, "k-retry", payload, second) == (
+        {"refund": "re_1"}, 202)
+    assert calls == [202]
+    _forget_cached_answers()
+    third, calls = _answer({"refund": "re_2"}, 202)
+    assert run_idempotent("refund", customer.id, "k-retry", payload, third) == (
+        {"refund": "re_1"}, 202)
+    assert calls == []
+
+
+def test_a_key_sent_to_another_route_is_refused_not_replayed(app, customer):
+    """The same key and the same body sent to two routes: the second route answers 422, it
+    never replays the first route's answer as its own."""
+    payload = {"amount": 500}
+    made, _ = _answer({"payment": "pay_1"}, 201)
+    run_idempotent("payments.process", customer.id, "k-shared", payload, made)
+    refund, calls = _answer({"refund": "re_1"}, 202)
+    with pytest.raises(IdempotencyKeyReused):
+        run_idempotent("refund", customer.id, "k-shared", payload, refund)
+    _forget_cached_answers()
+    with pytest.raises(IdempotencyKeyReused):
+        run_idempotent("refund", customer.id, "k-shared", payload, refund)
+    assert calls == []
+
+
+def test_the_sweeper_purges_only_expired_keys(app, customer):
+    payload = {"amount": 500}
+    for key in ("k-old", "k-new"):
+        run_idempotent("refund", customer.id, key, payload, _answer({"key": key}, 202)[0])
+    db.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == "k-old").values(
+        expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+
+    assert sweeper.purge_idempotency_keys() == 1
+    db.session.expire_all()
+    assert db.session.scalars(select(IdempotencyKey.key)).all() == ["k-new"]
+    _forget_cached_answers()
+    assert run_idempotent("refund", customer.id, "k-new", payload,
+                          _answer({"key": "again"}, 202)[0]) == ({"key": "k-new"}, 202)
