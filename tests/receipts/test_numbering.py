@@ -94,7 +94,8 @@ def test_refund_notes_have_their_own_series(app, make_payment, make_refund):
 
 def test_a_payment_that_has_not_succeeded_gets_no_receipt(app, make_payment):
     payment = make_payment(status="processing")
-    with pytest.raises(receipts.ReceiptNotReady):
+    # The failed job's error, retried by RQ until the payment succeeds, says which payment.
+    with pytest.raises(receipts.ReceiptNotReady, match=f"^payment {payment.id} has not succ"):
         receipts.issue_payment_receipt(payment.id)
     with pytest.raises(receipts.ReceiptNotReady):
         receipts.issue_payment_receipt(999_999)
@@ -105,7 +106,8 @@ def test_a_payment_that_has_not_succeeded_gets_no_receipt(app, make_payment):
 def test_a_refund_that_has_not_succeeded_gets_no_note(app, make_payment, make_refund):
     payment = make_payment()
     refund = make_refund(payment, 100, status="pending")
-    with pytest.raises(receipts.ReceiptNotReady):
+    # The failed job's error, retried by RQ until the refund succeeds, says which refund.
+    with pytest.raises(receipts.ReceiptNotReady, match=f"^refund {refund.id} has not succeeded$"):
         receipts.issue_refund_note(refund.id)
     assert db.session.scalar(select(func.count(Receipt.id))) == 0
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from babel.dates import format_date
@@ -33,6 +35,21 @@ def test_receipt_pdf_holds_every_required_field(app, make_payment, customer):
     # Quantities sit in their own column, next to the item they belong to.
     assert "Ceramic mug 2 $19.99 $39.98" in text
     assert "Pour-over kettle 1 $59.00 $59.00" in text
+
+
+def test_the_receipt_is_dated_by_the_merchants_calendar(app, make_payment):
+    """The date printed is the day in the merchant's time zone, not in UTC: a zone chosen so
+    that its calendar day differs from UTC's right now (ahead late in the UTC day, behind
+    early in it)."""
+    zone = "Pacific/Kiritimati" if datetime.now(UTC).hour >= 10 else "Pacific/Pago_Pago"
+    app.config["MERCHANT_TIMEZONE"] = zone
+    receipt = receipts.issue_payment_receipt(make_payment().id)
+    text = pdf_text(receipt.pdf)
+
+    local_day = format_date(receipt.created_at.astimezone(ZoneInfo(zone)), "long",
+                            locale="en_US")
+    assert local_day != format_date(receipt.created_at, "long", locale="en_US")
+    assert f"Date {local_day}" in text
 
 
 def test_money_and_dates_follow_the_customer_locale(app, make_payment, make_user):
