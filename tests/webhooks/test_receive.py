@@ -78,7 +78,9 @@ def test_bad_signature_is_rejected_and_nothing_stored(client: FlaskClient, case:
                            headers=headers)
     assert response.status_code == 400
     error = response.get_json()["error"]
-    assert error["code"] == "invalid_request"
+    assert (error["code"], error["param"], error["message"]) == (
+        "invalid_request", "Stripe-Signature",
+        "The Stripe-Signature header is missing or invalid.")
     assert WEBHOOK_SECRET not in response.get_data(as_text=True)
     _nothing_stored_or_queued()
 
@@ -212,3 +214,28 @@ def test_event_without_id_is_rejected(client: FlaskClient) -> None:
                           "data": {"object": {"id": "pi_1"}}}).encode()
     assert post_event(client, payload).status_code == 400
     assert count(WebhookEvent) == 0
+
+
+@pytest.mark.parametrize(("event_id", "event_type", "accepted"), [
+    ("e", "payment_intent.succeeded", True),
+    ("evt_" + "x" * 251, "payment_intent.succeeded", True),  # 255 characters: the column's
+    ("evt_" + "x" * 252, "payment_intent.succeeded", False),
+    ("", "payment_intent.succeeded", False),
+    ("evt_t", "x", True),
+    ("evt_t", "x" * 100, True),  # 100 characters: the column's
+    ("evt_t", "x" * 101, False),
+    ("evt_t", "", False),
+])
+def test_event_id_and_type_must_fit_their_columns(client: FlaskClient, event_id: str,
+                                                   event_type: str, accepted: bool) -> None:
+    """An id or type that could not be stored (empty, or longer than its column) is a 400
+    with the reason, before anything is written; one that fits is stored as sent."""
+    response = post_event(client, event_payload(event_type, {"id": "x_1"}, event_id))
+    if accepted:
+        assert response.status_code == 200, response.get_json()
+        [row] = event_rows()
+        assert (row.stripe_event_id, row.type) == (event_id, event_type)
+    else:
+        assert response.status_code == 400
+        assert response.get_json()["error"]["message"] == "The event has no valid id or type."
+        assert count(WebhookEvent) == 0
