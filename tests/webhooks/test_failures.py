@@ -10,10 +10,11 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select, update
 
 from payments_site import stripe_gateway
 from payments_site.extensions import db
-from payments_site.models import AuditLog, Payment, utcnow
+from payments_site.models import AuditLog, Payment, WebhookEvent, utcnow
 from payments_site.services import audit, sweeper, webhooks
 from tests.helpers import event_payload
 from tests.webhooks.conftest import add_fault, count, event_rows, post_event, raw
@@ -129,3 +130,52 @@ def test_handler_for_unknown_local_payment_fails_visibly(
     [row] = event_rows()
     assert row.status == "failed"
     assert "DisputedPaymentUnknown" in (row.last_error or "")
+
+
+@pytest.fixture
+def counted() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A handler that records each run, with the claim's lease as the handler sees it."""
+    event_type = "test.counted"
+    runs: list[dict[str, Any]] = []
+
+    @webhooks.handles(event_type)
+    def handler(event: dict[str, Any]) -> None:
+        row = db.session.scalars(select(WebhookEvent).where(
+            WebhookEvent.stripe_event_id == event["id"])).one()
+        assert row.next_attempt_at is not None
+        runs.append({"status": row.status,
+                     "lease": (row.next_attempt_at - utcnow()).total_seconds()})
+
+    yield event_type, runs
+    webhooks.HANDLERS.pop(event_type, None)
+
+
+def test_a_claim_whose_worker_died_is_taken_over_once_its_lease_ends(
+        app: Flask, client: FlaskClient, counted: tuple[str, list[dict[str, Any]]]) -> None:
+    """A worker holds an event for WEBHOOK_PROCESSING_LEASE (here 900 s): while the lease
+    runs nobody else runs it; once it has run out (the worker died) the next job takes it
+    over, and once processed no copy of the job runs it again."""
+    app.config["WEBHOOK_PROCESSING_LEASE"] = 900
+    event_type, runs = counted
+    assert post_event(client, event_payload(event_type, {"id": "obj_1"}, "evt_lease")) \
+        .status_code == 200
+    [row] = event_rows()
+
+    def claimed_by_a_worker(lease_ends_in: timedelta) -> None:
+        db.session.execute(update(WebhookEvent).where(WebhookEvent.id == row.id).values(
+            status="processing", attempts=1, next_attempt_at=utcnow() + lease_ends_in))
+        db.session.commit()
+
+    claimed_by_a_worker(timedelta(seconds=60))
+    assert webhooks.process_event(row.id) == "processing"
+    assert runs == []
+
+    claimed_by_a_worker(timedelta(seconds=-1))
+    assert webhooks.process_event(row.id) == "processed"
+    [run] = runs
+    assert run["status"] == "processing" and 890 < run["lease"] <= 900
+    [row] = event_rows()
+    assert (row.status, row.attempts, row.next_attempt_at) == ("processed", 2, None)
+
+    assert webhooks.process_event(row.id) == "processed"
+    assert len(runs) == 1
