@@ -36,15 +36,19 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "tests/payments/test_idempotency.py"]),
     "payments": ("payments_site/services/payments.py", [
         "tests/payments/test_stripe_answers.py", "tests/webhooks/test_ordering.py",
-        "tests/payments/test_process.py"]),
+        "tests/payments/test_process.py", "tests/payments/test_payment_state.py",
+        "tests/payments/test_unfinished_payments.py", "tests/payments/test_history.py",
+        "tests/operations/test_metrics.py", "tests/reliability/test_unrecorded_stripe_calls.py"]),
     "checkout": ("payments_site/services/checkout.py", [
         "tests/payments/test_checkout_attempts.py", "tests/payments/test_faults.py",
-        "tests/payments/test_stripe_answers.py", "tests/payments/test_process.py"]),
+        "tests/payments/test_stripe_answers.py", "tests/payments/test_process.py",
+        "tests/payments/test_idempotency.py", "tests/reliability/test_checkout_guarantees.py",
+        "tests/reliability/test_unrecorded_stripe_calls.py"]),
     "webhooks": ("payments_site/services/webhooks.py", [
         "tests/webhooks/test_receive.py", "tests/webhooks/test_failures.py",
         "tests/webhooks/test_duplicates.py", "tests/webhooks/test_unappliable.py",
         "tests/webhooks/test_admin.py", "tests/webhooks/test_cli.py",
-        "tests/webhooks/test_card_events.py"]),
+        "tests/webhooks/test_card_events.py", "tests/operations/test_metrics.py"]),
     "receipts": ("payments_site/services/receipts.py", ["tests/receipts"]),
     "money": ("payments_site/money.py", [
         "tests/foundation/test_money.py", "tests/foundation/test_catalog.py", "tests/receipts",
