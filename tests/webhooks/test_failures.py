@@ -179,3 +179,35 @@ def test_a_claim_whose_worker_died_is_taken_over_once_its_lease_ends(
 
     assert webhooks.process_event(row.id) == "processed"
     assert len(runs) == 1
+
+
+@pytest.mark.parametrize("error", [RuntimeError("x" * 3000),
+                                   stripe_gateway.ResourceMissing("y" * 3000)])
+def test_a_failure_with_a_long_message_is_still_recorded(
+        client: FlaskClient, error: Exception) -> None:
+    """However long the error's text, it is cut to the column (2,000 characters), so the
+    failure is recorded and the event retried or ignored, never left stuck `processing`."""
+    event_type = "test.long_failure"
+
+    @webhooks.handles(event_type)
+    def handler(event: dict[str, Any]) -> None:
+        raise error
+
+    try:
+        assert post_event(client, event_payload(event_type, {"id": "obj_1"}, "evt_long")) \
+            .status_code == 200
+        [row] = event_rows()
+        assert webhooks.process_event(row.id) == "failed"
+        [row] = event_rows()
+        assert row.status == "failed" and row.next_attempt_at is not None
+        assert len(row.last_error or "") == 2000
+        assert (row.last_error or "").startswith(f"{type(error).__name__}: ")
+        if isinstance(error, stripe_gateway.ResourceMissing):
+            # The re-check finds nothing either: ignored with its reason, the error kept.
+            assert webhooks.process_event(row.id) == "ignored"
+            [row] = event_rows()
+            assert row.status == "ignored" and row.next_attempt_at is None
+            assert row.reason == webhooks.UNAPPLIABLE[stripe_gateway.ResourceMissing]
+            assert len(row.last_error or "") == 2000
+    finally:
+        webhooks.HANDLERS.pop(event_type, None)
