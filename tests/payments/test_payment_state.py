@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 
 from payments_site import stripe_gateway
@@ -42,13 +44,21 @@ def _pay(sc, intent_id, number=VISA):
         pass
 
 
-def test_status_mapping():
+def test_status_mapping(caplog):
     assert local_status(intent("pi_1", "requires_payment_method")) == "requires_payment_method"
     assert local_status(intent("pi_1", "requires_payment_method",
                                error_code="card_declined")) == "failed"
     assert local_status(intent("pi_1", "requires_confirmation")) == "requires_payment_method"
     for same in ("requires_action", "processing", "succeeded", "canceled"):
         assert local_status(intent("pi_1", same)) == same
+    # Authorised, not yet captured: the money is on its way, so neither failed nor retryable.
+    with caplog.at_level(logging.WARNING, logger="payments_site.services.payments"):
+        assert local_status(intent("pi_1", "requires_capture")) == "processing"
+    assert caplog.messages == []  # a status we know is no news for the operator
+    # A status Stripe adds later: held as processing (never failed, never paid), and said.
+    with caplog.at_level(logging.WARNING, logger="payments_site.services.payments"):
+        assert local_status(intent("pi_1", "requires_reauthorization")) == "processing"
+    assert caplog.messages == ["unknown PaymentIntent status 'requires_reauthorization'"]
 
 
 def test_sync_applies_success_once_and_fulfils_once(shopper, mug, sc):
