@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from payments_site import stripe_gateway
 from payments_site.extensions import db
-from payments_site.models import Payment
+from payments_site.models import Payment, utcnow
 from payments_site.queues import get_queue
 from payments_site.services.payments import (
+    CONFIRM_LEASE,
     apply_payment_intent,
     local_status,
     sync_payment_intent,
@@ -138,3 +140,30 @@ def test_saving_the_card_is_deduplicated(shopper, customer, mug, sc):
         sync_payment_intent(body["payment"]["stripe_payment_intent_id"])
     methods = list(db.session.scalars(select(PaymentMethod)))
     assert len(methods) == 1 and methods[0].is_default and methods[0].user_id == customer.id
+
+
+def test_a_confirm_in_flight_is_not_undone_by_an_unconfirmed_intent(shopper, mug, sc):
+    """While a server-side confirm holds the payment (`processing`, the intent not showing
+    it yet), an unconfirmed or declined intent read meanwhile leaves the claim alone; a claim
+    older than CONFIRM_LEASE, or one whose outcome was lost (needs_reconcile), follows it."""
+    intent_id, public_id = _new_card_payment(shopper, mug)
+    unconfirmed = stripe_gateway.retrieve_payment_intent(intent_id)
+    declined = intent(intent_id, "requires_payment_method", error_code="card_declined",
+                      message="Your card was declined.")
+
+    def claimed(age: timedelta, *, lost: bool = False) -> None:
+        db.session.execute(update(Payment).where(Payment.public_id == public_id).values(
+            status="processing", needs_reconcile=lost, updated_at=utcnow() - age))
+        db.session.commit()
+
+    for state in (unconfirmed, declined):
+        claimed(CONFIRM_LEASE - timedelta(seconds=20))
+        assert apply_payment_intent(state).status == "processing"
+    claimed(CONFIRM_LEASE + timedelta(seconds=20))
+    assert apply_payment_intent(unconfirmed).status == "requires_payment_method"
+    claimed(timedelta(seconds=1), lost=True)
+    assert apply_payment_intent(declined).status == "failed"
+    # Other states are Stripe's word on the confirm itself and always apply.
+    claimed(timedelta(seconds=1))
+    assert apply_payment_intent(intent(intent_id, "requires_action")).status == \
+        "requires_action"
