@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -184,30 +185,42 @@ def test_a_claim_whose_worker_died_is_taken_over_once_its_lease_ends(
 @pytest.mark.parametrize("error", [RuntimeError("x" * 3000),
                                    stripe_gateway.ResourceMissing("y" * 3000)])
 def test_a_failure_with_a_long_message_is_still_recorded(
-        client: FlaskClient, error: Exception) -> None:
+        client: FlaskClient, caplog: pytest.LogCaptureFixture, error: Exception) -> None:
     """However long the error's text, it is cut to the column (2,000 characters), so the
-    failure is recorded and the event retried or ignored, never left stuck `processing`."""
+    failure is recorded on its own event (the others untouched) and the event retried or
+    ignored, never left stuck `processing`; the operator's log says which and why."""
     event_type = "test.long_failure"
 
     @webhooks.handles(event_type)
     def handler(event: dict[str, Any]) -> None:
         raise error
 
+    def other_event() -> tuple[str, int, str | None, str | None]:
+        [other] = [r for r in event_rows() if r.stripe_event_id == "evt_other"]
+        return other.status, other.attempts, other.reason, other.last_error
+
     try:
-        assert post_event(client, event_payload(event_type, {"id": "obj_1"}, "evt_long")) \
-            .status_code == 200
-        [row] = event_rows()
+        for event_id in ("evt_long", "evt_other"):
+            assert post_event(client, event_payload(event_type, {"id": "obj_1"}, event_id)) \
+                .status_code == 200
+        [row] = [r for r in event_rows() if r.stripe_event_id == "evt_long"]
         assert webhooks.process_event(row.id) == "failed"
-        [row] = event_rows()
+        [row] = [r for r in event_rows() if r.stripe_event_id == "evt_long"]
         assert row.status == "failed" and row.next_attempt_at is not None
         assert len(row.last_error or "") == 2000
         assert (row.last_error or "").startswith(f"{type(error).__name__}: ")
+        assert other_event() == ("pending", 0, None, None)
         if isinstance(error, stripe_gateway.ResourceMissing):
             # The re-check finds nothing either: ignored with its reason, the error kept.
-            assert webhooks.process_event(row.id) == "ignored"
-            [row] = event_rows()
+            with caplog.at_level(logging.WARNING, logger="payments_site.services.webhooks"):
+                assert webhooks.process_event(row.id) == "ignored"
+            [row] = [r for r in event_rows() if r.stripe_event_id == "evt_long"]
+            reason = webhooks.UNAPPLIABLE[stripe_gateway.ResourceMissing]
             assert row.status == "ignored" and row.next_attempt_at is None
-            assert row.reason == webhooks.UNAPPLIABLE[stripe_gateway.ResourceMissing]
+            assert row.reason == reason and row.processed_at is not None
             assert len(row.last_error or "") == 2000
+            assert other_event() == ("pending", 0, None, None)
+            assert f"webhook evt_long ({event_type}) ignored after a re-check: {reason}" in \
+                caplog.messages
     finally:
         webhooks.HANDLERS.pop(event_type, None)
