@@ -167,3 +167,44 @@ def test_a_confirm_in_flight_is_not_undone_by_an_unconfirmed_intent(shopper, mug
     claimed(timedelta(seconds=1))
     assert apply_payment_intent(intent(intent_id, "requires_action")).status == \
         "requires_action"
+
+
+def test_what_stripe_says_is_recorded_as_it_fits(shopper, mug, sc):
+    """A decline without a code reads as a card decline; Stripe's texts longer than our
+    columns are cut to them, not refused; the charge is recorded only once it paid, with
+    Radar's verdict, and a success clears the earlier failure."""
+    intent_id, public_id = _new_card_payment(shopper, mug)
+
+    def state(status, error=None, *, charge=None, outcome=None):
+        return stripe_gateway.Intent(
+            id=intent_id, status=status, client_secret=None, our_payment_id=None,
+            payment_method_id=None, payment_method=None, latest_charge_id=charge,
+            charge_card=None, last_payment_error=error, outcome=outcome)
+
+    def row():
+        db.session.expire_all()
+        return db.session.scalar(select(Payment).where(Payment.public_id == public_id))
+
+    no_code = stripe_gateway.PaymentError(code=None, decline_code=None, message=None,
+                                          card=None)
+    apply_payment_intent(state("requires_payment_method", no_code, charge="ch_declined"))
+    payment = row()
+    assert (payment.status, payment.failure_code, payment.failure_decline_code,
+            payment.failure_message, payment.stripe_charge_id) == (
+        "failed", "card_declined", None, "Your card was declined.", None)
+
+    wordy = stripe_gateway.PaymentError(code="c" * 100, decline_code="d" * 100,
+                                        message="m" * 1000, card=None)
+    apply_payment_intent(state("requires_payment_method", wordy, charge="ch_declined"))
+    payment = row()
+    assert (payment.failure_code, payment.failure_decline_code, payment.failure_message) == (
+        "c" * 64, "d" * 64, "m" * 500)
+
+    radar = stripe_gateway.Outcome(type="t" * 40, risk_level="r" * 20, risk_score=12)
+    apply_payment_intent(state("succeeded", charge="ch_paid", outcome=radar))
+    payment = row()
+    assert (payment.status, payment.stripe_charge_id) == ("succeeded", "ch_paid")
+    assert (payment.outcome_type, payment.risk_level, payment.risk_score) == (
+        "t" * 32, "r" * 16, 12)
+    assert (payment.failure_code, payment.failure_decline_code, payment.failure_message) == (
+        None, None, None)
