@@ -185,10 +185,13 @@ def test_a_claim_whose_worker_died_is_taken_over_once_its_lease_ends(
 @pytest.mark.parametrize("error", [RuntimeError("x" * 3000),
                                    stripe_gateway.ResourceMissing("y" * 3000)])
 def test_a_failure_with_a_long_message_is_still_recorded(
-        client: FlaskClient, caplog: pytest.LogCaptureFixture, error: Exception) -> None:
+        app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture,
+        error: Exception) -> None:
     """However long the error's text, it is cut to the column (2,000 characters), so the
-    failure is recorded on its own event (the others untouched) and the event retried or
-    ignored, never left stuck `processing`; the operator's log says which and why."""
+    failure is recorded on its own event (the others untouched) and the event retried,
+    given up or ignored, never left stuck `processing`; the operator's log says which event,
+    which attempt and why (with the traceback for an unexpected error)."""
+    app.config["WEBHOOK_MAX_ATTEMPTS"] = 2
     event_type = "test.long_failure"
 
     @webhooks.handles(event_type)
@@ -204,12 +207,26 @@ def test_a_failure_with_a_long_message_is_still_recorded(
             assert post_event(client, event_payload(event_type, {"id": "obj_1"}, event_id)) \
                 .status_code == 200
         [row] = [r for r in event_rows() if r.stripe_event_id == "evt_long"]
-        assert webhooks.process_event(row.id) == "failed"
+        with caplog.at_level(logging.WARNING, logger="payments_site.services.webhooks"):
+            assert webhooks.process_event(row.id) == "failed"
         [row] = [r for r in event_rows() if r.stripe_event_id == "evt_long"]
         assert row.status == "failed" and row.next_attempt_at is not None
         assert len(row.last_error or "") == 2000
         assert (row.last_error or "").startswith(f"{type(error).__name__}: ")
         assert other_event() == ("pending", 0, None, None)
+        [logged] = [r for r in caplog.records if "evt_long" in r.getMessage()]
+        assert logged.getMessage() == \
+            f"webhook evt_long ({event_type}) failed on attempt 1: {row.last_error}"
+        unexpected = not isinstance(error, stripe_gateway.ResourceMissing)
+        assert bool(logged.exc_info) is unexpected
+        caplog.clear()
+        if unexpected:
+            with caplog.at_level(logging.WARNING, logger="payments_site.services.webhooks"):
+                assert webhooks.process_event(row.id) == "failed"
+            [row] = [r for r in event_rows() if r.stripe_event_id == "evt_long"]
+            assert (row.status, row.attempts, row.next_attempt_at) == ("failed", 2, None)
+            assert f"webhook evt_long ({event_type}) failed on attempt 2; giving up: " \
+                f"{row.last_error}" in caplog.messages
         if isinstance(error, stripe_gateway.ResourceMissing):
             # The re-check finds nothing either: ignored with its reason, the error kept.
             with caplog.at_level(logging.WARNING, logger="payments_site.services.webhooks"):
