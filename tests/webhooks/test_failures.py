@@ -241,3 +241,34 @@ def test_a_failure_with_a_long_message_is_still_recorded(
                 caplog.messages
     finally:
         webhooks.HANDLERS.pop(event_type, None)
+
+
+def test_an_operator_replays_an_ignored_event_and_a_missing_row_is_said(
+        client: FlaskClient, caplog: pytest.LogCaptureFixture,
+        counted: tuple[str, list[dict[str, Any]]]) -> None:
+    """A job holds its event as `processing` while the handler runs. An event that ended
+    `ignored` (or `processed`) is never run again by a job, only by an operator's replay;
+    a job for a row that no longer exists says so."""
+    event_type, runs = counted
+    assert post_event(client, event_payload(event_type, {"id": "obj_1"}, "evt_replay")) \
+        .status_code == 200
+    [row] = event_rows()
+    assert webhooks.process_event(row.id) == "processed"
+    assert [run["status"] for run in runs] == ["processing"]
+
+    for final in ("ignored", "processed"):
+        db.session.execute(update(WebhookEvent).where(WebhookEvent.id == row.id).values(
+            status=final))
+        db.session.commit()
+        assert webhooks.process_event(row.id) == final
+        assert len(runs) == 1
+    for final in ("ignored", "processed"):
+        db.session.execute(update(WebhookEvent).where(WebhookEvent.id == row.id).values(
+            status=final))
+        db.session.commit()
+        assert webhooks.replay_event("evt_replay", actor=None).status == "processed"
+    assert len(runs) == 3
+
+    with caplog.at_level(logging.WARNING, logger="payments_site.services.webhooks"):
+        assert webhooks.process_event(row.id + 1000) == "missing"
+    assert caplog.messages == [f"webhook event row {row.id + 1000} does not exist"]
