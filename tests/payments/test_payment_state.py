@@ -208,3 +208,23 @@ def test_what_stripe_says_is_recorded_as_it_fits(shopper, mug, sc):
         "t" * 32, "r" * 16, 12)
     assert (payment.failure_code, payment.failure_decline_code, payment.failure_message) == (
         None, None, None)
+
+
+def test_a_card_the_first_success_failed_to_save_is_saved_by_the_next_sync(shopper, customer,
+                                                                          mug, sc):
+    """The customer asked to keep the card; if saving it failed when the payment succeeded,
+    any later sync of the (finished) payment saves it, and only while none is recorded."""
+    from payments_site.models import PaymentMethod
+
+    intent_id, public_id = _new_card_payment(shopper, mug, save=True)
+    _pay(sc, intent_id)
+    assert sync_payment_intent(intent_id).payment_method_id is not None
+    db.session.execute(update(Payment).where(Payment.public_id == public_id).values(
+        payment_method_id=None))
+    db.session.execute(PaymentMethod.__table__.delete())
+    db.session.commit()
+
+    payment = sync_payment_intent(intent_id)
+    [method] = db.session.scalars(select(PaymentMethod)).all()
+    assert payment.status == "succeeded" and payment.payment_method_id == method.id
+    assert method.user_id == customer.id and method.last4 == "4242"
