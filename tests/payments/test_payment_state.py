@@ -228,3 +228,27 @@ def test_a_card_the_first_success_failed_to_save_is_saved_by_the_next_sync(shopp
     [method] = db.session.scalars(select(PaymentMethod)).all()
     assert payment.status == "succeeded" and payment.payment_method_id == method.id
     assert method.user_id == customer.id and method.last4 == "4242"
+
+
+def test_an_intent_naming_our_payment_that_is_not_its_own_moves_nothing(shopper, mug, sc):
+    """Only the payment's own intent moves it: another intent whose metadata names the
+    payment (a leftover of a lost create, or one from a create whose key was spent) is not
+    ours to follow, however far along it is."""
+    intent_id, public_id = _new_card_payment(shopper, mug)
+
+    def other(create_attempt: int) -> stripe_gateway.Intent:
+        return stripe_gateway.Intent(
+            id=f"pi_other_{create_attempt}", status="succeeded", client_secret=None,
+            our_payment_id=public_id, payment_method_id=None, payment_method=None,
+            latest_charge_id="ch_other", charge_card=None, last_payment_error=None,
+            our_create_attempt=create_attempt)
+
+    assert apply_payment_intent(other(0)) is None  # the payment has its own intent
+    db.session.execute(update(Payment).where(Payment.public_id == public_id).values(
+        stripe_payment_intent_id=None))
+    db.session.commit()
+    assert apply_payment_intent(other(1)) is None  # made by a create that is not current
+    db.session.expire_all()
+    payment = db.session.scalar(select(Payment).where(Payment.public_id == public_id))
+    assert (payment.status, payment.stripe_payment_intent_id, payment.stripe_charge_id) == (
+        "requires_payment_method", None, None)
