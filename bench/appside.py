@@ -71,14 +71,15 @@ class AppSide:
             return [create_product(name, amount, "usd").id for name, amount in specs]
 
     def create_customer(self, label: str, *, with_card: bool = True) -> Customer:
-        """A user with a Stripe customer and (by default) a saved default card."""
+        """A user with a confirmed address (receipts are emailed to it), a Stripe customer
+        and (by default) a saved default card."""
         from payments_site.security import issue_token
         from payments_site.services.accounts import create_user
         from payments_site.services.customers import ensure_stripe_customer
 
         email = f"{label}-{secrets.token_hex(4)}@bench.example"
         with self.context():
-            user = create_user(email, PASSWORD, name=f"Bench {label}")
+            user = create_user(email, PASSWORD, name=f"Bench {label}", verified=True)
             customer_id = ensure_stripe_customer(user)
             pm_id = ""
             if with_card:
