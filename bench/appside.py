@@ -71,14 +71,15 @@ class AppSide:
             return [create_product(name, amount, "usd").id for name, amount in specs]
 
     def create_customer(self, label: str, *, with_card: bool = True) -> Customer:
-        """A user with a Stripe customer and (by default) a saved default card."""
+        """A user with a confirmed address (receipts are emailed to it), a Stripe customer
+        and (by default) a saved default card."""
         from payments_site.security import issue_token
         from payments_site.services.accounts import create_user
         from payments_site.services.customers import ensure_stripe_customer
 
         email = f"{label}-{secrets.token_hex(4)}@bench.example"
         with self.context():
-            user = create_user(email, PASSWORD, name=f"Bench {label}")
+            user = create_user(email, PASSWORD, name=f"Bench {label}", verified=True)
             customer_id = ensure_stripe_customer(user)
             pm_id = ""
             if with_card:
@@ -186,7 +187,7 @@ class AppSide:
             "amount": 1999, "currency": "usd", "amount_refunded": 0, "refund_reserved": 0,
             "description": "1 × Ceramic mug", "cart_hash": "bench", "card_brand": "visa",
             "card_last4": "4242", "save_payment_method": False, "needs_reconcile": False,
-            "confirm_attempts": 1, "cancel_requested": False,
+            "confirm_attempts": 1, "create_attempts": 0, "cancel_requested": False,
             "created_at": created, "updated_at": created,
             "succeeded_at": created if status == "succeeded" else None,
         }
@@ -289,14 +290,14 @@ def spread_payments_sql(days: int) -> str:
     return f"""
         INSERT INTO payments (public_id, user_id, status, amount, currency, amount_refunded,
             refund_reserved, description, cart_hash, card_brand, card_last4,
-            save_payment_method, needs_reconcile, confirm_attempts, cancel_requested,
-            created_at, updated_at, succeeded_at)
+            save_payment_method, needs_reconcile, confirm_attempts, create_attempts,
+            cancel_requested, created_at, updated_at, succeeded_at)
         SELECT 'pay_sp' || md5(:tag || n::text), :user_id,
             CASE WHEN n % 20 = 0 THEN 'failed' WHEN n % 33 = 0 THEN 'canceled'
                  ELSE 'succeeded' END,
             500 + (n % 97) * 100,
             CASE WHEN n % 10 = 0 THEN 'eur' WHEN n % 25 = 0 THEN 'jpy' ELSE 'usd' END,
-            0, 0, '1 × Ceramic mug', 'bench', 'visa', '4242', false, false, 1, false,
+            0, 0, '1 × Ceramic mug', 'bench', 'visa', '4242', false, false, 1, 0, false,
             now() - (n * interval '{days} days') / :count,
             now() - (n * interval '{days} days') / :count,
             CASE WHEN n % 20 <> 0 AND n % 33 <> 0

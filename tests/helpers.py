@@ -1,5 +1,5 @@
-"""Test helpers: signing webhook payloads the way Stripe does, finding card numbers, and
-watching the SQL a block of code runs."""
+"""Test helpers: signing webhook payloads the way Stripe does, finding card numbers,
+watching the SQL a block of code runs, and refund rows made directly."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, event
+
+from payments_site.extensions import db
+from payments_site.models import Payment, Refund
 
 
 @contextmanager
@@ -97,3 +100,17 @@ def follow_emailed_link(client: Any, body: str, route: str, data: dict[str, str]
                       page.get_data(as_text=True))
     assert token, "the link's page has no form"
     return client.post(path, data={"csrf_token": token.group(1), **(data or {})})
+
+
+def add_refund(payment: Payment, amount: int, *, status: str = "succeeded",
+               **fields: Any) -> Refund:
+    """A refund row of `payment`, committed with the payment's totals it moves: reserved
+    always, refunded once it succeeded. `fields` set the rest (reason, times, Stripe id)."""
+    refund = Refund(payment_id=payment.id, amount=amount, currency=payment.currency,
+                    status=status, **fields)
+    payment.refund_reserved += amount
+    if status == "succeeded":
+        payment.amount_refunded += amount
+    db.session.add(refund)
+    db.session.commit()
+    return refund

@@ -8,6 +8,7 @@ from typing import Any
 
 from payments_site.extensions import db
 from payments_site.models import Payment, Refund, utcnow
+from tests.helpers import add_refund
 
 
 def _on(days_ago: int, hour: int) -> datetime:
@@ -28,11 +29,4 @@ def payment_row(user: Any, *, days_ago: int, amount: int, currency: str = "usd",
 def refund_row(payment: Payment, amount: int, *, days_ago: int,
                status: str = "succeeded") -> Refund:
     created = _on(days_ago, 15)
-    refund = Refund(payment_id=payment.id, amount=amount, currency=payment.currency,
-                    status=status, created_at=created, updated_at=created)
-    payment.refund_reserved += amount
-    if status == "succeeded":
-        payment.amount_refunded += amount
-    db.session.add(refund)
-    db.session.commit()
-    return refund
+    return add_refund(payment, amount, status=status, created_at=created, updated_at=created)

@@ -18,6 +18,7 @@ from pypdf import PdfReader
 from payments_site.extensions import db
 from payments_site.models import Payment, PaymentItem, Refund, utcnow
 from payments_site.services.catalog import create_product
+from tests.helpers import add_refund
 
 
 @pytest.fixture
@@ -53,15 +54,8 @@ def make_refund(app: Any) -> Callable[..., Refund]:
 
     def factory(payment: Payment, amount: int, *, reason: str = "requested_by_customer",
                 status: str = "succeeded") -> Refund:
-        refund = Refund(payment_id=payment.id, amount=amount, currency=payment.currency,
-                        status=status, reason=reason,
-                        stripe_refund_id=f"re_{uuid.uuid4().hex[:24]}")
-        payment.refund_reserved += amount
-        if status == "succeeded":
-            payment.amount_refunded += amount
-        db.session.add(refund)
-        db.session.commit()
-        return refund
+        return add_refund(payment, amount, status=status, reason=reason,
+                          stripe_refund_id=f"re_{uuid.uuid4().hex[:24]}")
 
     return factory
 
