@@ -155,7 +155,15 @@ def test_a_price_change_after_the_attempt_started_is_never_charged_silently(shop
     response = _process(shopper, items, checkout_attempt=ATTEMPT)
     assert response.status_code == 400
     assert response.get_json()["error"]["param"] == "items"
-    assert "prices" in response.get_json()["error"]["message"]
+    assert response.get_json()["error"]["message"] == (
+        "The prices in your cart have changed. Reload the page to see the new total.")
+    # The same number in another currency is another total too.
+    product = db.session.get(Product, mug.id)
+    product.unit_amount, product.currency = 1999, "eur"
+    db.session.commit()
+    response = _process(shopper, items, checkout_attempt=ATTEMPT)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["param"] == "items"
     assert _count_payments() == 1
 
 
@@ -167,6 +175,8 @@ def test_an_attempt_whose_payment_was_canceled_has_expired(shopper, mug):
     response = _process(shopper, items, checkout_attempt=ATTEMPT)
     assert response.status_code == 400
     assert response.get_json()["error"]["param"] == "checkout_attempt"
+    assert response.get_json()["error"]["message"] == (
+        "This checkout has expired. Reload the page to pay.")
 
 
 @pytest.mark.parametrize("attempt", ["short", "x" * 65, "has spaces in it ok?", 12345678901234567,
