@@ -15,6 +15,7 @@ from payments_site import jobs
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Payment
 from payments_site.services import receipts
+from payments_site.services.payments import sync_payment_intent
 from tests.conftest import WEBHOOK_SECRET
 from tests.helpers import sign_payload
 from tests.operations.conftest import METRICS_TOKEN
@@ -94,6 +95,9 @@ def test_a_decline_counts_declined_and_the_stripe_error(scrape, shopper, custome
     before = scrape()
     response = _pay(shopper, mug, pm_id)
     assert response.status_code == 402, response.get_json()
+    # The same decline read again (a webhook, a sync) is the same checkout: counted once.
+    assert sync_payment_intent(
+        response.get_json()["payment"]["stripe_payment_intent_id"]).status == "failed"
     after = scrape()
 
     def moved(name, **labels):
