@@ -6,9 +6,10 @@ Usage::
 
 mutmut works on a copy of the project in `mutation/work/` (its `mutants/` folder holds each
 mutated module), runs the tests that cover each mutated function, and keeps its results
-there, so a second run only redoes what changed. The report goes to
-`mutation/results/<modules>.md`: the kill rate, and each survivor's diff, to be explained
-(an equivalent mutant, or a rule the tests do not pin).
+there: a second run of the same modules only redoes what changed (or the mutants named with
+`--only`), while another selection of modules or tests makes mutmut forget every verdict.
+The report goes to `mutation/results/<modules>.md`: the kill rate, and each survivor's diff,
+to be explained (an equivalent mutant, or a rule the tests do not pin).
 """
 
 from __future__ import annotations
