@@ -344,3 +344,35 @@ def test_products_in_other_currencies_keep_their_own_checkout(shopper, mug):
     _add(shopper, euro.id)
     config, _ = _page_config(shopper)
     assert config["cart"]["currency"] == "eur" and config["cart"]["amount"] == 900
+
+
+def test_a_same_cart_payment_is_reused_only_while_recent(shopper, customer, mug, make_card,
+                                                          sc):
+    """Without an attempt token or a key, the same cart reuses an unfinished payment made in
+    the last hour and a success of the last minute (double submits); older ones are past
+    purchases, and the same cart then is a new payment."""
+    items = [{"product_id": mug.id, "quantity": 1}]
+    open_one = _process(shopper, items).get_json()["payment"]["id"]
+
+    def made(public_id: str, ago: timedelta, **values) -> None:
+        db.session.execute(Payment.__table__.update().where(Payment.public_id == public_id)
+                           .values(created_at=utcnow() - ago, **values))
+        db.session.commit()
+
+    made(open_one, timedelta(minutes=59))
+    assert _process(shopper, items).get_json()["payment"]["id"] == open_one
+    made(open_one, timedelta(minutes=61))
+    newer = _process(shopper, items).get_json()["payment"]["id"]
+    assert newer != open_one and _count_payments() == 2
+
+    pm_id = make_card(customer)
+    paid = _process(shopper, items, payment_method_id=pm_id).get_json()["payment"]
+    assert paid["status"] == "succeeded"
+    made(paid["id"], timedelta(minutes=2), succeeded_at=utcnow() - timedelta(seconds=50))
+    assert _process(shopper, items, payment_method_id=pm_id).get_json()["payment"]["id"] == \
+        paid["id"]
+    made(paid["id"], timedelta(minutes=2), succeeded_at=utcnow() - timedelta(seconds=70))
+    again = _process(shopper, items, payment_method_id=pm_id).get_json()["payment"]
+    assert again["id"] != paid["id"] and again["status"] == "succeeded"
+    assert sorted(i.status for i in intents_of(sc, customer) if i.status == "succeeded") == \
+        ["succeeded", "succeeded"]
