@@ -101,19 +101,21 @@ def _issue(series: str, source_key: str, payment: Payment, refund: Refund | None
     finish_reading()
 
     issued_at = utcnow()
+    # Numbered in the merchant's calendar year, the year of the date the document bears.
+    year = issued_at.astimezone(zone).year
     try:
         with unit_of_work():
-            sequence = _next_sequence(series, issued_at.year)
+            sequence = _next_sequence(series, year)
             # Holding the sequence lock now: a duplicate job that committed meanwhile is
             # visible, so give the number back instead of rendering for nothing.
             if _by_source_key(source_key) is not None:
                 raise _IssuedMeanwhile
-            number = format_number(series, issued_at.year, sequence)
+            number = format_number(series, year, sequence)
             pdf = render_pdf(PDF_TEMPLATE[series], number=number,
                              issued_on=_pdf_text(lambda loc: format_day(issued_at, zone, loc),
                                                  context["locale"]),
                              **context)
-            receipt = Receipt(number=number, series=series, year=issued_at.year,
+            receipt = Receipt(number=number, series=series, year=year,
                               sequence=sequence, source_key=source_key, payment_id=payment_id,
                               refund_id=refund_id, pdf=pdf,
                               sha256=hashlib.sha256(pdf).hexdigest(), size=len(pdf),

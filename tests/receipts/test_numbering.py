@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from payments_site.extensions import db
 from payments_site.models import OutboundEmail, Receipt, ReceiptSequence
 from payments_site.services import fulfilment, receipts
+from tests.receipts.conftest import pdf_text
 
 
 def _sequence_value(series: str) -> int | None:
@@ -140,3 +141,26 @@ def test_fulfilment_of_a_refund_issues_a_refund_note(app, make_payment, make_ref
     messages = mail_sink.wait_for(1)
     assert [m["Subject"] for m in messages] == [
         f"Refund note {note.number} from {app.config['MERCHANT_NAME']}"]
+
+
+@pytest.mark.parametrize(("zone", "moment", "year", "date"), [
+    # Already 1 January in Berlin, still 31 December in UTC ...
+    ("Europe/Berlin", datetime(2026, 12, 31, 23, 30, tzinfo=UTC), 2027, "January 1, 2027"),
+    # ... and still 31 December in New York, already 1 January in UTC.
+    ("America/New_York", datetime(2027, 1, 1, 2, 0, tzinfo=UTC), 2026, "December 31, 2026"),
+])
+def test_a_document_is_numbered_in_the_year_it_is_dated(app, make_payment, make_refund,
+                                                         monkeypatch, zone, moment, year, date):
+    """Around New Year the merchant's calendar and UTC disagree: the number's year is the
+    year of the date printed on the document (the merchant's), for receipts and credit notes
+    alike, and each series counts that year from 1."""
+    app.config["MERCHANT_TIMEZONE"] = zone
+    monkeypatch.setattr(receipts, "utcnow", lambda: moment)
+    payment = make_payment()
+    receipt = receipts.issue_payment_receipt(payment.id)
+    note = receipts.issue_refund_note(make_refund(payment, 500).id)
+
+    assert (receipt.number, receipt.year) == (f"{year}-000001", year)
+    assert (note.number, note.year) == (f"CN-{year}-000001", year)
+    assert f"Date {date}" in pdf_text(receipt.pdf)
+    assert f"Date {date}" in pdf_text(note.pdf)
