@@ -286,6 +286,19 @@ def _answer(body: dict, status: int):
     return handler, calls
 
 
+def _runs_then_replays(scope: str, user_id: int, key: str, payload: dict, body: dict,
+                       status: int) -> None:
+    """The request runs once and answers (body, status); the same key and body then get
+    that answer back from the database (the cache forgotten) without running again."""
+    handler, calls = _answer(body, status)
+    assert run_idempotent(scope, user_id, key, payload, handler) == (body, status)
+    assert calls == [status]
+    _forget_cached_answers()
+    again, calls = _answer({"answer": "another"}, status)
+    assert run_idempotent(scope, user_id, key, payload, again) == (body, status)
+    assert calls == []
+
+
 def test_a_request_that_crashes_gives_its_key_back(app, customer):
     """A handler that raises (a bug, a lost database) stores nothing under the key: the
     client's retry with the same key and body runs the request, and the keys of other
@@ -303,11 +316,8 @@ def test_a_request_that_crashes_gives_its_key_back(app, customer):
     db.session.expire_all()
     assert db.session.scalars(select(IdempotencyKey.key)).all() == ["k-kept"]
 
-    retry, calls = _answer({"payment": "made"}, 201)
-    assert run_idempotent("payments.process", customer.id, "k-crash", payload, retry) == (
-        {"payment": "made"}, 201)
-    assert calls == [201]
-    _forget_cached_answers()
+    _runs_then_replays("payments.process", customer.id, "k-crash", payload,
+                       {"payment": "made"}, 201)
     again, calls = _answer({"payment": "twice"}, 201)
     assert run_idempotent("payments.process", customer.id, "k-kept", payload, again) == (
         {"payment": "kept"}, 201)
@@ -321,15 +331,7 @@ def test_answers_the_client_may_retry_are_not_kept(app, customer, status):
     payload = {"amount": 500, "reason": "duplicate"}
     first, _ = _answer({"error": {"code": "try_again"}}, status)
     assert run_idempotent("refund", customer.id, "k-retry", payload, first)[1] == status
-    second, calls = _answer({"refund": "re_1"}, 202)
-    assert run_idempotent("refund", customer.id, "k-retry", payload, second) == (
-        {"refund": "re_1"}, 202)
-    assert calls == [202]
-    _forget_cached_answers()
-    third, calls = _answer({"refund": "re_2"}, 202)
-    assert run_idempotent("refund", customer.id, "k-retry", payload, third) == (
-        {"refund": "re_1"}, 202)
-    assert calls == []
+    _runs_then_replays("refund", customer.id, "k-retry", payload, {"refund": "re_1"}, 202)
 
 
 def test_a_key_sent_to_another_route_is_refused_not_replayed(app, customer):
