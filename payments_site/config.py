@@ -290,7 +290,7 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "PAYMENT_LIMIT": os.environ.get("PAYMENT_LIMIT", "30 per minute"),
         "REFUND_LIMIT": os.environ.get("REFUND_LIMIT", "30 per minute"),
         "RATELIMIT_ENABLED": _bool(os.environ.get("RATELIMIT_ENABLED"), True),
-        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_HEADERS_ENABLED": False,
         "RATELIMIT_SWALLOW_ERRORS": True,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

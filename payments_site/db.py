@@ -12,6 +12,7 @@ of BEGIN, the statement and COMMIT.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
@@ -25,13 +26,14 @@ from sqlalchemy import (
     Executable,
     Result,
     Table,
+    insert,
     inspect,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from payments_site.extensions import db
@@ -129,6 +131,34 @@ def lock_row(obj: Model) -> Model:
     return cast(Model, locked)
 
 
+def insert_loaded(model: type[Model], rows: list[dict[str, Any]]) -> list[Model]:
+    """INSERT `rows` of `model` in the current unit of work, as one statement, and return
+    them as objects the session holds, loaded: what the ORM's flush would give, for less.
+
+    The statement RETURNs every column, so the objects hold what the database stored
+    (defaults included), in the order of `rows`; using them costs no SELECT. Relationships
+    are not set: give them with `set_committed_value`. For the hot path of checkout, where
+    the unit-of-work flush of a payment and its items cost more than the statements.
+    """
+    table = cast(Table, inspect(model).local_table)
+    current = db.session()
+    # The values travel as parameters of one statement per table, built once: the same
+    # SQL each time, so SQLAlchemy's compiled cache finds it without walking new values.
+    result = current.execute(_insert_returning(table), rows[0] if len(rows) == 1 else rows)
+    objects = []
+    for row in result.mappings():
+        obj = model(**{column.key: row[column] for column in table.c})
+        make_transient_to_detached(obj)  # as if loaded: its values are the committed state
+        current.add(obj)
+        objects.append(obj)
+    return objects
+
+
+@functools.cache
+def _insert_returning(table: Table) -> Executable:
+    return insert(table).returning(*table.c, sort_by_parameter_order=True)
+
+
 def update_rows(model: type[Any], *criteria: ColumnElement[bool], **values: Any) -> int:
     """UPDATE `model` SET `values` WHERE `criteria` in the current unit of work; how many rows
     it matched (a conditional UPDATE tells its caller whether it won).
@@ -162,8 +192,10 @@ def autocommit_connection() -> Iterator[Connection]:
 
 
 def execute_committed(statement: Executable, read: Callable[[Result[Any]], T], *,
-                      keep_loaded: Callable[[T], bool] = lambda _value: True) -> T:
-    """Run one write and commit it; returns `read(result)`, taken before the commit.
+                      keep_loaded: Callable[[T], bool] = lambda _value: True,
+                      params: dict[str, Any] | None = None) -> T:
+    """Run one write (with `params`, if given) and commit it; returns `read(result)`, taken
+    before the commit.
 
     With no transaction open in the session, it is one autocommitted statement on its own
     connection. (Nothing the session holds can conflict with it: it holds no locks and no
@@ -175,8 +207,8 @@ def execute_committed(statement: Executable, read: Callable[[Result[Any]], T], *
     bind = current.get_bind()
     if not current.in_transaction() and isinstance(bind, Engine):
         with autocommit_connection() as connection:
-            return read(connection.execute(statement))
-    value = read(current.execute(statement))
+            return read(connection.execute(statement, params))
+    value = read(current.execute(statement, params))
     if keep_loaded(value):
         commit_keeping_loaded()
     else:

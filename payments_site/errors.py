@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from payments_site.extensions import db
+from payments_site.extensions import db, limiter
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,21 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Respon
     return response
 
 
+def _retry_after() -> int:
+    """Seconds until the breached limit's window resets (60 if it cannot be read).
+
+    Only a refused request asks the limiter for its window: X-RateLimit-* headers on every
+    answer would cost two more Redis round trips per request (see `extensions.limiter`).
+    """
+    try:
+        limit = limiter.current_limit
+        if limit is not None:
+            return max(1, min(int(limit.reset_at - time.time()), 86_400))
+    except Exception:  # noqa: BLE001 - Redis gone: the limiter fails open, this answer too
+        log.warning("could not read the rate limit's window for Retry-After", exc_info=True)
+    return 60
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain_error(error: DomainError) -> Response:
@@ -133,7 +149,7 @@ def register_error_handlers(app: Flask) -> None:
     def handle_rate_limited(error: HTTPException) -> Response:
         response = error_response(429, "rate_limited",
                                   "Too many requests. Please try again later.")
-        response.headers.setdefault("Retry-After", "60")
+        response.headers["Retry-After"] = str(_retry_after())
         return response
 
     @app.errorhandler(HTTPException)

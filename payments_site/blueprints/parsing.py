@@ -373,7 +373,7 @@ def validated(view: View) -> View:
     of a JSON request's own time.) Validation itself, and its 422 answer, are flask-openapi3's
     (`_validate_request`, the function its decorator calls).
     """
-    header, cookie, path, query, form, body, raw = parse_parameters(view, doc_ui=False)
+    header_model, cookie, path, query, form, body, raw = parse_parameters(view, doc_ui=False)
     takes_body = body is not None
     # Tells flask-openapi3 not to validate this view a second time when it is registered.
     setattr(view, "__delay_validate_request__", True)  # noqa: B010
@@ -382,9 +382,13 @@ def validated(view: View) -> View:
     def check(*args: Any, **kwargs: Any) -> Any:
         if takes_body:
             json_object()
-        arguments = _validate_request(header, cookie, path, query, form, body,
+        # The headers are checked here (flask-openapi3 would build the model's JSON schema
+        # for every request to read them); the rest by flask-openapi3.
+        arguments = _validate_request(None, cookie, path, query, form, body,
                                       typing.cast(Any, raw),
                                       path_kwargs=kwargs)
+        if header_model is not None:
+            arguments["header"] = parse(header_model, dict(request.headers))
         arguments.update(kwargs)
         return view(*args, **arguments)
     return typing.cast(View, check)

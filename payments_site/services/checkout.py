@@ -25,10 +25,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from payments_site import metrics, stripe_gateway, tracing
-from payments_site.db import lock_customer, unit_of_work, update_after_failure, update_now
+from payments_site.db import (
+    insert_loaded,
+    lock_customer,
+    unit_of_work,
+    update_after_failure,
+    update_now,
+)
 from payments_site.errors import (
     CardDeclined,
     DomainError,
@@ -39,6 +46,7 @@ from payments_site.errors import (
 )
 from payments_site.extensions import db
 from payments_site.models import Payment, PaymentItem, PaymentMethod, User, utcnow
+from payments_site.models.payment import new_payment_public_id
 from payments_site.services import cart as session_cart
 from payments_site.services import payments as payments_service
 from payments_site.services.customers import ensure_stripe_customer
@@ -100,7 +108,7 @@ def process_payment(user: User, items: list[tuple[int, int]],
     # The session holds exactly what was read or inserted, so nothing needs reloading.
     with unit_of_work(keep_loaded=True):
         lock_customer(user.id)
-        payment = db.session.scalar(_same_attempt(user.id, digest, checkout_attempt))
+        payment = _same_attempt(user.id, digest, checkout_attempt)
         created = payment is None
         if payment is None:
             payment = _new_payment(user.id, cart, digest, method, save_payment_method,
@@ -139,52 +147,77 @@ def process_payment(user: User, items: list[tuple[int, int]],
     return ProcessResult(payment, intent.client_secret, payment.status == "requires_action")
 
 
+_SAVED_METHOD = select(PaymentMethod).where(
+    PaymentMethod.user_id == bindparam("user_id"),
+    PaymentMethod.stripe_payment_method_id == bindparam("pm"))
+
+
 def _saved_method(user: User, stripe_pm_id: str | None) -> PaymentMethod | None:
     if stripe_pm_id is None:
         return None
-    method = db.session.scalar(select(PaymentMethod).where(
-        PaymentMethod.user_id == user.id,
-        PaymentMethod.stripe_payment_method_id == stripe_pm_id))
+    method = db.session.scalar(_SAVED_METHOD, {"user_id": user.id, "pm": stripe_pm_id})
     if method is None:
         raise NotFound("No such payment method.", param="payment_method_id")
     return method
 
 
-def _same_attempt(user_id: int, digest: str, attempt: str | None) -> Select[Payment]:
-    """The query for the payment an attempt to pay this cart must reuse."""
-    query = select(Payment).where(Payment.user_id == user_id, Payment.cart_hash == digest)
+_payments = Payment.__table__.c
+# The look-ups of `_same_attempt`, built once: the values travel as parameters, so each
+# request reuses the compiled statement without walking a new one.
+_BY_ATTEMPT = select(_payments.id).where(
+    _payments.user_id == bindparam("user_id"), _payments.cart_hash == bindparam("digest"),
+    _payments.checkout_attempt == bindparam("attempt"))
+_OPEN_OR_JUST_PAID = select(_payments.id).where(
+    _payments.user_id == bindparam("user_id"), _payments.cart_hash == bindparam("digest"),
+    ((_payments.status.in_(REUSABLE_STATUSES)) & (_payments.created_at >= bindparam("open_since")))
+    | ((_payments.status == "succeeded") & (_payments.succeeded_at >= bindparam("paid_since")))
+).order_by(_payments.created_at.desc(), _payments.id.desc()).limit(1)
+
+
+def _same_attempt(user_id: int, digest: str, attempt: str | None) -> Payment | None:
+    """The payment an attempt to pay this cart must reuse, read as it is now (under the
+    customer's lock), or None."""
     if attempt is not None:
-        return query.where(Payment.checkout_attempt == attempt)
-    now = utcnow()
-    return query.where(
-        ((Payment.status.in_(REUSABLE_STATUSES))
-         & (Payment.created_at >= now - OPEN_PAYMENT_REUSE))
-        | ((Payment.status == "succeeded")
-           & (Payment.succeeded_at >= now - RECENT_SUCCESS_WINDOW))
-    ).order_by(Payment.created_at.desc(), Payment.id.desc()).limit(1)
+        payment_id = db.session.scalar(_BY_ATTEMPT, {"user_id": user_id, "digest": digest,
+                                                     "attempt": attempt})
+    else:
+        now = utcnow()
+        payment_id = db.session.scalar(_OPEN_OR_JUST_PAID, {
+            "user_id": user_id, "digest": digest, "open_since": now - OPEN_PAYMENT_REUSE,
+            "paid_since": now - RECENT_SUCCESS_WINDOW})
+    if payment_id is None:
+        return None  # the usual case: one statement, no object loaded
+    return db.session.get(Payment, payment_id, populate_existing=True)
 
 
 def _new_payment(user_id: int, cart: PricedCart, digest: str, method: PaymentMethod | None,
                  save: bool, attempt: str | None) -> Payment:
-    """A new payment for this cart, added to the session and flushed (not committed).
+    """A new payment for this cart, inserted in the open unit of work (not committed).
 
     It stays `needs_reconcile` until its intent's id is recorded: if this process or the
     database dies while Stripe creates the intent, `flask payments reconcile` repeats the
     create with the same key and records what Stripe made, so no intent stays unrecorded.
     """
     description = ", ".join(f"{line.quantity} × {line.product.name}" for line in cart.lines)
-    payment = Payment(user_id=user_id, status="requires_payment_method", amount=cart.amount,
-                      currency=cart.currency, cart_hash=digest, checkout_attempt=attempt,
-                      description=description[:500],
-                      payment_method_id=method.id if method else None,
-                      save_payment_method=save and method is None, needs_reconcile=True)
-    payment.items = [PaymentItem(product_id=line.product.id, name=line.product.name,
-                                 quantity=line.quantity, unit_amount=line.product.unit_amount)
-                     for line in cart.lines]
+    now = utcnow()
+    # One INSERT for the payment and one for its items (no unit-of-work flush): the hot
+    # path of every checkout. The objects come back loaded, as a flush would leave them.
+    [payment] = insert_loaded(Payment, [dict(
+        public_id=new_payment_public_id(), user_id=user_id, status="requires_payment_method",
+        amount=cart.amount, currency=cart.currency, cart_hash=digest,
+        checkout_attempt=attempt, description=description[:500],
+        payment_method_id=method.id if method else None,
+        save_payment_method=save and method is None, needs_reconcile=True,
+        created_at=now, updated_at=now)])
+    items = insert_loaded(PaymentItem, [dict(
+        payment_id=payment.id, product_id=line.product.id, name=line.product.name,
+        quantity=line.quantity, unit_amount=line.product.unit_amount) for line in cart.lines])
+    for item in items:
+        set_committed_value(item, "payment", payment)
+    set_committed_value(payment, "items", items)
     # A new payment has none yet: known, so answering the request does not look them up.
-    payment.receipts, payment.refunds = [], []
-    db.session.add(payment)
-    db.session.flush()
+    set_committed_value(payment, "receipts", [])
+    set_committed_value(payment, "refunds", [])
     return payment
 
 

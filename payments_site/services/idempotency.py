@@ -12,11 +12,11 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 from flask import current_app
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from payments_site.db import (
@@ -97,18 +97,22 @@ def _claim(user_id: int, key: str, digest: str) -> int | Response:
     raise IdempotencyInProgress(param="Idempotency-Key")
 
 
+# Built once; each request's values travel as parameters (the compiled statement is reused).
+_KEYS = cast(Table, IdempotencyKey.__table__)
+_INSERT_CLAIM = insert(_KEYS).returning(_KEYS.c.id)
+_STORE_ANSWER = update(_KEYS).where(_KEYS.c.id == bindparam("row_id"))
+
+
 def _insert_claim(user_id: int, key: str, digest: str, now: datetime,
                   expires_at: datetime) -> int | None:
     """INSERT the in-progress row, committed on return: its id, or None if (user, key) is
     taken. With no transaction open (the usual case: the caller was loaded autocommitted)
     it is one autocommitted statement; else it commits the open transaction, whose loaded
     objects stay loaded (only our claim was written)."""
-    statement = insert(IdempotencyKey).values(
-        user_id=user_id, key=key, request_hash=digest, status="in_progress", created_at=now,
-        expires_at=expires_at).returning(IdempotencyKey.id)
     try:
-        return execute_committed(statement,
-                                 lambda result: int(result.scalar_one()))
+        return execute_committed(_INSERT_CLAIM, lambda result: int(result.scalar_one()), params={
+            "user_id": user_id, "key": key, "request_hash": digest, "status": "in_progress",
+            "created_at": now, "expires_at": expires_at})
     except IntegrityError:
         discard()
         return None
@@ -151,10 +155,9 @@ def run_idempotent(scope: str, user_id: int, key: str | None, payload: Mapping[s
 def _store(row_id: int, body: dict[str, Any], status: int) -> None:
     discard()  # whatever the handler left open must not ride along
     # Nothing is open now: one autocommitted statement, no BEGIN/COMMIT round trips.
-    execute_committed(update(IdempotencyKey).where(
-        IdempotencyKey.id == row_id).values(status="done", response_status=status,
-                                            response_body=json.dumps(body)),
-        lambda _result: None)
+    execute_committed(_STORE_ANSWER, lambda _result: None, params={
+        "row_id": row_id, "status": "done", "response_status": status,
+        "response_body": json.dumps(body)})
 
 
 def _release(row_id: int) -> None:

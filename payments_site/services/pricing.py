@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from payments_site.errors import InvalidRequest
 from payments_site.extensions import db
@@ -43,6 +43,10 @@ class PricedCart:
         return [(line.product.id, line.quantity) for line in self.lines]
 
 
+# Built once (the ids travel as a parameter): every checkout reuses the compiled statement.
+_PRODUCTS_BY_ID = select(Product).where(Product.id.in_(bindparam("ids", expanding=True)))
+
+
 def price_items(items: list[tuple[int, int]]) -> PricedCart:
     """The cart priced from the catalog (the only source of amounts), in one currency.
 
@@ -57,7 +61,7 @@ def price_items(items: list[tuple[int, int]]) -> PricedCart:
         seen.add(product_id)
     # One query for the whole cart, not one per line.
     found = {product.id: product for product in db.session.scalars(
-        select(Product).where(Product.id.in_([product_id for product_id, _ in items])))}
+        _PRODUCTS_BY_ID, {"ids": [product_id for product_id, _ in items]})}
     for index, (product_id, quantity) in enumerate(items):
         product = found.get(product_id)
         if product is None or not product.active:

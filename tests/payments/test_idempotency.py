@@ -94,6 +94,20 @@ def test_same_key_other_body_is_422(shopper, mug):
     assert db.session.scalar(select(func.count(Payment.id))) == 1
 
 
+@pytest.mark.parametrize("key", ["", "k" * 256, "tab\there", "del\x7f"])
+def test_a_malformed_key_is_refused_before_anything_is_kept(shopper, mug, key):
+    """API.md: a key is 1 to 255 printable characters; any other is a 400 naming the header,
+    and neither a claim nor a payment is kept for it."""
+    response = shopper.post("/api/payments/process", headers={"Idempotency-Key": key},
+                            json={"items": [{"product_id": mug.id, "quantity": 1}]})
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert error["param"] == "Idempotency-Key"
+    assert error["message"] == "Idempotency-Key must be 1 to 255 printable characters."
+    assert db.session.scalar(select(func.count(Payment.id))) == 0
+    assert db.session.scalar(select(func.count(IdempotencyKey.id))) == 0
+
+
 def test_same_key_while_the_first_is_running_is_409(app, customer, mug, api_token, fault):
     token = api_token(customer)
     fault(status=None, delay_s=1.5, times=1)  # Stripe is slow on the first create

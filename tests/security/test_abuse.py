@@ -135,6 +135,22 @@ def test_payment_route_is_rate_limited(app, client, customer, product, api_token
     assert db.session.query(Payment).count() == 2
 
 
+def test_retry_after_says_when_the_breached_window_ends(app, client, customer, product,
+                                                       api_token):
+    """A refused checkout says how long until its limit's window ends (here an hour's, so
+    more than the 60 s a fixed answer would give); answers within the limit carry no
+    X-RateLimit-* headers (they would cost Redis round trips on every request)."""
+    app.config["PAYMENT_LIMIT"] = "1 per hour"
+    headers = {"Authorization": f"Bearer {api_token(customer)}"}
+    body = {"items": [{"product_id": product.id, "quantity": 1}]}
+    allowed = client.post("/api/payments/process", headers=headers, json=body)
+    assert allowed.status_code == 201, allowed.get_json()
+    assert not [name for name in allowed.headers.keys() if name.lower().startswith("x-ratelimit")]
+    refused = client.post("/api/payments/process", headers=headers, json=body)
+    _assert_throttled(refused)
+    assert 60 < int(refused.headers["Retry-After"]) <= 3600
+
+
 def test_refund_route_is_rate_limited(app, client, admin, api_token):
     """RELIABILITY 19: too many refund requests from one admin → 429 before any work."""
     app.config["REFUND_LIMIT"] = "2 per minute"
