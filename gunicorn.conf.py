@@ -5,9 +5,11 @@ Every value can be overridden by an environment variable (named beside it); the 
 concurrent checkouts, and `make bench` / `make bench-cluster` run with this file.
 
 A checkout spends most of its time waiting for Stripe (hundreds of milliseconds per call),
-not on the CPU. So each process serves many requests at once: `GUNICORN_THREADS` threads
-(gthread, the default) or `GUNICORN_WORKER_CONNECTIONS` greenlets (gevent, with the
-`gevent` extra installed). Processes stay at one per CPU: they add CPU, not waiting room.
+not on the CPU. So each process serves many requests at once: `GUNICORN_WORKER_CONNECTIONS`
+greenlets (gevent, the default) or `GUNICORN_THREADS` threads (gthread). Processes stay at
+one per CPU: they add CPU, not waiting room. gevent is the default because it kept the
+CPU-bound throughput where 32 threads per process lost a tenth to a third of it (the
+threads contend for the interpreter lock); `make bench` row 7 measures both.
 
 The database pool of each process follows from the same figures (`DB_POOL_SIZE` and
 `DB_MAX_OVERFLOW`, unless set): a request holds a connection only while it runs SQL, never
@@ -45,12 +47,13 @@ def _cpus() -> int:
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{_int('PORT', 8000)}")
 # WEB_CONCURRENCY is the usual name for the process count (gunicorn reads it too).
 workers = _int("WEB_CONCURRENCY", _cpus()) or 1
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread").strip() or "gthread"
-# gthread: requests in flight per process. 32 keeps a 2-process node busy at 300 ms per
-# Stripe call with 64 customers paying at once (README, "Sizing").
-threads = _int("GUNICORN_THREADS", 32) or 1
-# gevent: greenlets per process (the same role as `threads`).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent").strip() or "gevent"
+# gevent: requests in flight per process (greenlets). 256 keeps a node busy at 300 ms per
+# Stripe call far beyond what its CPUs can serve (README, "Sizing").
 worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 256) or 1
+# gthread: threads per process (the same role as `worker_connections`); 32 keeps a
+# 2-process node busy at 300 ms with 64 customers paying at once.
+threads = _int("GUNICORN_THREADS", 32) or 1
 # Requests in flight per process, whatever the worker class.
 concurrency = worker_connections if worker_class == "gevent" else threads
 
@@ -94,7 +97,12 @@ errorlog = "-"
 # overflow, never more than the concurrency. A request that finds all of them busy waits
 # for the next free one (DB_POOL_TIMEOUT, 10 s, is the limit). PostgreSQL's
 # max_connections is shared by every process of every node and worker.
-pool_max = _int("DB_POOL_MAX", 8) or 1
+# 4: a process runs about one core of Python, and a checkout holds a connection for a few
+# milliseconds of its SQL, so 4 kept (and 4 in overflow) are rarely all busy. More only
+# make PostgreSQL's backends compete for the same CPUs: on the 2-CPU benchmark node, 8 + 8
+# per process served the 64-customer spike at ~85 checkouts/s with no added latency where
+# 4 + 4 served ~120/s (bench/README.md, "Connections per process and worker class").
+pool_max = _int("DB_POOL_MAX", 4) or 1
 os.environ.setdefault("DB_POOL_SIZE", str(min(concurrency, pool_max)))
 # (at least 2 over: a request may briefly hold a second one for a one-statement write)
 os.environ.setdefault("DB_MAX_OVERFLOW",

@@ -201,7 +201,8 @@ def _dev_secret_key(instance_path: Path) -> str:
 def engine_options(database_url: str) -> dict[str, Any]:
     """Connection pool settings; sized per process (a gunicorn worker, a `flask worker`).
 
-    A gthread worker needs at most one connection per thread; the overflow absorbs bursts.
+    A request holds a connection only for its SQL (briefly two, for a one-statement write
+    beside an open transaction); the overflow absorbs bursts.
     Keep workers x (DB_POOL_SIZE + DB_MAX_OVERFLOW) under PostgreSQL's max_connections.
     """
     # Pings are sent by `models.pool` (only to connections idle for DB_POOL_PING_IDLE

@@ -36,13 +36,14 @@ def load(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     conf = load(monkeypatch)
     assert conf["workers"] == len(os.sched_getaffinity(0))
-    assert conf["worker_class"] == "gthread" and conf["threads"] == 32
+    assert conf["worker_class"] == "gevent" and conf["worker_connections"] == 256
+    assert conf["concurrency"] == 256 and conf["threads"] == 32
     assert (conf["timeout"], conf["graceful_timeout"], conf["keepalive"]) == (60, 30, 75)
     assert (conf["max_requests"], conf["max_requests_jitter"]) == (10_000, 1_000)
     assert conf["forwarded_allow_ips"] == "127.0.0.1,::1"
     assert conf["bind"] == "0.0.0.0:8000"
-    # 32 threads: 8 connections kept, 8 in overflow (requests hold one only for their SQL).
-    assert conf["pool"] == (8, 8)
+    # 256 greenlets: 4 connections kept, 4 in overflow (requests hold one only for their SQL).
+    assert conf["pool"] == (4, 4)
     assert callable(conf["child_exit"])
 
 
@@ -50,20 +51,20 @@ def test_every_value_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     conf = load(monkeypatch, WEB_CONCURRENCY="3", GUNICORN_THREADS="12", GUNICORN_TIMEOUT="90",
                 GUNICORN_GRACEFUL_TIMEOUT="20", GUNICORN_KEEPALIVE="15",
                 GUNICORN_MAX_REQUESTS="500", GUNICORN_MAX_REQUESTS_JITTER="50",
-                FORWARDED_ALLOW_IPS="10.0.0.5", PORT="9000", DB_POOL_MAX="4")
+                FORWARDED_ALLOW_IPS="10.0.0.5", PORT="9000", DB_POOL_MAX="6")
     assert (conf["workers"], conf["threads"], conf["timeout"]) == (3, 12, 90)
     assert (conf["graceful_timeout"], conf["keepalive"]) == (20, 15)
     assert (conf["max_requests"], conf["max_requests_jitter"]) == (500, 50)
     assert conf["forwarded_allow_ips"] == "10.0.0.5" and conf["bind"] == "0.0.0.0:9000"
-    assert conf["pool"] == (4, 4)
+    assert conf["pool"] == (6, 6)
 
 
 def test_pool_follows_the_concurrency_and_explicit_sizes_win(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    assert load(monkeypatch, GUNICORN_THREADS="4")["pool"] == (4, 2)  # never above 4 + 2
-    gevent = load(monkeypatch, GUNICORN_WORKER_CLASS="gevent",
-                  GUNICORN_WORKER_CONNECTIONS="100")
-    assert gevent["concurrency"] == 100 and gevent["pool"] == (8, 8)
+    threads = load(monkeypatch, GUNICORN_WORKER_CLASS="gthread", GUNICORN_THREADS="3")
+    assert threads["concurrency"] == 3 and threads["pool"] == (3, 2)  # never above 3 + 2
+    gevent = load(monkeypatch, GUNICORN_WORKER_CONNECTIONS="100")
+    assert gevent["concurrency"] == 100 and gevent["pool"] == (4, 4)
     assert load(monkeypatch, DB_POOL_SIZE="3", DB_MAX_OVERFLOW="1")["pool"] == (3, 1)
 
 

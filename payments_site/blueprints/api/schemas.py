@@ -230,8 +230,8 @@ class Received(Answer):
 _ERRORS = {400: "Invalid request", 401: "Not authenticated", 402: "Card declined",
            403: "Forbidden (role or CSRF)", 404: "Not found or not yours",
            409: "Idempotency-Key in progress", 422: "Idempotency-Key reused",
-           429: "Rate limited (Retry-After: seconds until the limit's window ends)", 502: "Payment provider error",
-           503: "Payment provider unavailable"}
+           429: "Rate limited (Retry-After: seconds until the limit's window ends)",
+           502: "Payment provider error", 503: "Payment provider unavailable"}
 
 
 def answers(success: int, model: type[Answer], *errors: int) -> ResponseDict:
