@@ -291,6 +291,9 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "PAYMENT_LIMIT": os.environ.get("PAYMENT_LIMIT", "30 per minute"),
         "REFUND_LIMIT": os.environ.get("REFUND_LIMIT", "30 per minute"),
         "RATELIMIT_ENABLED": _bool(os.environ.get("RATELIMIT_ENABLED"), True),
+        # No X-RateLimit-* headers: they cost two more Redis round trips (GET and TTL of the
+        # window) on every limited request; a refused one still says when to retry
+        # (Retry-After, read from its window in errors.py).
         "RATELIMIT_HEADERS_ENABLED": False,
         "RATELIMIT_SWALLOW_ERRORS": True,
         "SESSION_COOKIE_HTTPONLY": True,

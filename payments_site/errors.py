@@ -120,7 +120,7 @@ def _retry_after() -> int:
     """Seconds until the breached limit's window resets (60 if it cannot be read).
 
     Only a refused request asks the limiter for its window: X-RateLimit-* headers on every
-    answer would cost two more Redis round trips per request (see `extensions.limiter`).
+    answer would cost two more Redis round trips per request (config, RATELIMIT_HEADERS_ENABLED).
     """
     try:
         limit = limiter.current_limit

@@ -52,6 +52,4 @@ migrate = Migrate(render_as_batch=True, compare_type=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 mail = Mail()
-# No X-RateLimit-* headers: writing them costs two more Redis round trips (GET and TTL of the
-# window) on every limited request; a refused one says when to retry (Retry-After, errors.py).
-limiter = AppLimiter(key_func=get_remote_address, headers_enabled=False)
+limiter = AppLimiter(key_func=get_remote_address)

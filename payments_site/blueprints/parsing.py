@@ -388,7 +388,7 @@ def validated(view: View) -> View:
                                       typing.cast(Any, raw),
                                       path_kwargs=kwargs)
         if header_model is not None:
-            arguments["header"] = parse(header_model, dict(request.headers))
+            arguments["header"] = header(header_model)
         arguments.update(kwargs)
         return view(*args, **arguments)
     return typing.cast(View, check)

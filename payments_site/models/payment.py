@@ -26,7 +26,7 @@ TERMINAL_STATUSES = frozenset({"succeeded", "canceled"})
 REFUNDABLE_DISPUTE_STATUSES = frozenset({"won", "warning_closed"})
 
 
-def new_payment_public_id() -> str:
+def _payment_public_id() -> str:
     return public_id("pay_")
 
 
@@ -47,7 +47,7 @@ class Payment(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=new_payment_public_id)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=_payment_public_id)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     status: Mapped[str] = mapped_column(String(32), default="requires_payment_method",
                                         index=True)

@@ -46,7 +46,6 @@ from payments_site.errors import (
 )
 from payments_site.extensions import db
 from payments_site.models import Payment, PaymentItem, PaymentMethod, User, utcnow
-from payments_site.models.payment import new_payment_public_id
 from payments_site.services import cart as session_cart
 from payments_site.services import payments as payments_service
 from payments_site.services.customers import ensure_stripe_customer
@@ -199,22 +198,17 @@ def _new_payment(user_id: int, cart: PricedCart, digest: str, method: PaymentMet
     create with the same key and records what Stripe made, so no intent stays unrecorded.
     """
     description = ", ".join(f"{line.quantity} × {line.product.name}" for line in cart.lines)
-    now = utcnow()
     # One INSERT for the payment and one for its items (no unit-of-work flush): the hot
-    # path of every checkout. The objects come back loaded, as a flush would leave them.
+    # path of every checkout. The objects come back loaded (column defaults included), as
+    # a flush would leave them.
     [payment] = insert_loaded(Payment, [dict(
-        public_id=new_payment_public_id(), user_id=user_id, status="requires_payment_method",
-        amount=cart.amount, currency=cart.currency, cart_hash=digest,
-        checkout_attempt=attempt, description=description[:500],
-        payment_method_id=method.id if method else None,
-        save_payment_method=save and method is None, needs_reconcile=True,
-        created_at=now, updated_at=now)])
-    items = insert_loaded(PaymentItem, [dict(
+        user_id=user_id, status="requires_payment_method", amount=cart.amount,
+        currency=cart.currency, cart_hash=digest, checkout_attempt=attempt,
+        description=description[:500], payment_method_id=method.id if method else None,
+        save_payment_method=save and method is None, needs_reconcile=True)])
+    set_committed_value(payment, "items", insert_loaded(PaymentItem, [dict(
         payment_id=payment.id, product_id=line.product.id, name=line.product.name,
-        quantity=line.quantity, unit_amount=line.product.unit_amount) for line in cart.lines])
-    for item in items:
-        set_committed_value(item, "payment", payment)
-    set_committed_value(payment, "items", items)
+        quantity=line.quantity, unit_amount=line.product.unit_amount) for line in cart.lines]))
     # A new payment has none yet: known, so answering the request does not look them up.
     set_committed_value(payment, "receipts", [])
     set_committed_value(payment, "refunds", [])
