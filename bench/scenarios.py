@@ -163,13 +163,29 @@ def checkout(b: Bench) -> None:
         return response.status_code == 201 and (answer["status"] == "succeeded" if saved
                                                  else bool(answer["client_secret"])), None
 
+    def sql_view_call(seq: int, saved: bool = True) -> tuple[bool, Any]:
+        # The same Stripe calls between the app's money-rule SQL, on the bare driver.
+        response = view_session.post(
+            f"{b.floor_url}/checkout-with-sql",
+            json={"amount": 1999 * (seq % 99 + 1), "customer": customer.stripe_customer_id,
+                  "user_id": customer.user_id, "products": b.products,
+                  "payment_method": customer.payment_method_id if saved else None},
+            timeout=30)
+        answer = response.json() if response.status_code == 201 else {}
+        return response.status_code == 201 and (answer["status"] == "succeeded" if saved
+                                                 else bool(answer["client_secret"])), None
+
     # Warm every path (connections, caches) before measuring.
+    with_sql = b.stack.backend == "postgresql"
     for saved in (True, False):
         run_sequential(lambda s, saved=saved: app_call(s, saved), 3)
         run_sequential(lambda s, saved=saved: view_call(s, saved), 3)
+        if with_sql:
+            run_sequential(lambda s, saved=saved: sql_view_call(s, saved), 3)
     run_sequential(floor_call, 3)
     figures: dict[bool, dict[str, list[float]]] = {
-        saved: {"app": [], "view": [], "ratio": []} for saved in (True, False)}
+        saved: {"app": [], "view": [], "ratio": [], "sql": [], "sql_ratio": [],
+                "sql_over_view": []} for saved in (True, False)}
     own: list[float] = []
     server_app: list[float] = []
     stripe_calls: list[float] = []
@@ -186,6 +202,13 @@ def checkout(b: Bench) -> None:
             figures[saved]["app"].append(app.p(50))
             figures[saved]["view"].append(view.p(50))
             figures[saved]["ratio"].append(app.p(50) / view.p(50))
+            if with_sql:
+                sql = run_sequential(lambda s, saved=saved: sql_view_call(s, saved),
+                                     b.sizes.checkout_per_round)
+                errors += sql.errors
+                figures[saved]["sql"].append(sql.p(50))
+                figures[saved]["sql_ratio"].append(app.p(50) / sql.p(50))
+                figures[saved]["sql_over_view"].append(sql.p(50) / view.p(50))
             if saved:
                 for latency, timing in zip(app.latencies, app.extras, strict=True):
                     if timing and "stripe" in timing:
@@ -201,6 +224,19 @@ def checkout(b: Bench) -> None:
                          fmt_ms(median(figures[saved]["app"])),
                          fmt_ms(median(figures[saved]["view"])), fmt_ratio(ratio), "≤ 2.5×",
                          ratio <= 2.5, note=f"{errors} failed" if errors else ""))
+    for saved, label in ((True, "saved card"), (False, "new card")):
+        if not with_sql:
+            b.report.unavailable(key, f"Checkout, {label}: vs the same Stripe calls and SQL "
+                                 "on the bare driver", "PostgreSQL only")
+            continue
+        f = figures[saved]
+        b.report.add(Row(key, f"Checkout p50, {label}: vs a bare view making the same Stripe "
+                         "calls between the same money-rule SQL statements and commits on the "
+                         "bare driver (/checkout-with-sql: no ORM, login, limiter or "
+                         "validation)", fmt_ms(median(f["app"])), fmt_ms(median(f["sql"])),
+                         fmt_ratio(median(f["sql_ratio"])), "", None,
+                         note=f"that view alone is {median(f['sql_over_view']):.2f}× the bare "
+                              "view without SQL"))
     if own:
         calls = median(stripe_calls)
         b.report.add(Row(key, "Checkout, saved card: the app's own time (total − Stripe time, "

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Executable,
     Result,
     Table,
+    bindparam,
     insert,
     inspect,
     select,
@@ -111,12 +112,19 @@ def lock_customer(user_id: int) -> None:
     if current.get_bind().dialect.name == "postgresql":
         # Under READ COMMITTED every statement after the lock sees what the previous holder
         # committed: the transaction may have read before it.
-        current.execute(select(User.id).where(User.id == user_id)
-                        .with_for_update(key_share=True))
+        current.execute(_LOCK_USER_ROW, {"user_id": user_id})
     else:
         # A fresh transaction whose first statement takes the lock (see finish_reading).
         finish_reading()
-        current.execute(update(User).where(User.id == user_id).values(id=User.id))
+        current.execute(_TOUCH_USER_ROW, {"user_id": user_id})
+
+
+# Built once: every checkout and card change takes the lock with the same compiled statement.
+_users = cast(Table, User.__table__).c
+_LOCK_USER_ROW = select(_users.id).where(_users.id == bindparam("user_id")) \
+    .with_for_update(key_share=True)
+_TOUCH_USER_ROW = update(cast(Table, User.__table__)).where(
+    _users.id == bindparam("user_id")).values(id=_users.id)
 
 
 def lock_row(obj: Model) -> Model:

@@ -1,8 +1,11 @@
 """Client Idempotency-Keys (API.md): same user + key + body within 24 h replays the response.
 
-The database row is the truth (a unique (user, key) insert decides who runs the request);
-Redis is a fast path for replays. A request still running answers 409; the same key with a
-different body answers 422. Responses of 5xx are not kept, so the client may retry.
+The database row is the only record: a unique (user, key) insert decides who runs the
+request, and the same row keeps its answer. A first use costs that INSERT and one UPDATE; a
+replay, the refused INSERT and one SELECT. (There is no copy of the answers in Redis: it cost
+every first use two more round trips to save a replay one.) A request still running answers
+409; the same key with a different body answers 422. Responses of 5xx are not kept, so the
+client may retry.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-import redis
 from flask import current_app
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +31,6 @@ from payments_site.db import (
 from payments_site.errors import IdempotencyInProgress, IdempotencyKeyReused
 from payments_site.extensions import db
 from payments_site.models import IdempotencyKey, utcnow
-from payments_site.queues import get_redis
 
 log = logging.getLogger(__name__)
 
@@ -42,27 +43,6 @@ ABANDONED_AFTER = timedelta(minutes=2)
 def request_hash(scope: str, payload: Mapping[str, Any]) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
-
-
-def _cache_key(user_id: int, key: str) -> str:
-    return f"idem:{user_id}:{hashlib.sha256(key.encode()).hexdigest()}"
-
-
-def _from_cache(user_id: int, key: str) -> dict[str, Any] | None:
-    try:
-        raw = get_redis().get(_cache_key(user_id, key))
-    except redis.exceptions.RedisError:
-        return None
-    return json.loads(raw) if raw else None
-
-
-def _to_cache(user_id: int, key: str, digest: str, body: dict[str, Any], status: int) -> None:
-    try:
-        get_redis().set(_cache_key(user_id, key),
-                        json.dumps({"hash": digest, "body": body, "status": status}),
-                        ex=int(current_app.config["IDEMPOTENCY_TTL"]))
-    except redis.exceptions.RedisError:
-        pass  # the database row is the truth; the cache is only a shortcut
 
 
 def _claim(user_id: int, key: str, digest: str) -> int | Response:
@@ -129,13 +109,7 @@ def run_idempotent(scope: str, user_id: int, key: str | None, payload: Mapping[s
     """
     if key is None:
         return handler()
-    digest = request_hash(scope, payload)
-    cached = _from_cache(user_id, key)
-    if cached is not None:
-        if cached["hash"] != digest:
-            raise IdempotencyKeyReused(param="Idempotency-Key")
-        return cached["body"], int(cached["status"])
-    claim = _claim(user_id, key, digest)
+    claim = _claim(user_id, key, request_hash(scope, payload))
     if isinstance(claim, tuple):
         return claim
     row_id = claim
@@ -148,7 +122,6 @@ def run_idempotent(scope: str, user_id: int, key: str | None, payload: Mapping[s
         _release(row_id)
         return body, status
     _store(row_id, body, status)
-    _to_cache(user_id, key, digest, body, status)
     return body, status
 
 
