@@ -91,9 +91,6 @@ def _connections() -> tuple[psycopg.Connection[dict[str, Any]], psycopg.Connecti
     return _local.pair
 
 
-_REUSABLE = ("requires_payment_method", "requires_action", "processing", "failed")
-
-
 @app.post("/checkout-with-sql")
 def checkout_with_sql():  # type: ignore[no-untyped-def]
     if not _DATABASE.startswith("postgresql://"):
@@ -119,20 +116,19 @@ def checkout_with_sql():  # type: ignore[no-untyped-def]
             return _store(auto, claim, {"error": "No such payment method."}, 404)
         method_id = method["id"]
     tx.execute("SELECT id FROM users WHERE id = %s FOR NO KEY UPDATE", (user_id,))
-    digest = secrets.token_hex(32)
+    # The Idempotency-Key names the attempt (as the app's does): look it up, then insert.
+    digest, attempt = secrets.token_hex(32), secrets.token_hex(32)
     tx.execute("SELECT id FROM payments WHERE user_id = %s AND cart_hash = %s AND "
-               "((status = ANY(%s) AND created_at >= %s) OR (status = 'succeeded' AND "
-               "succeeded_at >= %s)) ORDER BY created_at DESC, id DESC LIMIT 1",
-               (user_id, digest, list(_REUSABLE), now - timedelta(hours=1),
-                now - timedelta(seconds=60))).fetchone()
+               "checkout_attempt = %s", (user_id, digest, attempt)).fetchone()
     amount = int(body["amount"])
     payment_id = tx.execute(
         "INSERT INTO payments (public_id, user_id, status, amount, currency, amount_refunded, "
-        "refund_reserved, description, cart_hash, cancel_requested, payment_method_id, "
-        "save_payment_method, needs_reconcile, confirm_attempts, create_attempts, created_at, "
-        "updated_at) VALUES (%s, %s, 'requires_payment_method', %s, 'usd', 0, 0, "
-        "'bench floor', %s, false, %s, false, true, 0, 0, %s, %s) RETURNING *",
-        (f"pay_{tag}", user_id, amount, digest, method_id, now, now)).fetchone()["id"]
+        "refund_reserved, description, cart_hash, checkout_attempt, cancel_requested, "
+        "payment_method_id, save_payment_method, needs_reconcile, confirm_attempts, "
+        "create_attempts, created_at, updated_at) VALUES (%s, %s, 'requires_payment_method', "
+        "%s, 'usd', 0, 0, 'bench floor', %s, %s, false, %s, false, true, 0, 0, %s, %s) "
+        "RETURNING *", (f"pay_{tag}", user_id, amount, digest, attempt, method_id, now, now)
+    ).fetchone()["id"]
     with tx.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO payment_items (payment_id, product_id, name, quantity, unit_amount) "

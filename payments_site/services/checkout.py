@@ -9,7 +9,10 @@ Which submits are the same attempt:
 - The checkout page sends its attempt token (`checkout_attempt`), fresh at each rendering:
   every submit of that page for the same cart and card is one payment (double clicks,
   retries after a decline or a lost answer); buying again from a new page is a new payment.
-- An API client's `Idempotency-Key` replays the stored answer (services/idempotency.py).
+- An API client's `Idempotency-Key` replays the stored answer (services/idempotency.py),
+  and names the attempt when no token is sent (`key_attempt`): a request run again under
+  the same key because its first run's answer was lost (the process died after Stripe
+  acted) finds that payment, however long ago it was paid; a new key is a new purchase.
 - Without either, a repeated submit of the same cart reuses the open payment, and a
   same-cart payment that succeeded moments ago is returned instead of charging again.
 The customer's lock (`db.lock_customer`) serialises these lookups on PostgreSQL and SQLite
@@ -18,6 +21,7 @@ alike.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections.abc import MutableMapping
@@ -88,14 +92,18 @@ class PaymentDeclined(CardDeclined):
 
 def process_payment(user: User, items: list[tuple[int, int]],
                     payment_method_id: str | None = None, save_payment_method: bool = False,
-                    checkout_attempt: str | None = None) -> ProcessResult:
+                    checkout_attempt: str | None = None,
+                    idempotency_key: str | None = None) -> ProcessResult:
     """The payment for this cart ([(product_id, quantity)]), charged at most once.
 
     With a saved card (its Stripe id) the server confirms now: `succeeded`,
     `requires_action` (the page runs Stripe.js handleNextAction) or PaymentDeclined (402)
     carrying the payment. Without one, the page confirms in the browser with the returned
-    client secret. `checkout_attempt` is the checkout page's attempt token, if any.
+    client secret. `checkout_attempt` is the checkout page's attempt token, if any; without
+    one, the request's `idempotency_key` names the attempt.
     """
+    if checkout_attempt is None and idempotency_key is not None:
+        checkout_attempt = key_attempt(user.id, idempotency_key)
     cart = price_items(items)
     method = _saved_method(user, payment_method_id)
     stripe_pm_id = method.stripe_payment_method_id if method else None
@@ -442,6 +450,13 @@ def complete_checkout(user: User, payment_public_id: str | None,
 def new_checkout_attempt() -> str:
     """A fresh attempt token for one rendering of the checkout page."""
     return secrets.token_urlsafe(18)
+
+
+def key_attempt(user_id: int, idempotency_key: str) -> str:
+    """The attempt an API client's Idempotency-Key names: 64 hex digits (the column's
+    size, whatever the key's), the same for the same user and key, and never a page's
+    token (those are 24 characters)."""
+    return hashlib.sha256(f"idempotency-key\n{user_id}\n{idempotency_key}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ def test_a_new_card_leaves_the_rows_a_checkout_leaves(floor, customer, mug, make
     assert payment.user_id == customer.id and payment.amount == 1999
     assert payment.stripe_payment_intent_id == answer["id"]
     assert payment.needs_reconcile is False and payment.status == "requires_payment_method"
+    assert payment.checkout_attempt is not None  # named by its key, as the app's are
     assert [(i.product_id, i.name, i.unit_amount) for i in items] == [
         (mug.id, mug.name, mug.unit_amount)]
     assert (claim.status, claim.response_status) == ("done", 201)

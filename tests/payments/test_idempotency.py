@@ -235,6 +235,65 @@ def test_a_claim_abandoned_mid_request_is_taken_over(shopper, customer, mug, mak
     assert len(intents_of(sc, customer)) == 1  # the same cart is never charged twice
 
 
+@pytest.mark.parametrize("later", [timedelta(minutes=3), timedelta(hours=2)])
+def test_a_key_run_again_after_its_answer_was_lost_never_charges_again(
+        shopper, customer, mug, make_card, sc, later):
+    """Stripe charged the card, then the process died before the answer was stored (the
+    claim stays `in_progress`). When the client retries with the same key, its claim has
+    been abandoned for minutes or hours: the run that takes it over finds the same payment
+    through the key, not a second charge, however long ago the first one succeeded."""
+    pm_id = make_card(customer)
+    body = {"items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id}
+    first = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-lost"})
+    assert first.status_code == 201 and first.get_json()["payment"]["status"] == "succeeded"
+    # The answer never reached the key's row, and `later` has passed since.
+    db.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == "k-lost").values(
+        status="in_progress", response_body=None, response_status=None,
+        created_at=utcnow() - later))
+    payment = db.session.scalars(select(Payment)).one()
+    payment.created_at -= later
+    payment.succeeded_at -= later
+    db.session.commit()
+
+    again = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-lost"})
+    assert again.status_code == 201, again.get_json()
+    assert again.get_json()["payment"]["id"] == first.get_json()["payment"]["id"]
+    assert again.get_json()["payment"]["status"] == "succeeded"
+    assert db.session.scalar(select(func.count(Payment.id))) == 1
+    assert len(intents_of(sc, customer)) == 1
+    charges = sc.v1.charges.list({"customer": customer.stripe_customer_id}).data
+    assert len(charges) == 1
+
+
+def test_a_new_key_is_a_new_purchase_of_the_same_cart(shopper, customer, mug, make_card, sc):
+    """API.md: a key names one purchase. Buying the same cart again on purpose, at once,
+    with a new key is a second payment (without a key it would be taken for a double
+    submit); the first key still replays the first."""
+    pm_id = make_card(customer)
+    body = {"items": [{"product_id": mug.id, "quantity": 1}], "payment_method_id": pm_id}
+    first = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-1"})
+    second = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-2"})
+    assert first.status_code == second.status_code == 201
+    assert second.get_json()["payment"]["id"] != first.get_json()["payment"]["id"]
+    assert second.get_json()["payment"]["status"] == "succeeded"
+    assert len(sc.v1.charges.list({"customer": customer.stripe_customer_id}).data) == 2
+    replay = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-1"})
+    assert replay.get_json() == first.get_json()
+
+
+def test_a_page_attempt_names_the_payment_whatever_the_key(shopper, customer, mug, sc):
+    """With both, the checkout page's attempt token decides: two keys under one attempt are
+    the same payment and PaymentIntent (a page that also sends keys cannot pay twice)."""
+    body = {"items": [{"product_id": mug.id, "quantity": 1}],
+            "checkout_attempt": "page-attempt-0123456789"}
+    first = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-a"})
+    second = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-b"})
+    assert first.status_code == second.status_code == 201
+    assert second.get_json()["payment"]["id"] == first.get_json()["payment"]["id"]
+    assert second.get_json()["client_secret"] == first.get_json()["client_secret"]
+    assert len(intents_of(sc, customer)) == 1
+
+
 def test_a_key_belongs_to_its_user(shopper, customer, mug, make_card, make_user, login_as,
                                    sc):
     """Two customers who happen to send the same Idempotency-Key never see each other's

@@ -44,12 +44,14 @@ def process_payment(body: ProcessPaymentRequest, header: IdempotencyKeyHeader) -
     """201 {payment, client_secret, requires_action}; 402 with the payment on a decline.
 
     Amount and currency come from the catalog; any client-sent amount, currency or status
-    is ignored. The same Idempotency-Key and body replays the stored answer; the same
-    `checkout_attempt` and cart is the same payment (the checkout page's Pay button).
+    is ignored. The same Idempotency-Key and body replays the stored answer, and a new key
+    is a new purchase, even of the same cart; the same `checkout_attempt` and cart is the
+    same payment (the checkout page's Pay button), whatever the key.
     """
     try:
         result = checkout.process_payment(current_user, body.cart(), body.payment_method_id,
-                                          body.save_payment_method, body.checkout_attempt)
+                                          body.save_payment_method, body.checkout_attempt,
+                                          header.key)
     except checkout.PaymentDeclined as declined:
         raise CardDeclined(declined.message, decline_code=declined.extra["decline_code"],
                            payload={"payment": Payment.of(declined.payment).dump()}
