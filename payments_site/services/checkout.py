@@ -102,8 +102,9 @@ def process_payment(user: User, items: list[tuple[int, int]],
     client secret. `checkout_attempt` is the checkout page's attempt token, if any; without
     one, the request's `idempotency_key` names the attempt.
     """
-    if checkout_attempt is None and idempotency_key is not None:
-        checkout_attempt = key_attempt(user.id, idempotency_key)
+    named_by_key = checkout_attempt is None and idempotency_key is not None
+    if named_by_key:
+        checkout_attempt = key_attempt(user.id, str(idempotency_key))
     cart = price_items(items)
     method = _saved_method(user, payment_method_id)
     stripe_pm_id = method.stripe_payment_method_id if method else None
@@ -124,11 +125,10 @@ def process_payment(user: User, items: list[tuple[int, int]],
     if created:
         log.info("payment %s created for user %s: %s %s", payment.public_id, user.id,
                  cart.amount, cart.currency)
-    elif checkout_attempt is not None:
-        _check_attempt_still_payable(payment, cart)
-
     if payment.status == "succeeded":
         return ProcessResult(payment, None, False)  # a double submit of a finished checkout
+    if not created and checkout_attempt is not None:
+        _check_attempt_still_payable(payment, cart, named_by_key)
     claimed = False
     if payment.stripe_payment_intent_id is None:
         if stripe_pm_id is None:
@@ -223,12 +223,22 @@ def _new_payment(user_id: int, cart: PricedCart, digest: str, method: PaymentMet
     return payment
 
 
-def _check_attempt_still_payable(payment: Payment, cart: PricedCart) -> None:
-    """The page that made this attempt showed a total; never charge another one for it."""
+def _check_attempt_still_payable(payment: Payment, cart: PricedCart, named_by_key: bool
+                                 ) -> None:
+    """The page (or the API request) that made this attempt showed, or was answered, a
+    total; never charge another one for it. An attempt named by an Idempotency-Key is told
+    in the API's words: the key, not a page, is what the client renews."""
     if payment.status == "canceled":
+        if named_by_key:
+            raise InvalidRequest("The payment made with this Idempotency-Key has expired. "
+                                 "Send a new key to pay.", param="Idempotency-Key")
         raise InvalidRequest("This checkout has expired. Reload the page to pay.",
                              param="checkout_attempt")
     if (payment.amount, payment.currency) != (cart.amount, cart.currency):
+        if named_by_key:
+            raise InvalidRequest("The prices of these items have changed since this "
+                                 "Idempotency-Key was first used. Send a new key to pay the "
+                                 "new total.", param="items")
         raise InvalidRequest("The prices in your cart have changed. Reload the page to see "
                              "the new total.", param="items")
 

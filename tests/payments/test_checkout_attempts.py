@@ -167,6 +167,23 @@ def test_a_price_change_after_the_attempt_started_is_never_charged_silently(shop
     assert _count_payments() == 1
 
 
+def test_a_paid_attempt_answers_paid_even_after_a_price_change(shopper, customer, mug,
+                                                               make_card, sc):
+    """Pay resent after the payment succeeded and the price changed: the payment is shown
+    as paid (nothing more is charged), not refused as a changed total."""
+    items = [{"product_id": mug.id, "quantity": 1}]
+    pm_id = make_card(customer)
+    first = _process(shopper, items, checkout_attempt=ATTEMPT, payment_method_id=pm_id)
+    assert first.get_json()["payment"]["status"] == "succeeded"
+    db.session.get(Product, mug.id).unit_amount = 2499
+    db.session.commit()
+    again = _process(shopper, items, checkout_attempt=ATTEMPT, payment_method_id=pm_id)
+    assert again.status_code == 201, again.get_json()
+    assert again.get_json()["payment"]["id"] == first.get_json()["payment"]["id"]
+    assert again.get_json()["payment"]["amount"] == 1999
+    assert len(sc.v1.charges.list({"customer": customer.stripe_customer_id}).data) == 1
+
+
 def test_an_attempt_whose_payment_was_canceled_has_expired(shopper, mug):
     items = [{"product_id": mug.id, "quantity": 1}]
     _process(shopper, items, checkout_attempt=ATTEMPT)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from payments_site.errors import IdempotencyKeyReused
 from payments_site.extensions import db
-from payments_site.models import IdempotencyKey, Payment, utcnow
+from payments_site.models import IdempotencyKey, Payment, Product, utcnow
 from payments_site.services import sweeper
 from payments_site.services.idempotency import ABANDONED_AFTER, run_idempotent
 from tests.payments.conftest import intents_of
@@ -263,6 +263,50 @@ def test_a_key_run_again_after_its_answer_was_lost_never_charges_again(
     assert len(intents_of(sc, customer)) == 1
     charges = sc.v1.charges.list({"customer": customer.stripe_customer_id}).data
     assert len(charges) == 1
+
+
+def _lose_the_answer(key: str) -> None:
+    """As if the request under `key` died before storing its answer, minutes ago."""
+    db.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == key).values(
+        status="in_progress", response_body=None, response_status=None,
+        created_at=utcnow() - ABANDONED_AFTER - timedelta(minutes=1)))
+    db.session.commit()
+
+
+def test_a_key_run_again_on_a_changed_or_expired_payment_is_told_in_api_words(
+        shopper, customer, mug, sc):
+    """The key's unpaid payment is never charged at another total than the one first
+    answered, nor revived once expired; the refusal names the key (not a page to reload)
+    and is itself kept under the key."""
+    body = {"items": [{"product_id": mug.id, "quantity": 1}]}
+    first = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-x"})
+    assert first.status_code == 201
+    _lose_the_answer("k-x")
+    db.session.get(Product, mug.id).unit_amount = 2499
+    db.session.commit()
+    changed = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-x"})
+    assert changed.status_code == 400
+    assert changed.get_json()["error"] == {
+        "code": "invalid_request", "param": "items",
+        "message": "The prices of these items have changed since this Idempotency-Key was "
+                   "first used. Send a new key to pay the new total."}
+    again = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-x"})
+    assert (again.status_code, again.get_json()) == (400, changed.get_json())
+
+    db.session.get(Product, mug.id).unit_amount = 1999
+    db.session.execute(update(Payment).values(status="canceled"))
+    db.session.commit()
+    _lose_the_answer("k-x")
+    expired = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-x"})
+    assert expired.status_code == 400
+    assert expired.get_json()["error"]["param"] == "Idempotency-Key"
+    assert expired.get_json()["error"]["message"] == (
+        "The payment made with this Idempotency-Key has expired. Send a new key to pay.")
+    assert db.session.scalar(select(func.count(Payment.id))) == 1
+    assert len(intents_of(sc, customer)) == 1
+    fresh = shopper.post("/api/payments/process", json=body, headers={"Idempotency-Key": "k-y"})
+    assert fresh.status_code == 201
+    assert fresh.get_json()["payment"]["id"] != first.get_json()["payment"]["id"]
 
 
 def test_a_new_key_is_a_new_purchase_of_the_same_cart(shopper, customer, mug, make_card, sc):
