@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, get_args
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from payments_site.models.base import Base, UTCDateTime, public_id, utcnow
@@ -25,7 +25,8 @@ def _refund_public_id() -> str:
 
 class Refund(Base):
     __tablename__ = "refunds"
-    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),
+                      UniqueConstraint("payment_id", "request_token"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True, default=_refund_public_id)
@@ -37,6 +38,9 @@ class Refund(Base):
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # Names the request that asked for it (services.refunds.request_token): an Idempotency-
+    # Key, or the admin form's key, asked again finds this refund instead of a second one.
+    request_token: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     # Indexed: the worker's daily roll-up finds the days whose refunds changed by it.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow,

@@ -9,6 +9,7 @@ its refund rows under the payment's row lock, so they always equal what Stripe s
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -88,18 +89,38 @@ def validate_refund_request(payment: Payment, amount: int | None, reason: Refund
 
 def request_refund(payment_public_id: str, amount: int | None = None,
                    reason: RefundReason | None = None, *, actor: User,
-                   currency: str | None = None) -> Refund:
-    """Validate, reserve and record a refund, then queue it for Stripe. 404/400 on bad asks."""
+                   currency: str | None = None, request_key: str | None = None) -> Refund:
+    """Validate, reserve and record a refund, then queue it for Stripe. 404/400 on bad asks.
+
+    `request_key` is the request's Idempotency-Key (or the admin form's key). The refund it
+    already made on this payment, if any, is returned as it is: the request runs again only
+    when its first answer was lost (its process died after the refund was recorded), and
+    nothing may be reserved or refunded twice for it.
+    """
     payment = get_payment(payment_public_id)
+    token = request_token(actor.id, request_key) if request_key is not None else None
+    if token is not None:
+        made = db.session.scalar(select(Refund).where(Refund.payment_id == payment.id,
+                                                      Refund.request_token == token))
+        if made is not None:
+            return made  # queued with it; the sweeper resubmits it if it never reached Stripe
     return create_refund(validate_refund_request(payment, amount, reason, currency),
-                         actor=actor)
+                         actor=actor, token=token)
 
 
-def create_refund(ask: RefundRequest, *, actor: User) -> Refund:
+def request_token(actor_id: int, request_key: str) -> str:
+    """What names one refund request: who asked, and the key they asked with (64 hex
+    digits, whatever the key's length)."""
+    return hashlib.sha256(f"refund-request\n{actor_id}\n{request_key}".encode()).hexdigest()
+
+
+def create_refund(ask: RefundRequest, *, actor: User, token: str | None = None) -> Refund:
     """Reserve the amount and insert the pending refund in ONE transaction, then enqueue it.
 
     The conditional UPDATE is the cap: whatever ran meanwhile, it only matches while the
-    payment is succeeded and the new reservation still fits in the captured amount.
+    payment is succeeded and the new reservation still fits in the captured amount. The
+    refund's `token` (`request_token`) is unique per payment, so one request cannot insert
+    two.
     """
     payment = ask.payment
     amount = ask.amount
@@ -116,7 +137,8 @@ def create_refund(ask: RefundRequest, *, actor: User) -> Refund:
                        Payment.refund_reserved + amount <= Payment.amount,
                        refund_reserved=Payment.refund_reserved + amount):
             refund = Refund(payment_id=payment.id, amount=amount, currency=payment.currency,
-                            status="pending", reason=ask.reason, created_by_id=actor.id)
+                            status="pending", reason=ask.reason, created_by_id=actor.id,
+                            request_token=token)
             db.session.add(refund)
             db.session.flush()
             audit.record("refund.requested", actor=actor, payment=payment, refund=refund,

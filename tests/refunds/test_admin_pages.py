@@ -7,11 +7,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from payments_site.extensions import db
-from payments_site.models import AuditLog, OutboundEmail, Payment, Refund, WebhookEvent
+from payments_site.models import (
+    AuditLog,
+    IdempotencyKey,
+    OutboundEmail,
+    Payment,
+    Refund,
+    WebhookEvent,
+    utcnow,
+)
 from payments_site.money import parse_major_amount, to_major_string
+from payments_site.services.idempotency import ABANDONED_AFTER
 from tests.refunds.helpers import charge_amount_refunded, paid_payment, unpaid_payment
 
 
@@ -233,6 +242,31 @@ def test_refund_form_confirms_then_refunds(app, sdk, customer, admin, login_as, 
     assert fresh.amount_refunded == 1234 == charge_amount_refunded(sdk, payment)
     audit = db.session.scalar(select(AuditLog).where(AuditLog.action == "refund.requested"))
     assert (audit.actor_id, audit.amount) == (admin.id, 1234)
+
+
+def test_a_confirm_sent_again_after_its_answer_was_lost_refunds_once(app, sdk, customer, admin,
+                                                                    login_as, run_jobs):
+    """The refund was recorded, then the process died before the form's answer was kept
+    (its claim stays `in_progress`). Confirm sent again minutes later, with the same form,
+    shows the refund it made: nothing is reserved or refunded twice."""
+    payment = paid_payment(sdk, customer, 3000)
+    session = login_as(admin)
+    confirm = dict(amount="12.34", reason="requested_by_customer", confirm="yes",
+                   form_key="form-key-lost-answer")
+    assert _form_post(session, payment, **confirm).status_code == 302
+    db.session.execute(update(IdempotencyKey).values(
+        status="in_progress", response_body=None, response_status=None,
+        created_at=utcnow() - ABANDONED_AFTER - timedelta(minutes=1)))
+    db.session.commit()
+    again = _form_post(session, payment, **confirm)
+    assert again.status_code == 302
+    page = _page(session.get(again.headers["Location"]))
+    assert "Refund of $12.34 to customer@example.com requested" in page
+    assert [r.amount for r in db.session.scalars(select(Refund))] == [1234]
+    run_jobs()
+    db.session.expire_all()
+    assert db.session.get(Payment, payment.id).amount_refunded == 1234
+    assert charge_amount_refunded(sdk, payment) == 1234
 
 
 @pytest.mark.parametrize("amount, reason, message", [

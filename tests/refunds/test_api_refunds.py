@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from payments_site.extensions import db
-from payments_site.models import AuditLog, Payment, Refund
+from payments_site.models import AuditLog, IdempotencyKey, Payment, Refund, utcnow
+from payments_site.services.idempotency import ABANDONED_AFTER
 from tests.conftest import csrf_token_from
 from tests.refunds.helpers import charge_amount_refunded, paid_payment, unpaid_payment
 
@@ -231,6 +233,34 @@ def test_idempotency_key_replays_and_rejects_other_body(app, sdk, customer, admi
     run_jobs()
     assert _reload(payment).amount_refunded == 700
     assert charge_amount_refunded(sdk, payment) == 700
+
+
+def test_a_key_run_again_after_its_answer_was_lost_never_refunds_twice(
+        app, sdk, customer, admin_api, run_jobs):
+    """The refund was reserved and queued, then the process died before the answer was
+    stored (the claim stays `in_progress`). The retry with the same key takes the abandoned
+    claim over and answers the same refund: nothing is reserved or refunded a second time."""
+    payment = paid_payment(sdk, customer, 3000)
+    body = {"payment_id": payment.public_id, "amount": 700, "reason": "duplicate"}
+    first = admin_api(body, key="refund-lost")
+    assert first.status_code == 202
+    db.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == "refund-lost").values(
+        status="in_progress", response_body=None, response_status=None,
+        created_at=utcnow() - ABANDONED_AFTER - timedelta(minutes=1)))
+    db.session.commit()
+
+    again = admin_api(body, key="refund-lost")
+    assert again.status_code == 202, again.get_json()
+    assert again.get_json()["refund"]["id"] == first.get_json()["refund"]["id"]
+    assert len(db.session.scalars(select(Refund)).all()) == 1
+    assert _reload(payment).refund_reserved == 700
+    run_jobs()
+    assert _reload(payment).amount_refunded == 700
+    assert charge_amount_refunded(sdk, payment) == 700
+    # Another key is another refund, as before.
+    other = admin_api(body, key="refund-other")
+    assert other.status_code == 202
+    assert other.get_json()["refund"]["id"] != first.get_json()["refund"]["id"]
 
 
 def test_rate_limited(app, sdk, customer, admin_api):

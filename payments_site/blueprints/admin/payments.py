@@ -75,7 +75,8 @@ def refund(public_id: str) -> Page | Response:
 
     def request_refund() -> tuple[dict[str, Any], int]:
         try:
-            made = refunds.request_refund(payment.public_id, amount, reason, actor=current_user)
+            made = refunds.request_refund(payment.public_id, amount, reason, actor=current_user,
+                                          request_key=form.form_key.data or None)
         except DomainError as error:
             return error.to_dict(), error.status
         return {"refund": Refund.of(made).dump()}, 202

@@ -99,7 +99,8 @@ def refund_payment(body: RefundRequest, header: IdempotencyKeyHeader) -> Answer:
     is reserved or recorded).
     """
     refund = refunds.request_refund(body.payment_id, body.amount, body.reason,
-                                    actor=current_user, currency=body.currency)
+                                    actor=current_user, currency=body.currency,
+                                    request_key=header.key)
     return RequestedRefund(refund=Refund.of(refund)).dump(), 202
 
 
