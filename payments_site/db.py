@@ -120,11 +120,11 @@ def lock_customer(user_id: int) -> None:
 
 
 # Built once: every checkout and card change takes the lock with the same compiled statement.
-_users = cast(Table, User.__table__).c
-_LOCK_USER_ROW = select(_users.id).where(_users.id == bindparam("user_id")) \
+_USERS = cast(Table, User.__table__)
+_LOCK_USER_ROW = select(_USERS.c.id).where(_USERS.c.id == bindparam("user_id")) \
     .with_for_update(key_share=True)
-_TOUCH_USER_ROW = update(cast(Table, User.__table__)).where(
-    _users.id == bindparam("user_id")).values(id=_users.id)
+_TOUCH_USER_ROW = update(_USERS).where(_USERS.c.id == bindparam("user_id")) \
+    .values(id=_USERS.c.id)
 
 
 def lock_row(obj: Model) -> Model:

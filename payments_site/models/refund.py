@@ -38,7 +38,7 @@ class Refund(Base):
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
-    # Names the request that asked for it (services.refunds.request_token): an Idempotency-
+    # Names the request that asked for it (services.idempotency.key_token): an Idempotency-
     # Key, or the admin form's key, asked again finds this refund instead of a second one.
     request_token: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -21,7 +21,6 @@ alike.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from collections.abc import MutableMapping
@@ -53,6 +52,7 @@ from payments_site.models import Payment, PaymentItem, PaymentMethod, User, utcn
 from payments_site.services import cart as session_cart
 from payments_site.services import payments as payments_service
 from payments_site.services.customers import ensure_stripe_customer
+from payments_site.services.idempotency import key_token
 from payments_site.services.pricing import (
     PricedCart,
     cart_hash,
@@ -102,9 +102,9 @@ def process_payment(user: User, items: list[tuple[int, int]],
     client secret. `checkout_attempt` is the checkout page's attempt token, if any; without
     one, the request's `idempotency_key` names the attempt.
     """
-    named_by_key = checkout_attempt is None and idempotency_key is not None
-    if named_by_key:
-        checkout_attempt = key_attempt(user.id, str(idempotency_key))
+    named_by_key = False
+    if checkout_attempt is None and idempotency_key is not None:
+        checkout_attempt, named_by_key = key_attempt(user.id, idempotency_key), True
     cart = price_items(items)
     method = _saved_method(user, payment_method_id)
     stripe_pm_id = method.stripe_payment_method_id if method else None
@@ -464,9 +464,8 @@ def new_checkout_attempt() -> str:
 
 def key_attempt(user_id: int, idempotency_key: str) -> str:
     """The attempt an API client's Idempotency-Key names: 64 hex digits (the column's
-    size, whatever the key's), the same for the same user and key, and never a page's
-    token (those are 24 characters)."""
-    return hashlib.sha256(f"idempotency-key\n{user_id}\n{idempotency_key}".encode()).hexdigest()
+    size), never a page's token (those are 24 characters)."""
+    return key_token("idempotency-key", user_id, idempotency_key)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,13 @@ def request_hash(scope: str, payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
 
 
+def key_token(purpose: str, user_id: int, key: str) -> str:
+    """What one user's key names for `purpose`, kept beside the work the key did (a
+    checkout's attempt, a refund's request) so that the key run again finds that work:
+    64 hex digits whatever the key's length, the same for the same user and key."""
+    return hashlib.sha256(f"{purpose}\n{user_id}\n{key}".encode()).hexdigest()
+
+
 def _claim(user_id: int, key: str, digest: str) -> int | Response:
     """Insert our claim on the key (its row id), or return what the existing claim says."""
     ttl = timedelta(seconds=int(current_app.config["IDEMPOTENCY_TTL"]))

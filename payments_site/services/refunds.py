@@ -9,7 +9,6 @@ its refund rows under the payment's row lock, so they always equal what Stripe s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +23,7 @@ from payments_site.extensions import db
 from payments_site.models import REFUND_REASONS, Payment, Refund, RefundReason, User, utcnow
 from payments_site.money import InvalidAmount, require_amount_step
 from payments_site.services import audit, fulfilment, payments
+from payments_site.services.idempotency import key_token
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def request_refund(payment_public_id: str, amount: int | None = None,
     nothing may be reserved or refunded twice for it.
     """
     payment = get_payment(payment_public_id)
-    token = request_token(actor.id, request_key) if request_key is not None else None
+    token = None if request_key is None else key_token("refund-request", actor.id, request_key)
     if token is not None:
         made = db.session.scalar(select(Refund).where(Refund.payment_id == payment.id,
                                                       Refund.request_token == token))
@@ -106,12 +106,6 @@ def request_refund(payment_public_id: str, amount: int | None = None,
             return made  # queued with it; the sweeper resubmits it if it never reached Stripe
     return create_refund(validate_refund_request(payment, amount, reason, currency),
                          actor=actor, token=token)
-
-
-def request_token(actor_id: int, request_key: str) -> str:
-    """What names one refund request: who asked, and the key they asked with (64 hex
-    digits, whatever the key's length)."""
-    return hashlib.sha256(f"refund-request\n{actor_id}\n{request_key}".encode()).hexdigest()
 
 
 def create_refund(ask: RefundRequest, *, actor: User, token: str | None = None) -> Refund:
